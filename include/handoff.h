@@ -1,0 +1,101 @@
+/*
+ * handoff: zero-downtime upgrades by starting the new binary.
+ *
+ * A server creates a struct handoff on its libevent base, names the
+ * listeners it wants, and calls handoff_start(). If another process serves
+ * on the same control socket, its listeners are taken over (the same
+ * sockets, so nothing queued is lost); otherwise they are bound fresh. The
+ * server then accepts on handoff_listener_fd() and calls handoff_ready().
+ * From then on it is the incumbent: when a successor is ready, the library
+ * tells it, through its event callback, to pause, to drain, to hammer, or
+ * to resume (rollback).
+ *
+ * Errors: every function that returns int returns 0 (or a value >= 0) on
+ * success and -1 on failure, and a pointer-returning function returns NULL;
+ * handoff_strerror() then says what failed, where, and what to do. Nothing
+ * here installs signal handlers or calls exit().
+ *
+ * Fds: every listener fd belongs to the struct handoff. The application
+ * may accept on it, must not close it, and must not use it after
+ * handoff_free(), which closes them all.
+ */
+#ifndef HANDOFF_H
+#define HANDOFF_H
+
+#include <sys/types.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct handoff;
+
+#define HANDOFF_PROTO_VERSION	1
+
+enum handoff_event {
+	HANDOFF_PAUSE,	/* stop accepting: a successor serves, or a stop began */
+	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_deadline() */
+	HANDOFF_RESUME,	/* rollback: the successor vanished, accept again */
+	HANDOFF_HAMMER,	/* the deadline passed: close what is left and exit */
+};
+
+typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,
+		    void *);
+typedef void	(*handoff_log_cb)(const char *, void *);
+typedef unsigned (*handoff_count_cb)(void *);
+
+/* Takes no ownership of base; copies control_path. */
+struct handoff	*handoff_new(struct event_base *, const char *);
+void		 handoff_free(struct handoff *);
+const char	*handoff_strerror(const struct handoff *);
+
+/* Settings; all before handoff_start(). */
+int		 handoff_set_ident(struct handoff *, const char *);
+int		 handoff_set_tag(struct handoff *, const char *);
+void		 handoff_set_ready_timeout(struct handoff *, unsigned);
+void		 handoff_set_drain_timeout(struct handoff *, unsigned);
+void		 handoff_set_io_timeout(struct handoff *, unsigned);
+int		 handoff_allow_uid(struct handoff *, uid_t);
+void		 handoff_set_event_cb(struct handoff *, handoff_event_cb,
+		    void *);
+void		 handoff_set_log_cb(struct handoff *, handoff_log_cb, void *);
+void		 handoff_set_count_cb(struct handoff *, handoff_count_cb,
+		    void *);
+
+/* Application state offered to the successor: a JSON object, as text. */
+int		 handoff_set_state(struct handoff *, const char *);
+/* The predecessor's state as JSON text, or NULL after a fresh start. */
+const char	*handoff_predecessor_state(const struct handoff *);
+
+/* Asks for a listener: NAME and tcp://HOST:PORT, tcp://[V6]:PORT,
+ * udp://HOST:PORT or unix:PATH. */
+int		 handoff_listen(struct handoff *, const char *, const char *);
+
+/* Takes over from the incumbent or binds fresh. Blocks, bounded by the
+ * I/O timeout. On failure nothing is left bound and the incumbent, if
+ * any, carries on. */
+int		 handoff_start(struct handoff *);
+
+size_t		 handoff_listener_count(const struct handoff *);
+const char	*handoff_listener_name(const struct handoff *, size_t);
+int		 handoff_listener_fd(const struct handoff *, size_t);
+int		 handoff_fd(const struct handoff *, const char *);
+
+/* The application serves: tell the predecessor, open the control socket. */
+int		 handoff_ready(struct handoff *);
+/* Graceful stop: HANDOFF_PAUSE, HANDOFF_DRAIN, then at the deadline
+ * HANDOFF_HAMMER, unless the application has exited first. */
+int		 handoff_stop(struct handoff *);
+
+unsigned	 handoff_generation(const struct handoff *);
+pid_t		 handoff_predecessor(const struct handoff *);
+/* Milliseconds left before the hammer, while draining; 0 otherwise. */
+unsigned	 handoff_drain_remaining(const struct handoff *);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * control: the control socket path, the lock beside it that serialises
+ * start-up and takeover, and the listening control socket itself.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handoff-int.h"
+#include "message.h"
+
+/*
+ * A POSIX record lock, not flock(2), so a failed attempt can name the pid
+ * that holds it. Released on close, or when the process dies.
+ */
+int
+control_lock(struct handoff *h)
+{
+	struct flock	fl;
+	int		fd;
+
+	fd = open(h->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1)
+		return herr(h, "cannot open lock file %s: %s (does the "
+		    "directory exist and is it writable?)", h->lock_path,
+		    strerror(errno));
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_SETLK, &fl) == -1) {
+		if (errno == EACCES || errno == EAGAIN) {
+			memset(&fl, 0, sizeof(fl));
+			fl.l_type = F_WRLCK;
+			fl.l_whence = SEEK_SET;
+			if (fcntl(fd, F_GETLK, &fl) == 0 &&
+			    fl.l_type != F_UNLCK)
+				herr(h, "another start or takeover is under "
+				    "way on %s (pid %ld holds %s); try again "
+				    "when it has finished", h->control_path,
+				    (long)fl.l_pid, h->lock_path);
+			else
+				herr(h, "another start or takeover is under "
+				    "way on %s; try again when it has finished",
+				    h->control_path);
+		} else
+			herr(h, "cannot lock %s: %s", h->lock_path,
+			    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	h->lock_fd = fd;
+	return 0;
+}
+
+void
+control_unlock(struct handoff *h)
+{
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
+	h->lock_fd = -1;
+}
+
+/*
+ * Is anybody serving at the control path? Sets *sock to a connected
+ * socket if so, to -1 if not (absent or stale); -1 on a path we must not
+ * touch. Runs with the lock held, so a stale file can be removed safely.
+ */
+int
+control_probe(struct handoff *h, int *sock)
+{
+	struct sockaddr_un	sun;
+	struct stat		st;
+	int			fd;
+
+	*sock = -1;
+	if (lstat(h->control_path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return herr(h, "cannot stat control socket %s: %s",
+		    h->control_path, strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return herr(h, "control path %s exists and is not a socket; "
+		    "remove it or choose another --control", h->control_path);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return herr(h, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		*sock = fd;
+		return 0;
+	}
+	close(fd);
+	if (errno == ECONNREFUSED || errno == ENOENT) {
+		hlog(h, "stale control socket %s (nobody accepts on it): "
+		    "replacing it", h->control_path);
+		if (unlink(h->control_path) == -1 && errno != ENOENT)
+			return herr(h, "cannot remove stale control socket "
+			    "%s: %s", h->control_path, strerror(errno));
+		return 0;
+	}
+	if (errno == EPROTOTYPE)
+		return herr(h, "%s is a socket of another type, not a handoff "
+		    "control socket; remove it or choose another --control",
+		    h->control_path);
+	return herr(h, "cannot connect to control socket %s: %s",
+	    h->control_path, strerror(errno));
+}
+
+/* Binds the control socket fresh; the path is free (control_probe). */
+int
+control_bind(struct handoff *h)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+	mode_t			old;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1)
+		return herr(h, "socket: %s", strerror(errno));
+	/* Only our uid (and root) may connect; the peer check is the rule. */
+	old = umask(0077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		herr(h, "cannot bind control socket %s: %s", h->control_path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (listen(fd, 64) == -1) {
+		herr(h, "listen on %s: %s", h->control_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (hlistener_set(&h->control, CONTROL_NAME, NULL, fd) == -1)
+		return herr(h, "cannot identify control socket %s",
+		    h->control_path);
+	return 0;
+}
+
+/* Starts, or resumes, accepting on the control socket. */
+int
+control_listen(struct handoff *h)
+{
+	if (h->control_ev == NULL) {
+		h->control_ev = event_new(h->base, h->control.fd,
+		    EV_READ | EV_PERSIST, incumbent_accept, h);
+		if (h->control_ev == NULL)
+			return herr(h, "cannot create control event");
+	}
+	if (event_add(h->control_ev, NULL) == -1)
+		return herr(h, "cannot watch control socket");
+	return 0;
+}
+
+void
+control_pause(struct handoff *h)
+{
+	if (h->control_ev != NULL)
+		event_del(h->control_ev);
+}
+
+/* The manifest entry of a listener, as the kernel reports it. */
+json_t *
+control_entry(const struct hlistener *l)
+{
+	json_t	*e;
+
+	e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}",
+	    "name", l->name,
+	    "kind", listener_kind_name(listener_kind_of(&l->id)),
+	    "family", listener_family_name(l->id.family),
+	    "socktype", listener_socktype_name(l->id.socktype),
+	    "address", l->id.address,
+	    "listening", l->id.listening);
+	if (e != NULL && l->spec != NULL &&
+	    json_object_set_new(e, "spec", json_string(l->spec)) == -1) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
+}

@@ -1,0 +1,147 @@
+/*
+ * The struct handoff shared by the modules of libhandoff. Not installed.
+ */
+#ifndef HANDOFF_INT_H
+#define HANDOFF_INT_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "handoff.h"
+#include "listener.h"
+
+#define CONTROL_NAME		"@control"
+#define HANDOFF_MAX_ALLOW	16
+#define HANDOFF_ERR_MAX		512
+
+/* One listener; fd owned by this struct until closed or handed over. */
+struct hlistener {
+	char			*name;
+	char			*spec;		/* as asked for, or NULL */
+	int			 fd;
+	struct listener_id	 id;
+};
+
+struct request {
+	char			*name;
+	char			*spec;
+	struct listener_spec	 ls;
+};
+
+enum hstate {
+	HS_NEW,		/* before handoff_start */
+	HS_STARTED,	/* listeners held, application not yet ready */
+	HS_WAITING,	/* successor: ready sent, waiting for released */
+	HS_SERVING,
+	HS_OFFERING,	/* incumbent: a takeover is under way */
+	HS_DRAINING,	/* incumbent: released, draining */
+	HS_STOPPING,	/* graceful stop, draining */
+};
+
+struct outmsg {
+	STAILQ_ENTRY(outmsg)	 entry;
+	char			*buf;
+	size_t			 len;
+	int			*fds;		/* borrowed: listeners own them */
+	size_t			 nfds;
+};
+
+enum peer_state {
+	PEER_NEW,	/* waiting for the first message */
+	PEER_OFFERED,	/* offer sent, waiting for ready */
+	PEER_RELEASED,	/* our successor; we drain */
+	PEER_HOLD,	/* asked us to stop; closed when we exit */
+	PEER_CLOSING,	/* close once the queue is written */
+};
+
+struct peer {
+	LIST_ENTRY(peer)	 entry;
+	struct handoff		*h;
+	int			 fd;
+	uid_t			 uid;
+	pid_t			 pid;
+	enum peer_state		 state;
+	struct event		*rev;
+	struct event		*wev;
+	struct event		*timer;
+	STAILQ_HEAD(, outmsg)	 queue;
+};
+
+struct handoff {
+	struct event_base	*base;
+	char			*control_path;
+	char			*lock_path;
+	int			 lock_fd;
+	char			*ident;
+	char			*tag;
+	unsigned		 ready_timeout;	/* ms */
+	unsigned		 drain_timeout;	/* ms */
+	unsigned		 io_timeout;	/* ms */
+	uid_t			 allow[HANDOFF_MAX_ALLOW];
+	size_t			 nallow;
+
+	handoff_event_cb	 event_cb;
+	void			*event_arg;
+	handoff_log_cb		 log_cb;
+	void			*log_arg;
+	handoff_count_cb	 count_cb;
+	void			*count_arg;
+
+	json_t			*state;		/* ours, offered */
+	char			*pred_state;	/* the predecessor's, as text */
+
+	struct request		*requests;
+	size_t			 nrequests;
+	struct hlistener	*listeners;
+	size_t			 nlisteners;
+	struct hlistener	 control;
+
+	enum hstate		 hstate;
+	unsigned		 generation;
+	pid_t			 predecessor;
+	struct event		*control_ev;
+	struct event		*drain_ev;
+	struct timeval		 drain_end;
+	LIST_HEAD(, peer)	 peers;
+	struct peer		*successor;	/* the peer taking over from us */
+
+	json_t			*changes;	/* adopted, added, retired */
+	int			 pred_fd;	/* successor side */
+	struct event		*pred_ev;
+
+	char			 err[HANDOFF_ERR_MAX];
+};
+
+/* handoff.c */
+void	 hlog(struct handoff *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	 herr(struct handoff *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	 hevent(struct handoff *, enum handoff_event);
+void	 hlistener_close(struct hlistener *);
+int	 hlistener_set(struct hlistener *, const char *, const char *, int);
+unsigned hcount(struct handoff *);
+void	 hdrain_begin(struct handoff *);
+void	 hdrain_cancel(struct handoff *);
+
+/* control.c */
+int	 control_lock(struct handoff *);
+void	 control_unlock(struct handoff *);
+int	 control_probe(struct handoff *, int *);
+int	 control_bind(struct handoff *);
+int	 control_listen(struct handoff *);
+void	 control_pause(struct handoff *);
+json_t	*control_entry(const struct hlistener *);
+
+/* incumbent.c */
+void	 incumbent_accept(evutil_socket_t, short, void *);
+void	 incumbent_free_peers(struct handoff *);
+
+/* successor.c */
+int	 successor_takeover(struct handoff *, int);
+int	 successor_ready(struct handoff *);
+
+#endif

@@ -1,0 +1,504 @@
+/*
+ * handoff: the public API. Settings, the listener table, start, ready,
+ * stop, drain deadline, and logging with pid and generation.
+ */
+#include "config.h"
+
+#include <sys/time.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handoff-int.h"
+#include "message.h"
+
+#define DEFAULT_READY_TIMEOUT	30000
+#define DEFAULT_DRAIN_TIMEOUT	30000
+#define DEFAULT_IO_TIMEOUT	5000
+
+static void
+log_stderr(const char *line, void *arg)
+{
+	fprintf(stderr, "%s\n", line);
+}
+
+void
+hlog(struct handoff *h, const char *fmt, ...)
+{
+	char	text[1024], line[1200];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (h->generation > 0)
+		snprintf(line, sizeof(line), "%s[%ld] gen %u: %s", h->ident,
+		    (long)getpid(), h->generation, text);
+	else
+		snprintf(line, sizeof(line), "%s[%ld]: %s", h->ident,
+		    (long)getpid(), text);
+	h->log_cb(line, h->log_arg);
+}
+
+/* Records the reason of a failure; always returns -1. */
+int
+herr(struct handoff *h, const char *fmt, ...)
+{
+	va_list	ap;
+	int	save_errno = errno;
+
+	va_start(ap, fmt);
+	vsnprintf(h->err, sizeof(h->err), fmt, ap);
+	va_end(ap);
+	errno = save_errno;
+	return -1;
+}
+
+void
+hevent(struct handoff *h, enum handoff_event ev)
+{
+	if (h->event_cb != NULL)
+		h->event_cb(h, ev, h->event_arg);
+}
+
+unsigned
+hcount(struct handoff *h)
+{
+	return h->count_cb != NULL ? h->count_cb(h->count_arg) : 0;
+}
+
+void
+hlistener_close(struct hlistener *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	free(l->name);
+	free(l->spec);
+	l->name = l->spec = NULL;
+}
+
+/* Takes fd: on failure it is closed. */
+int
+hlistener_set(struct hlistener *l, const char *name, const char *spec,
+    int fd)
+{
+	memset(l, 0, sizeof(*l));
+	l->fd = fd;
+	l->name = strdup(name);
+	l->spec = spec != NULL ? strdup(spec) : NULL;
+	if (l->name == NULL || (spec != NULL && l->spec == NULL) ||
+	    listener_identify(fd, &l->id) == -1) {
+		hlistener_close(l);
+		return -1;
+	}
+	return 0;
+}
+
+struct handoff *
+handoff_new(struct event_base *base, const char *control_path)
+{
+	struct handoff	*h;
+	size_t		 len;
+
+	if (base == NULL || control_path == NULL ||
+	    (len = strlen(control_path)) == 0 || len > 100) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->base = base;
+	h->lock_fd = -1;
+	h->pred_fd = -1;
+	h->control.fd = -1;
+	h->ready_timeout = DEFAULT_READY_TIMEOUT;
+	h->drain_timeout = DEFAULT_DRAIN_TIMEOUT;
+	h->io_timeout = DEFAULT_IO_TIMEOUT;
+	h->log_cb = log_stderr;
+	h->allow[h->nallow++] = geteuid();
+	if (geteuid() != 0)
+		h->allow[h->nallow++] = 0;
+	LIST_INIT(&h->peers);
+	h->control_path = strdup(control_path);
+	h->ident = strdup("handoff");
+	h->tag = strdup("");
+	if (h->control_path == NULL || h->ident == NULL || h->tag == NULL ||
+	    asprintf(&h->lock_path, "%s.lock", control_path) == -1) {
+		h->lock_path = NULL;
+		handoff_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+handoff_free(struct handoff *h)
+{
+	size_t	i;
+
+	if (h == NULL)
+		return;
+	incumbent_free_peers(h);
+	if (h->control_ev != NULL)
+		event_free(h->control_ev);
+	if (h->drain_ev != NULL)
+		event_free(h->drain_ev);
+	if (h->pred_ev != NULL)
+		event_free(h->pred_ev);
+	if (h->pred_fd >= 0)
+		close(h->pred_fd);
+	for (i = 0; i < h->nlisteners; i++)
+		hlistener_close(&h->listeners[i]);
+	hlistener_close(&h->control);
+	for (i = 0; i < h->nrequests; i++) {
+		free(h->requests[i].name);
+		free(h->requests[i].spec);
+	}
+	control_unlock(h);
+	free(h->listeners);
+	free(h->requests);
+	json_decref(h->state);
+	json_decref(h->changes);
+	free(h->pred_state);
+	free(h->control_path);
+	free(h->lock_path);
+	free(h->ident);
+	free(h->tag);
+	free(h);
+}
+
+const char *
+handoff_strerror(const struct handoff *h)
+{
+	return h->err[0] != '\0' ? h->err : "no error";
+}
+
+static int
+replace_string(struct handoff *h, char **dst, const char *src)
+{
+	char	*s;
+
+	if (src == NULL || (s = strdup(src)) == NULL)
+		return herr(h, "out of memory or missing string");
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+int
+handoff_set_ident(struct handoff *h, const char *ident)
+{
+	return replace_string(h, &h->ident, ident);
+}
+
+int
+handoff_set_tag(struct handoff *h, const char *tag)
+{
+	if (tag != NULL && strlen(tag) > MSG_NAME_MAX * 4)
+		return herr(h, "tag longer than %d bytes", MSG_NAME_MAX * 4);
+	return replace_string(h, &h->tag, tag);
+}
+
+void
+handoff_set_ready_timeout(struct handoff *h, unsigned ms)
+{
+	h->ready_timeout = ms;
+}
+
+void
+handoff_set_drain_timeout(struct handoff *h, unsigned ms)
+{
+	h->drain_timeout = ms;
+}
+
+void
+handoff_set_io_timeout(struct handoff *h, unsigned ms)
+{
+	h->io_timeout = ms > 0 ? ms : DEFAULT_IO_TIMEOUT;
+}
+
+int
+handoff_allow_uid(struct handoff *h, uid_t uid)
+{
+	if (h->nallow == HANDOFF_MAX_ALLOW)
+		return herr(h, "at most %d allowed uids", HANDOFF_MAX_ALLOW);
+	h->allow[h->nallow++] = uid;
+	return 0;
+}
+
+void
+handoff_set_event_cb(struct handoff *h, handoff_event_cb cb, void *arg)
+{
+	h->event_cb = cb;
+	h->event_arg = arg;
+}
+
+void
+handoff_set_log_cb(struct handoff *h, handoff_log_cb cb, void *arg)
+{
+	h->log_cb = cb != NULL ? cb : log_stderr;
+	h->log_arg = arg;
+}
+
+void
+handoff_set_count_cb(struct handoff *h, handoff_count_cb cb, void *arg)
+{
+	h->count_cb = cb;
+	h->count_arg = arg;
+}
+
+int
+handoff_set_state(struct handoff *h, const char *text)
+{
+	json_error_t	 jerr;
+	json_t		*o;
+
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL)
+		return herr(h, "state is not valid JSON: %s", jerr.text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return herr(h, "state must be a JSON object");
+	}
+	json_decref(h->state);
+	h->state = o;
+	return 0;
+}
+
+const char *
+handoff_predecessor_state(const struct handoff *h)
+{
+	return h->pred_state;
+}
+
+int
+handoff_listen(struct handoff *h, const char *name, const char *spec)
+{
+	struct request	*r;
+	size_t		 i;
+
+	if (h->hstate != HS_NEW)
+		return herr(h, "listeners must be named before handoff_start");
+	if (name == NULL || !msg_name_valid(name) || name[0] == '@')
+		return herr(h, "listener name \"%s\": use 1 to %d of A-Z a-z "
+		    "0-9 _ . : - (not starting with @)", name ? name : "",
+		    MSG_NAME_MAX);
+	for (i = 0; i < h->nrequests; i++)
+		if (strcmp(h->requests[i].name, name) == 0)
+			return herr(h, "listener name \"%s\" given twice",
+			    name);
+	r = reallocarray(h->requests, h->nrequests + 1, sizeof(*r));
+	if (r == NULL)
+		return herr(h, "out of memory");
+	h->requests = r;
+	r = &h->requests[h->nrequests];
+	memset(r, 0, sizeof(*r));
+	if (listener_spec_parse(spec, &r->ls, h->err, sizeof(h->err)) == -1)
+		return -1;
+	r->name = strdup(name);
+	r->spec = strdup(spec);
+	if (r->name == NULL || r->spec == NULL) {
+		free(r->name);
+		free(r->spec);
+		return herr(h, "out of memory");
+	}
+	h->nrequests++;
+	return 0;
+}
+
+/* Binds every requested listener; on failure closes what it bound. */
+static int
+bind_fresh(struct handoff *h)
+{
+	struct request	*r;
+	size_t		 i;
+	int		 fd;
+
+	h->listeners = calloc(h->nrequests + 1, sizeof(*h->listeners));
+	if (h->listeners == NULL)
+		return herr(h, "out of memory");
+	for (i = 0; i < h->nrequests; i++) {
+		r = &h->requests[i];
+		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
+		if (fd == -1)
+			goto bad;
+		if (hlistener_set(&h->listeners[i], r->name, r->spec,
+		    fd) == -1) {
+			herr(h, "%s: cannot identify the bound socket",
+			    r->spec);
+			goto bad;
+		}
+		h->nlisteners++;
+		hlog(h, "bound %s=%s", r->name, h->listeners[i].id.address);
+	}
+	return 0;
+bad:
+	while (h->nlisteners > 0)
+		hlistener_close(&h->listeners[--h->nlisteners]);
+	return -1;
+}
+
+int
+handoff_start(struct handoff *h)
+{
+	int	sock = -1;
+
+	if (h->hstate != HS_NEW)
+		return herr(h, "handoff_start called twice");
+	if (control_lock(h) == -1)
+		return -1;
+	if (control_probe(h, &sock) == -1)
+		goto bad;
+	if (sock >= 0) {
+		if (successor_takeover(h, sock) == -1)
+			goto bad;
+	} else {
+		h->generation = 1;
+		if (control_bind(h) == -1 || bind_fresh(h) == -1)
+			goto bad;
+		hlog(h, "started fresh with %zu listener%s, control %s",
+		    h->nlisteners, h->nlisteners == 1 ? "" : "s",
+		    h->control_path);
+	}
+	h->hstate = HS_STARTED;
+	return 0;
+bad:
+	hlistener_close(&h->control);
+	control_unlock(h);
+	h->generation = 0;
+	return -1;
+}
+
+size_t
+handoff_listener_count(const struct handoff *h)
+{
+	return h->nlisteners;
+}
+
+const char *
+handoff_listener_name(const struct handoff *h, size_t i)
+{
+	return i < h->nlisteners ? h->listeners[i].name : NULL;
+}
+
+int
+handoff_listener_fd(const struct handoff *h, size_t i)
+{
+	return i < h->nlisteners ? h->listeners[i].fd : -1;
+}
+
+int
+handoff_fd(const struct handoff *h, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nlisteners; i++)
+		if (strcmp(h->listeners[i].name, name) == 0)
+			return h->listeners[i].fd;
+	return -1;
+}
+
+int
+handoff_ready(struct handoff *h)
+{
+	if (h->hstate != HS_STARTED)
+		return herr(h, "handoff_ready before handoff_start, or twice");
+	if (h->predecessor > 0)
+		return successor_ready(h);
+	if (control_listen(h) == -1)
+		return -1;
+	control_unlock(h);
+	h->hstate = HS_SERVING;
+	hlog(h, "ready: serving, tag \"%s\"", h->tag);
+	return 0;
+}
+
+static void
+drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+
+	hlog(h, "hammered: drain deadline of %u ms passed with %u "
+	    "connection%s left", h->drain_timeout, hcount(h),
+	    hcount(h) == 1 ? "" : "s");
+	hevent(h, HANDOFF_HAMMER);
+}
+
+/* Starts the drain clock; the caller has already paused accepting. */
+void
+hdrain_begin(struct handoff *h)
+{
+	struct timeval	tv, now;
+
+	tv.tv_sec = h->drain_timeout / 1000;
+	tv.tv_usec = (h->drain_timeout % 1000) * 1000;
+	gettimeofday(&now, NULL);
+	timeradd(&now, &tv, &h->drain_end);
+	if (h->drain_ev == NULL)
+		h->drain_ev = evtimer_new(h->base, drain_deadline, h);
+	if (h->drain_ev != NULL)
+		evtimer_add(h->drain_ev, &tv);
+	hlog(h, "draining %u connection%s, deadline %u ms", hcount(h),
+	    hcount(h) == 1 ? "" : "s", h->drain_timeout);
+	hevent(h, HANDOFF_DRAIN);
+}
+
+void
+hdrain_cancel(struct handoff *h)
+{
+	if (h->drain_ev != NULL)
+		evtimer_del(h->drain_ev);
+	timerclear(&h->drain_end);
+}
+
+unsigned
+handoff_drain_remaining(const struct handoff *h)
+{
+	struct timeval	now, left;
+
+	if (!timerisset(&h->drain_end))
+		return 0;
+	gettimeofday(&now, NULL);
+	if (timercmp(&now, &h->drain_end, >=))
+		return 0;
+	timersub(&h->drain_end, &now, &left);
+	return (unsigned)(left.tv_sec * 1000 + left.tv_usec / 1000);
+}
+
+int
+handoff_stop(struct handoff *h)
+{
+	switch (h->hstate) {
+	case HS_STOPPING:
+	case HS_DRAINING:
+		return 0;
+	case HS_NEW:
+	case HS_STARTED:
+		return herr(h, "handoff_stop before handoff_ready");
+	default:
+		break;
+	}
+	h->hstate = HS_STOPPING;
+	control_pause(h);
+	hlog(h, "stopping");
+	hevent(h, HANDOFF_PAUSE);
+	hdrain_begin(h);
+	return 0;
+}
+
+unsigned
+handoff_generation(const struct handoff *h)
+{
+	return h->generation;
+}
+
+pid_t
+handoff_predecessor(const struct handoff *h)
+{
+	return h->predecessor;
+}

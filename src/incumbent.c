@@ -1,0 +1,603 @@
+/*
+ * incumbent: the server side of the control socket. Checks the peer's
+ * uid, answers status and stop, and offers the listeners to a successor:
+ * offer, batches of fds, then waits for ready, stops accepting, answers
+ * released and drains. If the successor goes away first, nothing changes;
+ * if it goes away while we drain, we accept again (rollback).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handoff-int.h"
+#include "message.h"
+#include "wire.h"
+
+/* Keep each batch well under the message limit. */
+#define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
+
+static void	peer_read(evutil_socket_t, short, void *);
+static void	peer_write(evutil_socket_t, short, void *);
+static void	peer_timeout(evutil_socket_t, short, void *);
+static void	peer_free(struct peer *, int);
+static int	peer_flush(struct peer *);
+
+static int
+peer_allowed(struct handoff *h, uid_t uid)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nallow; i++)
+		if (h->allow[i] == uid)
+			return 1;
+	return 0;
+}
+
+static void
+peer_arm(struct peer *p, unsigned ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(p->timer, &tv);
+}
+
+/* Queues a message; fds are borrowed from the listeners. Takes msg. */
+static int
+peer_queue(struct peer *p, json_t *msg, const int *fds, size_t nfds,
+    int head)
+{
+	struct outmsg	*m;
+
+	if (msg == NULL)
+		return -1;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		goto bad;
+	m->buf = msg_encode(msg, &m->len);
+	if (m->buf == NULL)
+		goto bad;
+	if (nfds > 0) {
+		if ((m->fds = calloc(nfds, sizeof(int))) == NULL)
+			goto bad;
+		memcpy(m->fds, fds, nfds * sizeof(int));
+		m->nfds = nfds;
+	}
+	json_decref(msg);
+	if (head)
+		STAILQ_INSERT_HEAD(&p->queue, m, entry);
+	else
+		STAILQ_INSERT_TAIL(&p->queue, m, entry);
+	return 0;
+bad:
+	if (m != NULL) {
+		free(m->buf);
+		free(m);
+	}
+	json_decref(msg);
+	return -1;
+}
+
+static void
+peer_send(struct peer *p, json_t *msg)
+{
+	if (peer_queue(p, msg, NULL, 0, 0) == -1) {
+		hlog(p->h, "control: cannot build a reply for pid %ld",
+		    (long)p->pid);
+		peer_free(p, 1);
+		return;
+	}
+	peer_flush(p);
+}
+
+/* Replies with an error and closes once it is written. */
+static void
+peer_refuse(struct peer *p, const char *code, const char *text)
+{
+	hlog(p->h, "control: pid %ld uid %ld: %s: %s", (long)p->pid,
+	    (long)p->uid, code, text);
+	p->state = PEER_CLOSING;
+	peer_send(p, msg_error(code, "%s", text));
+}
+
+/* Writes what it can; returns -1 if the peer was freed. */
+static int
+peer_flush(struct peer *p)
+{
+	struct outmsg	*m;
+
+	while ((m = STAILQ_FIRST(&p->queue)) != NULL) {
+		if (wire_send(p->fd, m->buf, m->len, m->fds, m->nfds) == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				event_add(p->wev, NULL);
+				return 0;
+			}
+			if (p->state != PEER_CLOSING)
+				hlog(p->h, "control: sending to pid %ld "
+				    "failed: %s%s", (long)p->pid,
+				    strerror(errno), errno == ETOOMANYREFS ?
+				    " (raise RLIMIT_NOFILE)" : "");
+			peer_free(p, 1);
+			return -1;
+		}
+		STAILQ_REMOVE_HEAD(&p->queue, entry);
+		free(m->buf);
+		free(m->fds);
+		free(m);
+	}
+	if (p->state == PEER_CLOSING) {
+		peer_free(p, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+peer_write(evutil_socket_t fd, short what, void *arg)
+{
+	peer_flush(arg);
+}
+
+void
+incumbent_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+	struct peer	*p;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	int		 fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) >= 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &len) == -1) {
+			hlog(h, "control: SO_PEERCRED: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if ((p = calloc(1, sizeof(*p))) == NULL) {
+			close(fd);
+			continue;
+		}
+		p->h = h;
+		p->fd = fd;
+		p->uid = cred.uid;
+		p->pid = cred.pid;
+		STAILQ_INIT(&p->queue);
+		p->rev = event_new(h->base, fd, EV_READ | EV_PERSIST,
+		    peer_read, p);
+		p->wev = event_new(h->base, fd, EV_WRITE, peer_write, p);
+		p->timer = evtimer_new(h->base, peer_timeout, p);
+		LIST_INSERT_HEAD(&h->peers, p, entry);
+		if (p->rev == NULL || p->wev == NULL || p->timer == NULL) {
+			peer_free(p, 0);
+			continue;
+		}
+		if (!peer_allowed(h, cred.uid)) {
+			peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on "
+			    "this control socket");
+			continue;
+		}
+		event_add(p->rev, NULL);
+		peer_arm(p, h->io_timeout);
+	}
+	if (errno == EMFILE || errno == ENFILE)
+		hlog(h, "control: accept: %s; raise RLIMIT_NOFILE",
+		    strerror(errno));
+}
+
+static json_t *
+names_of(json_t *ready, const char *key)
+{
+	return json_object_get(ready, key);
+}
+
+static void
+log_names(struct handoff *h, json_t *ready, const char *key, char *buf,
+    size_t len)
+{
+	json_t	*v;
+	size_t	 i, off = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(names_of(ready, key), i, v) {
+		if (off + 2 >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    i > 0 ? "," : "", json_string_value(v));
+	}
+	if (off == 0)
+		snprintf(buf, len, "-");
+}
+
+static void
+on_ready(struct peer *p, json_t *msg)
+{
+	struct handoff	*h = p->h;
+	json_t		*rel;
+	char		 a[256], b[256], c[256];
+
+	evtimer_del(p->timer);
+	log_names(h, msg, "adopted", a, sizeof(a));
+	log_names(h, msg, "added", b, sizeof(b));
+	log_names(h, msg, "retired", c, sizeof(c));
+	hlog(h, "successor pid %ld ready: adopted %s; added %s; retired %s",
+	    (long)p->pid, a, b, c);
+	/* Stop accepting first, so released is true when it arrives. */
+	hevent(h, HANDOFF_PAUSE);
+	control_pause(h);
+	p->state = PEER_RELEASED;
+	h->hstate = HS_DRAINING;
+	rel = msg_new("released");
+	if (rel == NULL || json_object_set_new(rel, "pid",
+	    json_integer(getpid())) == -1 || json_object_set_new(rel,
+	    "connections", json_integer(hcount(h))) == -1 ||
+	    json_object_set_new(rel, "deadline_ms",
+	    json_integer(h->drain_timeout)) == -1) {
+		json_decref(rel);
+		rel = NULL;
+	}
+	hlog(h, "released to pid %ld", (long)p->pid);
+	peer_send(p, rel);
+	if (h->hstate == HS_DRAINING)
+		hdrain_begin(h);
+}
+
+/* Builds the fds batches after the offer: at most 252 fds and
+ * BATCH_BYTES of JSON each. Returns the number of batches or -1. */
+static int
+queue_batches(struct peer *p)
+{
+	struct handoff		*h = p->h;
+	struct hlistener	*l;
+	json_t			*msg = NULL, *list = NULL, *e;
+	int			 fds[WIRE_MAX_FDS], nb = 0;
+	size_t			 i, n = 0, bytes = 0, elen;
+	char			*s;
+
+	for (i = 0; i <= h->nlisteners; i++) {
+		l = i == 0 ? &h->control : &h->listeners[i - 1];
+		if ((e = control_entry(l)) == NULL)
+			goto bad;
+		if ((s = json_dumps(e, JSON_COMPACT)) == NULL) {
+			json_decref(e);
+			goto bad;
+		}
+		elen = strlen(s) + 1;
+		free(s);
+		if (list != NULL && (n == WIRE_MAX_FDS ||
+		    bytes + elen > BATCH_BYTES)) {
+			if (peer_queue(p, msg, fds, n, 0) == -1)
+				goto bad_entry;
+			msg = list = NULL;
+			nb++;
+		}
+		if (list == NULL) {
+			msg = msg_new("fds");
+			list = json_array();
+			if (msg == NULL || list == NULL ||
+			    json_object_set_new(msg, "batch",
+			    json_integer(nb)) == -1 ||
+			    json_object_set_new(msg, "listeners", list) == -1) {
+				json_decref(list);
+				list = NULL;
+				goto bad_entry;
+			}
+			n = 0;
+			bytes = 128;
+		}
+		if (json_array_append_new(list, e) == -1)
+			goto bad;
+		fds[n++] = l->fd;
+		bytes += elen;
+	}
+	if (msg != NULL) {
+		if (peer_queue(p, msg, fds, n, 0) == -1)
+			return -1;
+		nb++;
+	}
+	return nb;
+bad_entry:
+	json_decref(e);
+bad:
+	json_decref(msg);
+	return -1;
+}
+
+static void
+on_hello(struct peer *p, json_t *msg)
+{
+	struct handoff	*h = p->h;
+	json_t		*offer;
+	json_int_t	 max_fds;
+	size_t		 count = h->nlisteners + 1;
+	int		 nb;
+	char		 text[256];
+
+	if (h->hstate != HS_SERVING) {
+		snprintf(text, sizeof(text), h->successor != NULL ?
+		    "pid %ld is already taking over; one takeover at a time" :
+		    "this server is stopping or draining (pid %ld)",
+		    (long)(h->successor ? h->successor->pid : getpid()));
+		peer_refuse(p, MSG_E_BUSY, text);
+		return;
+	}
+	max_fds = json_integer_value(json_object_get(msg, "max_fds"));
+	if ((json_int_t)count > max_fds) {
+		snprintf(text, sizeof(text), "%zu listeners to pass but the "
+		    "successor can take %lld more fds; raise its "
+		    "RLIMIT_NOFILE", count, (long long)max_fds);
+		peer_refuse(p, MSG_E_TOOMANYFDS, text);
+		return;
+	}
+	nb = queue_batches(p);
+	offer = msg_new("offer");
+	if (nb == -1 || offer == NULL ||
+	    json_object_set_new(offer, "pid", json_integer(getpid())) == -1 ||
+	    json_object_set_new(offer, "generation",
+	    json_integer(h->generation)) == -1 ||
+	    json_object_set_new(offer, "tag", json_string(h->tag)) == -1 ||
+	    json_object_set_new(offer, "count", json_integer(count)) == -1 ||
+	    json_object_set_new(offer, "batches", json_integer(nb)) == -1 ||
+	    json_object_set(offer, "state", h->state != NULL ? h->state :
+	    json_null()) == -1 || peer_queue(p, offer, NULL, 0, 1) == -1) {
+		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
+		return;
+	}
+	p->state = PEER_OFFERED;
+	h->successor = p;
+	h->hstate = HS_OFFERING;
+	hlog(h, "successor pid %ld (uid %ld, tag \"%s\") connected: offering "
+	    "%zu listeners in %d batch%s", (long)p->pid, (long)p->uid,
+	    json_string_value(json_object_get(msg, "tag")) ?: "", count, nb,
+	    nb == 1 ? "" : "es");
+	peer_arm(p, h->ready_timeout);
+	peer_flush(p);
+}
+
+static json_t *
+build_report(struct handoff *h)
+{
+	static const char *const names[] = {
+		[HS_NEW] = "starting", [HS_STARTED] = "starting",
+		[HS_WAITING] = "starting", [HS_SERVING] = "serving",
+		[HS_OFFERING] = "offering", [HS_DRAINING] = "draining",
+		[HS_STOPPING] = "stopping",
+	};
+	json_t	*r, *list;
+	size_t	 i;
+
+	r = msg_new("report");
+	list = json_array();
+	if (r == NULL || list == NULL)
+		goto bad;
+	for (i = 0; i <= h->nlisteners; i++)
+		if (json_array_append_new(list, control_entry(i == 0 ?
+		    &h->control : &h->listeners[i - 1])) == -1)
+			goto bad;
+	if (json_object_set_new(r, "pid", json_integer(getpid())) == -1 ||
+	    json_object_set_new(r, "generation",
+	    json_integer(h->generation)) == -1 ||
+	    json_object_set_new(r, "tag", json_string(h->tag)) == -1 ||
+	    json_object_set_new(r, "state",
+	    json_string(names[h->hstate])) == -1 ||
+	    json_object_set_new(r, "connections",
+	    json_integer(hcount(h))) == -1 ||
+	    json_object_set_new(r, "predecessor",
+	    json_integer(h->predecessor)) == -1 ||
+	    json_object_set_new(r, "successor", h->successor != NULL ?
+	    json_integer(h->successor->pid) : json_null()) == -1 ||
+	    json_object_set_new(r, "listeners", list) == -1) {
+		list = NULL;
+		goto bad;
+	}
+	return r;
+bad:
+	json_decref(list);
+	json_decref(r);
+	return NULL;
+}
+
+static void
+on_stop(struct peer *p)
+{
+	struct handoff	*h = p->h;
+	json_t		*m;
+
+	if (h->hstate != HS_SERVING) {
+		peer_refuse(p, MSG_E_BUSY, "a takeover or stop is under way");
+		return;
+	}
+	hlog(h, "stop requested by pid %ld (uid %ld)", (long)p->pid,
+	    (long)p->uid);
+	evtimer_del(p->timer);
+	/* The requester learns we are gone when this connection closes. */
+	p->state = PEER_HOLD;
+	m = msg_new("stopping");
+	if (m != NULL && (json_object_set_new(m, "pid",
+	    json_integer(getpid())) == -1 || json_object_set_new(m,
+	    "connections", json_integer(hcount(h))) == -1 ||
+	    json_object_set_new(m, "deadline_ms",
+	    json_integer(h->drain_timeout)) == -1)) {
+		json_decref(m);
+		m = NULL;
+	}
+	if (peer_queue(p, m, NULL, 0, 0) == 0 && peer_flush(p) == -1)
+		return;
+	handoff_stop(h);
+}
+
+static void
+dispatch(struct peer *p, json_t *msg)
+{
+	const char	*type = msg_type(msg);
+	char		 text[256];
+
+	switch (p->state) {
+	case PEER_NEW:
+		evtimer_del(p->timer);
+		if (strcmp(type, "hello") == 0)
+			on_hello(p, msg);
+		else if (strcmp(type, "status") == 0) {
+			p->state = PEER_CLOSING;
+			peer_send(p, build_report(p->h));
+		} else if (strcmp(type, "stop") == 0)
+			on_stop(p);
+		else {
+			snprintf(text, sizeof(text), "\"%s\" cannot open a "
+			    "conversation; send hello, status or stop", type);
+			peer_refuse(p, MSG_E_UNEXPECTED, text);
+		}
+		return;
+	case PEER_OFFERED:
+		if (strcmp(type, "ready") == 0)
+			on_ready(p, msg);
+		else if (strcmp(type, "error") == 0) {
+			hlog(p->h, "successor pid %ld gave up: %s: %s",
+			    (long)p->pid, json_string_value(
+			    json_object_get(msg, "code")), json_string_value(
+			    json_object_get(msg, "message")));
+			peer_free(p, 1);
+		} else {
+			snprintf(text, sizeof(text), "expected ready, got "
+			    "\"%s\"", type);
+			peer_refuse(p, MSG_E_UNEXPECTED, text);
+		}
+		return;
+	case PEER_RELEASED:
+		if (strcmp(type, "hammer") == 0) {
+			hlog(p->h, "successor pid %ld asked for the hammer",
+			    (long)p->pid);
+			hevent(p->h, HANDOFF_HAMMER);
+		} else
+			hlog(p->h, "successor pid %ld sent \"%s\" while we "
+			    "drain: ignored", (long)p->pid, type);
+		return;
+	default:
+		hlog(p->h, "control: pid %ld sent \"%s\" after the "
+		    "conversation ended: ignored", (long)p->pid, type);
+		return;
+	}
+}
+
+static void
+peer_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer	*p = arg;
+	static char	 buf[WIRE_MAX_MSG];
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds;
+	ssize_t		 n;
+	json_t		*msg;
+	char		 err[512];
+
+	n = wire_recv(p->fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n == 0) {
+		peer_free(p, 1);
+		return;
+	}
+	if (n == -1) {
+		snprintf(err, sizeof(err), "receive failed: %s",
+		    errno == EMSGSIZE ? "message over 65536 bytes" :
+		    errno == ETOOMANYREFS ? "too many fds attached" :
+		    strerror(errno));
+		peer_refuse(p, MSG_E_MALFORMED, err);
+		return;
+	}
+	if (nfds > 0) {
+		wire_close_fds(fds, nfds);
+		snprintf(err, sizeof(err), "%zu unsolicited fds closed", nfds);
+		peer_refuse(p, MSG_E_MALFORMED, err);
+		return;
+	}
+	if ((msg = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
+		peer_refuse(p, strncmp(err, "protocol version", 16) == 0 ?
+		    MSG_E_VERSION : strncmp(err, "unknown message", 15) == 0 ?
+		    MSG_E_UNKNOWN : MSG_E_MALFORMED, err);
+		return;
+	}
+	dispatch(p, msg);
+	json_decref(msg);
+}
+
+static void
+peer_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer	*p = arg;
+	char		 text[128];
+
+	if (p->state == PEER_OFFERED)
+		snprintf(text, sizeof(text), "no ready within %u ms; still "
+		    "serving", p->h->ready_timeout);
+	else
+		snprintf(text, sizeof(text), "nothing received within %u ms",
+		    p->h->io_timeout);
+	peer_refuse(p, MSG_E_TIMEOUT, text);
+}
+
+/* Rollback and bookkeeping when our successor goes away. */
+static void
+successor_gone(struct peer *p)
+{
+	struct handoff	*h = p->h;
+
+	h->successor = NULL;
+	if (h->hstate == HS_OFFERING) {
+		h->hstate = HS_SERVING;
+		hlog(h, "successor pid %ld went away before ready: still "
+		    "serving", (long)p->pid);
+		return;
+	}
+	if (h->hstate == HS_DRAINING) {
+		hdrain_cancel(h);
+		h->hstate = HS_SERVING;
+		control_listen(h);
+		hlog(h, "rolled back: successor pid %ld vanished while we "
+		    "drained; accepting again", (long)p->pid);
+		hevent(h, HANDOFF_RESUME);
+	}
+}
+
+static void
+peer_free(struct peer *p, int notify)
+{
+	struct outmsg	*m;
+
+	LIST_REMOVE(p, entry);
+	while ((m = STAILQ_FIRST(&p->queue)) != NULL) {
+		STAILQ_REMOVE_HEAD(&p->queue, entry);
+		free(m->buf);
+		free(m->fds);
+		free(m);
+	}
+	if (p->rev != NULL)
+		event_free(p->rev);
+	if (p->wev != NULL)
+		event_free(p->wev);
+	if (p->timer != NULL)
+		event_free(p->timer);
+	close(p->fd);
+	if (p->h->successor == p) {
+		if (notify)
+			successor_gone(p);
+		p->h->successor = NULL;
+	}
+	free(p);
+}
+
+void
+incumbent_free_peers(struct handoff *h)
+{
+	struct peer	*p;
+
+	while ((p = LIST_FIRST(&h->peers)) != NULL)
+		peer_free(p, 0);
+}

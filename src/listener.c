@@ -1,0 +1,361 @@
+/*
+ * listener: parse "tcp://HOST:PORT", "tcp://[V6]:PORT", "udp://..." and
+ * "unix:PATH"; bind them; and read back what a socket really is.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listener.h"
+
+static int
+fail(char *err, size_t len, const char *fmt, const char *arg)
+{
+	snprintf(err, len, fmt, arg);
+	return -1;
+}
+
+static int
+parse_inet(const char *spec, const char *rest, struct listener_spec *ls,
+    char *err, size_t len)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		 host[LISTENER_ADDR_MAX];
+	const char	*colon, *port;
+	size_t		 hlen;
+	int		 r;
+
+	if (rest[0] == '[') {
+		colon = strchr(rest, ']');
+		if (colon == NULL || colon[1] != ':')
+			return fail(err, len, "listen spec \"%s\": expected "
+			    "[IPV6]:PORT", spec);
+		hlen = (size_t)(colon - rest - 1);
+		port = colon + 2;
+		rest++;
+	} else {
+		colon = strrchr(rest, ':');
+		if (colon == NULL)
+			return fail(err, len, "listen spec \"%s\": expected "
+			    "HOST:PORT", spec);
+		hlen = (size_t)(colon - rest);
+		port = colon + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return fail(err, len, "listen spec \"%s\": missing or overlong "
+		    "host", spec);
+	if (*port == '\0' || strspn(port, "0123456789") != strlen(port) ||
+	    strtol(port, NULL, 10) > 65535)
+		return fail(err, len, "listen spec \"%s\": port must be a "
+		    "number from 0 to 65535", spec);
+	memcpy(host, rest, hlen);
+	host[hlen] = '\0';
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = ls->socktype;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	r = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints,
+	    &res);
+	if (r != 0 || res == NULL) {
+		snprintf(err, len, "listen spec \"%s\": cannot resolve \"%s\": "
+		    "%s", spec, host, gai_strerror(r));
+		return -1;
+	}
+	memcpy(&ls->addr, res->ai_addr, res->ai_addrlen);
+	ls->addrlen = res->ai_addrlen;
+	ls->family = res->ai_family;
+	ls->any_port = strtol(port, NULL, 10) == 0;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+listener_spec_parse(const char *spec, struct listener_spec *ls, char *err,
+    size_t len)
+{
+	struct sockaddr_un	*sun;
+	const char		*path;
+
+	memset(ls, 0, sizeof(*ls));
+	if (strncmp(spec, "tcp://", 6) == 0) {
+		ls->kind = LISTENER_TCP;
+		ls->socktype = SOCK_STREAM;
+		return parse_inet(spec, spec + 6, ls, err, len);
+	}
+	if (strncmp(spec, "udp://", 6) == 0) {
+		ls->kind = LISTENER_UDP;
+		ls->socktype = SOCK_DGRAM;
+		return parse_inet(spec, spec + 6, ls, err, len);
+	}
+	if (strncmp(spec, "unix:", 5) == 0) {
+		path = spec + 5;
+		sun = (struct sockaddr_un *)&ls->addr;
+		if (path[0] != '/')
+			return fail(err, len, "listen spec \"%s\": unix path "
+			    "must be absolute", spec);
+		if (strlen(path) >= sizeof(sun->sun_path))
+			return fail(err, len, "listen spec \"%s\": unix path "
+			    "longer than 107 bytes", spec);
+		ls->kind = LISTENER_UNIX;
+		ls->family = AF_UNIX;
+		ls->socktype = SOCK_STREAM;
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, path);
+		ls->addrlen = sizeof(*sun);
+		return 0;
+	}
+	return fail(err, len, "listen spec \"%s\": expected tcp://HOST:PORT, "
+	    "tcp://[V6]:PORT, udp://HOST:PORT or unix:PATH", spec);
+}
+
+/*
+ * A unix socket file nobody accepts on is stale and may be replaced; one
+ * that answers is somebody's. Returns 1 stale (or absent), 0 in use,
+ * -1 not a socket or not checkable.
+ */
+int
+listener_unix_stale(const char *path, char *err, size_t len)
+{
+	struct sockaddr_un	sun;
+	struct stat		st;
+	int			fd, r, type, save;
+	static const int	types[] = { SOCK_STREAM, SOCK_SEQPACKET,
+				    SOCK_DGRAM };
+
+	if (lstat(path, &st) == -1)
+		return errno == ENOENT ? 1 : fail(err, len, "%s: cannot stat",
+		    path);
+	if (!S_ISSOCK(st.st_mode))
+		return fail(err, len, "%s exists and is not a socket; remove "
+		    "it or choose another path", path);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	for (type = 0; type < 3; type++) {
+		fd = socket(AF_UNIX, types[type] | SOCK_CLOEXEC, 0);
+		if (fd == -1)
+			return fail(err, len, "%s: socket failed", path);
+		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		save = errno;
+		close(fd);
+		if (r == 0)
+			return 0;
+		if (save != EPROTOTYPE && save != ECONNREFUSED)
+			return fail(err, len, "%s: cannot check whether the "
+			    "socket is in use", path);
+		if (save == ECONNREFUSED)
+			return 1;
+	}
+	return 1;
+}
+
+static int
+bind_unix(const struct listener_spec *ls, int fd, const char *spec,
+    char *err, size_t len)
+{
+	const char	*path = ((const struct sockaddr_un *)&ls->addr)->sun_path;
+	char		 sub[256];
+
+	switch (listener_unix_stale(path, sub, sizeof(sub))) {
+	case -1:
+		return fail(err, len, "%s", sub);
+	case 0:
+		return fail(err, len, "%s is in use by another process", path);
+	default:
+		break;
+	}
+	if (unlink(path) == -1 && errno != ENOENT)
+		return fail(err, len, "cannot remove stale socket %s", path);
+	if (bind(fd, (const struct sockaddr *)&ls->addr, ls->addrlen) == -1)
+		return -1;
+	return 0;
+}
+
+/* Returns a bound, listening (for streams), CLOEXEC, non-blocking fd. */
+int
+listener_bind(const struct listener_spec *ls, const char *spec, char *err,
+    size_t len)
+{
+	int	fd, one = 1, save;
+
+	fd = socket(ls->family, ls->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd == -1) {
+		snprintf(err, len, "%s: socket: %s", spec, strerror(errno));
+		return -1;
+	}
+	if (ls->family == AF_UNIX) {
+		if (bind_unix(ls, fd, spec, err, len) == -1) {
+			if (errno != 0 && err[0] == '\0')
+				snprintf(err, len, "%s: bind: %s", spec,
+				    strerror(errno));
+			goto bad;
+		}
+	} else {
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) == -1)
+			goto syserr;
+		if (ls->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+		    IPV6_V6ONLY, &one, sizeof(one)) == -1)
+			goto syserr;
+		if (bind(fd, (const struct sockaddr *)&ls->addr,
+		    ls->addrlen) == -1) {
+			save = errno;
+			snprintf(err, len, "cannot bind %s: %s%s", spec,
+			    strerror(save), save == EADDRINUSE ?
+			    " (another process holds it)" : "");
+			goto bad;
+		}
+	}
+	if (ls->socktype != SOCK_DGRAM && listen(fd, LISTENER_BACKLOG) == -1)
+		goto syserr;
+	return fd;
+syserr:
+	snprintf(err, len, "%s: %s", spec, strerror(errno));
+bad:
+	save = errno;
+	close(fd);
+	errno = save;
+	return -1;
+}
+
+void
+listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
+    size_t len)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	const struct sockaddr_un	*sun;
+	char				 ip[INET6_ADDRSTRLEN];
+	size_t				 plen;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(sin->sin_port));
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+		break;
+	case AF_UNIX:
+		sun = (const struct sockaddr_un *)sa;
+		plen = salen > offsetof(struct sockaddr_un, sun_path) ?
+		    salen - offsetof(struct sockaddr_un, sun_path) : 0;
+		if (plen == 0)
+			snprintf(buf, len, "(unnamed)");
+		else if (sun->sun_path[0] == '\0')
+			snprintf(buf, len, "@%.*s", (int)plen - 1,
+			    sun->sun_path + 1);
+		else
+			snprintf(buf, len, "%.*s", (int)strnlen(sun->sun_path,
+			    plen), sun->sun_path);
+		break;
+	default:
+		snprintf(buf, len, "(family %d)", sa->sa_family);
+		break;
+	}
+}
+
+/* Returns 0, or -1 with errno (ENOTSOCK for a non-socket fd). */
+int
+listener_identify(int fd, struct listener_id *id)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss), olen;
+
+	memset(id, 0, sizeof(*id));
+	olen = sizeof(id->family);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &id->family, &olen) == -1)
+		return -1;
+	olen = sizeof(id->socktype);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &id->socktype, &olen) == -1)
+		return -1;
+	olen = sizeof(id->listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &id->listening,
+	    &olen) == -1)
+		return -1;
+	id->listening = id->listening != 0;
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return -1;
+	listener_format((struct sockaddr *)&ss, sslen, id->address,
+	    sizeof(id->address));
+	return 0;
+}
+
+int
+listener_matches(const struct listener_spec *ls, const struct listener_id *id)
+{
+	struct listener_id	want;
+	char			*p, *q;
+
+	if (ls->family != id->family || ls->socktype != id->socktype)
+		return 0;
+	listener_format((const struct sockaddr *)&ls->addr, ls->addrlen,
+	    want.address, sizeof(want.address));
+	if (!ls->any_port)
+		return strcmp(want.address, id->address) == 0;
+	/* Port 0 asks for any port: compare the host part only. */
+	p = strrchr(want.address, ':');
+	q = strrchr(id->address, ':');
+	return p != NULL && q != NULL && p - want.address ==
+	    q - id->address && strncmp(want.address, id->address,
+	    (size_t)(p - want.address)) == 0;
+}
+
+enum listener_kind
+listener_kind_of(const struct listener_id *id)
+{
+	if (id->family == AF_UNIX)
+		return LISTENER_UNIX;
+	if (id->family == AF_INET || id->family == AF_INET6)
+		return id->socktype == SOCK_DGRAM ? LISTENER_UDP : LISTENER_TCP;
+	return LISTENER_FD;
+}
+
+const char *
+listener_kind_name(enum listener_kind k)
+{
+	switch (k) {
+	case LISTENER_TCP:	return "tcp";
+	case LISTENER_UDP:	return "udp";
+	case LISTENER_UNIX:	return "unix";
+	default:		return "fd";
+	}
+}
+
+const char *
+listener_family_name(int family)
+{
+	switch (family) {
+	case AF_INET:	return "inet";
+	case AF_INET6:	return "inet6";
+	case AF_UNIX:	return "unix";
+	default:	return "other";
+	}
+}
+
+const char *
+listener_socktype_name(int type)
+{
+	switch (type) {
+	case SOCK_STREAM:	return "stream";
+	case SOCK_DGRAM:	return "dgram";
+	case SOCK_SEQPACKET:	return "seqpacket";
+	default:		return "other";
+	}
+}

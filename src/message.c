@@ -1,0 +1,393 @@
+/*
+ * message: build, parse and validate protocol v1 messages. Validation
+ * errors name the message type and the field, so a log line or an "error"
+ * reply tells the peer exactly what was wrong.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+#include "wire.h"
+
+typedef int (*msg_check_fn)(const json_t *, const char *, char *, size_t);
+
+static int	check_none(const json_t *, const char *, char *, size_t);
+static int	check_hello(const json_t *, const char *, char *, size_t);
+static int	check_offer(const json_t *, const char *, char *, size_t);
+static int	check_fds(const json_t *, const char *, char *, size_t);
+static int	check_ready(const json_t *, const char *, char *, size_t);
+static int	check_released(const json_t *, const char *, char *, size_t);
+static int	check_report(const json_t *, const char *, char *, size_t);
+static int	check_error(const json_t *, const char *, char *, size_t);
+
+static const struct {
+	const char	*type;
+	msg_check_fn	 check;
+} msg_types[] = {
+	{ "hello",	check_hello },
+	{ "offer",	check_offer },
+	{ "fds",	check_fds },
+	{ "ready",	check_ready },
+	{ "released",	check_released },
+	{ "hammer",	check_none },
+	{ "status",	check_none },
+	{ "report",	check_report },
+	{ "stop",	check_none },
+	{ "stopping",	check_released },
+	{ "error",	check_error },
+};
+
+static int
+fail(char *err, size_t len, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+need_int(const json_t *o, const char *t, const char *key, json_int_t min,
+    json_int_t max, char *err, size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
+		return fail(err, len, "%s: field \"%s\" must be an integer "
+		    "from %lld to %lld", t, key, (long long)min,
+		    (long long)max);
+	return 0;
+}
+
+static int
+need_str(const json_t *o, const char *t, const char *key, size_t max,
+    int optional, char *err, size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL) {
+		if (optional)
+			return 0;
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	}
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return fail(err, len, "%s: field \"%s\" must be a string of "
+		    "at most %zu bytes", t, key, max);
+	return 0;
+}
+
+static int
+need_bool(const json_t *o, const char *t, const char *key, char *err,
+    size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_boolean(v))
+		return fail(err, len, "%s: field \"%s\" must be true or false",
+		    t, key);
+	return 0;
+}
+
+static int
+need_enum(const json_t *o, const char *t, const char *key,
+    const char *const *allowed, char *err, size_t len)
+{
+	json_t		*v = json_object_get(o, key);
+	size_t		 i;
+
+	if (need_str(o, t, key, MSG_NAME_MAX, 0, err, len) == -1)
+		return -1;
+	for (i = 0; allowed[i] != NULL; i++)
+		if (strcmp(json_string_value(v), allowed[i]) == 0)
+			return 0;
+	return fail(err, len, "%s: field \"%s\" has unknown value \"%s\"", t,
+	    key, json_string_value(v));
+}
+
+/* Names: 1 to 64 of [A-Za-z0-9_.:@-], so they are safe in logs and env. */
+int
+msg_name_valid(const char *s)
+{
+	size_t	n = strlen(s);
+
+	if (n == 0 || n > MSG_NAME_MAX)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_.:@-") == n;
+}
+
+static int
+need_names(const json_t *o, const char *t, const char *key, char *err,
+    size_t len)
+{
+	json_t	*v = json_object_get(o, key), *e;
+	size_t	 i;
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_array(v))
+		return fail(err, len, "%s: field \"%s\" must be an array of "
+		    "names", t, key);
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e) || !msg_name_valid(json_string_value(e)))
+			return fail(err, len, "%s: %s[%zu] is not a valid "
+			    "listener name", t, key, i);
+	}
+	return 0;
+}
+
+static int
+check_none(const json_t *o, const char *t, char *err, size_t len)
+{
+	return 0;
+}
+
+static int
+check_hello(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1 ||
+	    need_int(o, t, "max_fds", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_offer(const json_t *o, const char *t, char *err, size_t len)
+{
+	json_t	*state;
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    need_int(o, t, "count", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "batches", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	state = json_object_get(o, "state");
+	if (state == NULL || !(json_is_object(state) || json_is_null(state)))
+		return fail(err, len, "%s: field \"state\" must be an object "
+		    "or null", t);
+	return 0;
+}
+
+int
+msg_entry_check(const json_t *e, char *err, size_t len)
+{
+	static const char *const kinds[] = { "tcp", "udp", "unix", "fd", NULL };
+	static const char *const families[] = { "inet", "inet6", "unix",
+	    "other", NULL };
+	static const char *const types[] = { "stream", "dgram", "seqpacket",
+	    "other", NULL };
+	const char	*t = "listener";
+
+	if (!json_is_object(e))
+		return fail(err, len, "listener entry is not an object");
+	if (need_str(e, t, "name", MSG_NAME_MAX, 0, err, len) == -1)
+		return -1;
+	if (!msg_name_valid(json_string_value(json_object_get(e, "name"))))
+		return fail(err, len, "listener: name \"%s\" is not 1 to %d of "
+		    "A-Z a-z 0-9 _ . : @ -",
+		    json_string_value(json_object_get(e, "name")),
+		    MSG_NAME_MAX);
+	if (need_enum(e, t, "kind", kinds, err, len) == -1 ||
+	    need_enum(e, t, "family", families, err, len) == -1 ||
+	    need_enum(e, t, "socktype", types, err, len) == -1 ||
+	    need_str(e, t, "address", MSG_ADDR_MAX, 0, err, len) == -1 ||
+	    need_bool(e, t, "listening", err, len) == -1 ||
+	    need_str(e, t, "spec", MSG_ADDR_MAX + 16, 1, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_fds(const json_t *o, const char *t, char *err, size_t len)
+{
+	json_t	*list, *e;
+	size_t	 i;
+	char	 sub[256];
+
+	if (need_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	list = json_object_get(o, "listeners");
+	if (!json_is_array(list) || json_array_size(list) > WIRE_MAX_FDS)
+		return fail(err, len, "%s: field \"listeners\" must be an "
+		    "array of at most %d entries", t, WIRE_MAX_FDS);
+	json_array_foreach(list, i, e) {
+		if (msg_entry_check(e, sub, sizeof(sub)) == -1)
+			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
+			    sub);
+	}
+	return 0;
+}
+
+static int
+check_ready(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_names(o, t, "adopted", err, len) == -1 ||
+	    need_names(o, t, "added", err, len) == -1 ||
+	    need_names(o, t, "retired", err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_released(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "deadline_ms", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_report(const json_t *o, const char *t, char *err, size_t len)
+{
+	static const char *const states[] = { "starting", "serving",
+	    "offering", "draining", "stopping", NULL };
+	json_t	*list, *e;
+	size_t	 i;
+	char	 sub[256];
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    need_enum(o, t, "state", states, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	list = json_object_get(o, "listeners");
+	if (!json_is_array(list))
+		return fail(err, len, "%s: field \"listeners\" must be an "
+		    "array", t);
+	json_array_foreach(list, i, e) {
+		if (msg_entry_check(e, sub, sizeof(sub)) == -1)
+			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
+			    sub);
+	}
+	return 0;
+}
+
+static int
+check_error(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_str(o, t, "code", MSG_NAME_MAX, 0, err, len) == -1 ||
+	    need_str(o, t, "message", MSG_TEXT_MAX, 0, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+json_t *
+msg_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+	json_error_t	 jerr;
+	json_t		*o, *v;
+	const char	*type;
+	size_t		 i;
+
+	if (len > WIRE_MAX_MSG) {
+		fail(err, errlen, "message of %zu bytes is over the limit of "
+		    "%d", len, WIRE_MAX_MSG);
+		return NULL;
+	}
+	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL) {
+		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
+		    jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		fail(err, errlen, "message is not a JSON object");
+		goto bad;
+	}
+	v = json_object_get(o, "type");
+	if (!json_is_string(v)) {
+		fail(err, errlen, "message has no \"type\" string");
+		goto bad;
+	}
+	type = json_string_value(v);
+	v = json_object_get(o, "proto");
+	if (!json_is_integer(v)) {
+		fail(err, errlen, "%.64s: missing integer field \"proto\"",
+		    type);
+		goto bad;
+	}
+	if (json_integer_value(v) != MSG_PROTO) {
+		fail(err, errlen, "protocol version %lld is not supported "
+		    "(this side speaks %d)", (long long)json_integer_value(v),
+		    MSG_PROTO);
+		goto bad;
+	}
+	for (i = 0; i < sizeof(msg_types) / sizeof(msg_types[0]); i++) {
+		if (strcmp(type, msg_types[i].type) != 0)
+			continue;
+		if (msg_types[i].check(o, msg_types[i].type, err, errlen) == -1)
+			goto bad;
+		return o;
+	}
+	fail(err, errlen, "unknown message type \"%.64s\"", type);
+bad:
+	json_decref(o);
+	return NULL;
+}
+
+json_t *
+msg_new(const char *type)
+{
+	return json_pack("{s:s, s:i}", "type", type, "proto", MSG_PROTO);
+}
+
+json_t *
+msg_error(const char *code, const char *fmt, ...)
+{
+	json_t	*o;
+	va_list	 ap;
+	char	 text[MSG_TEXT_MAX];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if ((o = msg_new("error")) == NULL)
+		return NULL;
+	if (json_object_set_new(o, "code", json_string(code)) == -1 ||
+	    json_object_set_new(o, "message", json_string(text)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *
+msg_encode(const json_t *o, size_t *len)
+{
+	char	*s;
+
+	s = json_dumps(o, JSON_COMPACT);
+	if (s == NULL)
+		return NULL;
+	*len = strlen(s);
+	if (*len > WIRE_MAX_MSG) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+const char *
+msg_type(const json_t *o)
+{
+	return json_string_value(json_object_get(o, "type"));
+}

@@ -1,0 +1,43 @@
+/*
+ * message: the JSON messages of protocol v1 (proto/PROTOCOL.md).
+ *
+ * msg_parse returns a new reference, or NULL with the exact reason in err.
+ * msg_new returns a new object with "type" and "proto" set. msg_encode
+ * returns a malloc'd compact encoding, or NULL if it would not fit in one
+ * message.
+ */
+#ifndef HANDOFF_MESSAGE_H
+#define HANDOFF_MESSAGE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define MSG_PROTO	1
+#define MSG_NAME_MAX	64
+#define MSG_ADDR_MAX	256
+#define MSG_TEXT_MAX	1024
+
+/* Error codes carried by "error" messages. */
+#define MSG_E_FORBIDDEN		"forbidden"
+#define MSG_E_BUSY		"busy"
+#define MSG_E_VERSION		"version"
+#define MSG_E_MALFORMED		"malformed"
+#define MSG_E_UNKNOWN		"unknown-type"
+#define MSG_E_UNEXPECTED	"unexpected"
+#define MSG_E_TIMEOUT		"timeout"
+#define MSG_E_TOOMANYFDS	"too-many-fds"
+#define MSG_E_MISMATCH		"mismatch"
+#define MSG_E_BIND		"bind"
+#define MSG_E_STOPPING		"stopping"
+#define MSG_E_INTERNAL		"internal"
+
+json_t		*msg_parse(const char *, size_t, char *, size_t);
+json_t		*msg_new(const char *);
+json_t		*msg_error(const char *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+char		*msg_encode(const json_t *, size_t *);
+const char	*msg_type(const json_t *);
+int		 msg_entry_check(const json_t *, char *, size_t);
+int		 msg_name_valid(const char *);
+
+#endif

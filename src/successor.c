@@ -1,0 +1,567 @@
+/*
+ * successor: the client side of a takeover. Says hello, receives the
+ * offer and its batches of fds, checks every fd against its entry, then
+ * adopts, binds or retires listeners by name and address. Until ready is
+ * sent, any failure closes everything received and leaves the incumbent
+ * serving.
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handoff-int.h"
+#include "message.h"
+#include "wire.h"
+
+/* Fds kept free for the application beyond the ones we receive. */
+#define FD_MARGIN	64
+
+struct offered {
+	struct hlistener	*l;
+	size_t			 n;
+	size_t			 count;
+	int			*taken;
+};
+
+static int
+fd_headroom(void)
+{
+	struct rlimit	 rl;
+	DIR		*d;
+	int		 open_fds = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return 0;
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while (readdir(d) != NULL)
+			open_fds++;
+		closedir(d);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT32_MAX)
+		rl.rlim_cur = INT32_MAX;
+	if ((long long)rl.rlim_cur <= open_fds + FD_MARGIN)
+		return 0;
+	return (int)(rl.rlim_cur - (rlim_t)open_fds - FD_MARGIN);
+}
+
+static int
+send_msg(int sock, json_t *msg)
+{
+	char	*buf;
+	size_t	 len;
+	int	 r = -1;
+
+	if (msg != NULL && (buf = msg_encode(msg, &len)) != NULL) {
+		r = wire_send(sock, buf, len, NULL, 0);
+		free(buf);
+	}
+	json_decref(msg);
+	return r;
+}
+
+/*
+ * Receives one message within the I/O timeout. Returns it, with *nfds fds
+ * in fds (the caller's), or NULL with the reason recorded.
+ */
+static json_t *
+recv_msg(struct handoff *h, const char *what, int *fds, size_t *nfds)
+{
+	static char	 buf[WIRE_MAX_MSG];
+	json_t		*msg;
+	ssize_t		 n;
+	char		 err[512];
+
+	*nfds = 0;
+	if (wire_wait(h->pred_fd, POLLIN, (int)h->io_timeout) == -1) {
+		herr(h, "no %s from incumbent pid %ld within %u ms", what,
+		    (long)h->predecessor, h->io_timeout);
+		return NULL;
+	}
+	n = wire_recv(h->pred_fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, nfds);
+	if (n <= 0) {
+		herr(h, "incumbent pid %ld %s while we waited for %s",
+		    (long)h->predecessor, n == 0 ? "closed the connection" :
+		    strerror(errno), what);
+		return NULL;
+	}
+	if ((msg = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
+		wire_close_fds(fds, *nfds);
+		*nfds = 0;
+		herr(h, "bad %s from incumbent pid %ld: %s", what,
+		    (long)h->predecessor, err);
+		return NULL;
+	}
+	if (strcmp(msg_type(msg), "error") == 0) {
+		herr(h, "incumbent pid %ld refused the takeover: %s: %s",
+		    (long)h->predecessor, json_string_value(json_object_get(
+		    msg, "code")), json_string_value(json_object_get(msg,
+		    "message")));
+		goto bad;
+	}
+	if (strcmp(msg_type(msg), what) != 0) {
+		herr(h, "incumbent pid %ld sent \"%s\" where \"%s\" was due",
+		    (long)h->predecessor, msg_type(msg), what);
+		goto bad;
+	}
+	return msg;
+bad:
+	wire_close_fds(fds, *nfds);
+	*nfds = 0;
+	json_decref(msg);
+	return NULL;
+}
+
+/* Checks what the kernel says of fd against what the entry claims. */
+static int
+verify_entry(struct handoff *h, json_t *e, int fd, struct listener_id *id)
+{
+	const char	*name = json_string_value(json_object_get(e, "name"));
+
+	if (listener_identify(fd, id) == -1)
+		return herr(h, "listener \"%s\": the fd passed is not a "
+		    "socket we can inspect: %s", name, strerror(errno));
+	if (strcmp(listener_family_name(id->family),
+	    json_string_value(json_object_get(e, "family"))) != 0 ||
+	    strcmp(listener_socktype_name(id->socktype),
+	    json_string_value(json_object_get(e, "socktype"))) != 0 ||
+	    strcmp(id->address,
+	    json_string_value(json_object_get(e, "address"))) != 0 ||
+	    id->listening != json_is_true(json_object_get(e, "listening")))
+		return herr(h, "listener \"%s\": the fd is %s %s %s%s but the "
+		    "offer says %s %s %s%s", name,
+		    listener_family_name(id->family),
+		    listener_socktype_name(id->socktype), id->address,
+		    id->listening ? " listening" : "",
+		    json_string_value(json_object_get(e, "family")),
+		    json_string_value(json_object_get(e, "socktype")),
+		    json_string_value(json_object_get(e, "address")),
+		    json_is_true(json_object_get(e, "listening")) ?
+		    " listening" : "");
+	return 0;
+}
+
+/* Adopts one batch; on failure every fd of the batch is closed. */
+static int
+receive_batch(struct handoff *h, struct offered *o, size_t want)
+{
+	struct hlistener	*l;
+	json_t			*msg, *list, *e;
+	int			 fds[WIRE_MAX_FDS];
+	size_t			 nfds, i, j;
+
+	if ((msg = recv_msg(h, "fds", fds, &nfds)) == NULL)
+		return -1;
+	list = json_object_get(msg, "listeners");
+	if (json_integer_value(json_object_get(msg, "batch")) !=
+	    (json_int_t)want) {
+		herr(h, "batch %lld arrived where batch %zu was due",
+		    (long long)json_integer_value(json_object_get(msg,
+		    "batch")), want);
+		goto bad;
+	}
+	if (json_array_size(list) != nfds || nfds == 0 ||
+	    o->n + nfds > o->count) {
+		herr(h, "batch %zu: %zu entries with %zu fds (%zu of %zu "
+		    "received before)", want, json_array_size(list), nfds,
+		    o->n, o->count);
+		goto bad;
+	}
+	json_array_foreach(list, i, e) {
+		for (j = 0; j < o->n; j++)
+			if (strcmp(o->l[j].name, json_string_value(
+			    json_object_get(e, "name"))) == 0)
+				break;
+		if (j < o->n) {
+			herr(h, "listener \"%s\" offered twice",
+			    o->l[j].name);
+			goto bad;
+		}
+		l = &o->l[o->n];
+		if (verify_entry(h, e, fds[i], &l->id) == -1)
+			goto bad;
+		if (hlistener_set(l, json_string_value(json_object_get(e,
+		    "name")), json_string_value(json_object_get(e, "spec")),
+		    fds[i]) == -1) {
+			fds[i] = -1;
+			herr(h, "out of memory");
+			goto bad;
+		}
+		fds[i] = -1;
+		o->n++;
+	}
+	json_decref(msg);
+	return 0;
+bad:
+	wire_close_fds(fds, nfds);
+	json_decref(msg);
+	return -1;
+}
+
+static void
+offered_free(struct offered *o)
+{
+	size_t	i;
+
+	for (i = 0; i < o->n; i++)
+		hlistener_close(&o->l[i]);
+	free(o->l);
+	free(o->taken);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Moves offered listener i into dst; the offer no longer owns it. */
+static void
+take(struct offered *o, size_t i, struct hlistener *dst, const char *name,
+    const char *spec)
+{
+	*dst = o->l[i];
+	o->taken[i] = 1;
+	memset(&o->l[i], 0, sizeof(o->l[i]));
+	o->l[i].fd = -1;
+	free(dst->name);
+	free(dst->spec);
+	dst->name = strdup(name);
+	dst->spec = spec != NULL ? strdup(spec) : NULL;
+}
+
+static ssize_t
+find_offered(struct offered *o, const struct request *r, int by_name)
+{
+	size_t	i;
+
+	for (i = 0; i < o->n; i++) {
+		if (o->taken[i] || o->l[i].name == NULL ||
+		    strcmp(o->l[i].name, CONTROL_NAME) == 0)
+			continue;
+		if (by_name && strcmp(o->l[i].name, r->name) != 0)
+			continue;
+		if (listener_matches(&r->ls, &o->l[i].id))
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+static int
+note(json_t *changes, const char *key, const char *name)
+{
+	return json_array_append_new(json_object_get(changes, key),
+	    json_string(name));
+}
+
+/*
+ * Adopt what matches by name and address (or by address alone), bind the
+ * rest, retire what nobody asked for. On failure the fds bound here are
+ * closed; adopted ones go back to the offer, which the caller frees.
+ */
+static int
+match_listeners(struct handoff *h, struct offered *o)
+{
+	struct request	*r;
+	ssize_t		 j;
+	size_t		 i;
+	int		 fd;
+
+	h->changes = json_pack("{s:[], s:[], s:[]}", "adopted", "added",
+	    "retired");
+	h->listeners = calloc(h->nrequests + 1, sizeof(*h->listeners));
+	if (h->changes == NULL || h->listeners == NULL)
+		return herr(h, "out of memory");
+	for (i = 0; i < h->nrequests; i++) {
+		r = &h->requests[i];
+		if ((j = find_offered(o, r, 1)) == -1)
+			j = find_offered(o, r, 0);
+		if (j >= 0) {
+			take(o, (size_t)j, &h->listeners[i], r->name, r->spec);
+			h->nlisteners++;
+			if (h->listeners[i].name == NULL)
+				return herr(h, "out of memory");
+			note(h->changes, "adopted", r->name);
+			continue;
+		}
+		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
+		if (fd == -1)
+			return -1;
+		if (hlistener_set(&h->listeners[i], r->name, r->spec,
+		    fd) == -1)
+			return herr(h, "%s: cannot identify the bound socket",
+			    r->spec);
+		h->nlisteners++;
+		note(h->changes, "added", r->name);
+	}
+	for (i = 0; i < o->n; i++)
+		if (!o->taken[i] && strcmp(o->l[i].name, CONTROL_NAME) != 0)
+			note(h->changes, "retired", o->l[i].name);
+	return 0;
+}
+
+static int
+adopt_control(struct handoff *h, struct offered *o)
+{
+	size_t	i;
+
+	for (i = 0; i < o->n; i++) {
+		if (o->taken[i] || strcmp(o->l[i].name, CONTROL_NAME) != 0)
+			continue;
+		if (o->l[i].id.family != AF_UNIX ||
+		    o->l[i].id.socktype != SOCK_SEQPACKET ||
+		    !o->l[i].id.listening ||
+		    strcmp(o->l[i].id.address, h->control_path) != 0)
+			return herr(h, "the control socket offered is %s, not "
+			    "a listening seqpacket socket at %s",
+			    o->l[i].id.address, h->control_path);
+		take(o, i, &h->control, CONTROL_NAME, NULL);
+		return h->control.name != NULL ? 0 : herr(h, "out of memory");
+	}
+	return 1;
+}
+
+static void
+log_changes(struct handoff *h, const char *prefix)
+{
+	static const char *const keys[] = { "adopted", "added", "retired" };
+	char	 line[768];
+	size_t	 off, k, i;
+	json_t	*v;
+
+	off = (size_t)snprintf(line, sizeof(line), "%s", prefix);
+	for (k = 0; k < 3 && off < sizeof(line); k++) {
+		off += (size_t)snprintf(line + off, sizeof(line) - off,
+		    "%s %s ", k > 0 ? ";" : "", keys[k]);
+		if (json_array_size(json_object_get(h->changes, keys[k])) == 0)
+			off += (size_t)snprintf(line + off, off < sizeof(line) ?
+			    sizeof(line) - off : 0, "-");
+		json_array_foreach(json_object_get(h->changes, keys[k]), i, v) {
+			if (off >= sizeof(line))
+				break;
+			off += (size_t)snprintf(line + off, sizeof(line) - off,
+			    "%s%s", i > 0 ? "," : "", json_string_value(v));
+		}
+	}
+	hlog(h, "%s", line);
+}
+
+static int
+receive_offer(struct handoff *h, struct offered *o)
+{
+	json_t		*hello, *offer;
+	json_int_t	 count, batches, b;
+	int		 fds[WIRE_MAX_FDS], headroom = fd_headroom();
+	size_t		 nfds;
+
+	hello = msg_new("hello");
+	if (hello == NULL || json_object_set_new(hello, "pid",
+	    json_integer(getpid())) == -1 || json_object_set_new(hello, "tag",
+	    json_string(h->tag)) == -1 || json_object_set_new(hello,
+	    "max_fds", json_integer(headroom)) == -1) {
+		json_decref(hello);
+		return herr(h, "out of memory");
+	}
+	if (send_msg(h->pred_fd, hello) == -1)
+		return herr(h, "cannot send hello to pid %ld: %s",
+		    (long)h->predecessor, strerror(errno));
+	if ((offer = recv_msg(h, "offer", fds, &nfds)) == NULL)
+		return -1;
+	wire_close_fds(fds, nfds);
+	count = json_integer_value(json_object_get(offer, "count"));
+	batches = json_integer_value(json_object_get(offer, "batches"));
+	h->generation = (unsigned)json_integer_value(json_object_get(offer,
+	    "generation")) + 1;
+	if (json_is_object(json_object_get(offer, "state")))
+		h->pred_state = json_dumps(json_object_get(offer, "state"),
+		    JSON_COMPACT);
+	hlog(h, "incumbent pid %ld (gen %u, tag \"%s\") offers %lld "
+	    "listener%s in %lld batch%s", (long)h->predecessor,
+	    h->generation - 1, json_string_value(json_object_get(offer, "tag")),
+	    (long long)count, count == 1 ? "" : "s", (long long)batches,
+	    batches == 1 ? "" : "es");
+	json_decref(offer);
+	if (nfds > 0)
+		return herr(h, "the offer carried %zu fds; they belong in "
+		    "batches", nfds);
+	if (count > headroom)
+		return herr(h, "%lld listeners offered but only %d fds free; "
+		    "raise RLIMIT_NOFILE", (long long)count, headroom);
+	if (batches > count || (count > 0 && batches == 0))
+		return herr(h, "offer of %lld listeners in %lld batches",
+		    (long long)count, (long long)batches);
+	o->count = (size_t)count;
+	o->l = calloc(o->count + 1, sizeof(*o->l));
+	o->taken = calloc(o->count + 1, sizeof(*o->taken));
+	if (o->l == NULL || o->taken == NULL)
+		return herr(h, "out of memory");
+	for (b = 0; b < batches; b++)
+		if (receive_batch(h, o, (size_t)b) == -1)
+			return -1;
+	if (o->n != o->count)
+		return herr(h, "%zu listeners received of the %zu offered",
+		    o->n, o->count);
+	return 0;
+}
+
+/* Takes sock, connected to the incumbent's control socket. */
+int
+successor_takeover(struct handoff *h, int sock)
+{
+	struct offered	 o;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	size_t		 i;
+	int		 r;
+
+	memset(&o, 0, sizeof(o));
+	h->pred_fd = sock;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		h->predecessor = cred.pid;
+	if (receive_offer(h, &o) == -1)
+		goto bad;
+	if ((r = adopt_control(h, &o)) == -1)
+		goto bad;
+	if (r == 1) {
+		herr(h, "incumbent pid %ld did not offer its control socket",
+		    (long)h->predecessor);
+		goto bad;
+	}
+	if (match_listeners(h, &o) == -1)
+		goto bad;
+	log_changes(h, "took over: ");
+	offered_free(&o);	/* closes the retired ones */
+	return 0;
+bad:
+	send_msg(sock, msg_error(MSG_E_MISMATCH, "%s", h->err));
+	offered_free(&o);
+	for (i = 0; i < h->nlisteners; i++)
+		hlistener_close(&h->listeners[i]);
+	h->nlisteners = 0;
+	hlistener_close(&h->control);
+	json_decref(h->changes);
+	h->changes = NULL;
+	free(h->pred_state);
+	h->pred_state = NULL;
+	close(sock);
+	h->pred_fd = -1;
+	h->predecessor = 0;
+	return -1;
+}
+
+static void
+predecessor_closed(struct handoff *h, const char *why)
+{
+	hlog(h, "predecessor pid %ld %s", (long)h->predecessor, why);
+	event_free(h->pred_ev);
+	h->pred_ev = NULL;
+	close(h->pred_fd);
+	h->pred_fd = -1;
+}
+
+/* Serve the control socket: the incumbent has let go, or cannot answer. */
+static void
+become_incumbent(struct handoff *h)
+{
+	h->hstate = HS_SERVING;
+	if (control_listen(h) == -1)
+		hlog(h, "%s", h->err);
+	control_unlock(h);
+}
+
+static void
+predecessor_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+	static char	 buf[WIRE_MAX_MSG];
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds;
+	ssize_t		 n;
+	json_t		*msg;
+	char		 err[512];
+
+	if (what & EV_TIMEOUT) {
+		hlog(h, "predecessor pid %ld did not answer ready within %u "
+		    "ms; serving anyway", (long)h->predecessor, h->io_timeout);
+		become_incumbent(h);
+		return;
+	}
+	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	wire_close_fds(fds, nfds);
+	if (n <= 0) {
+		if (h->hstate == HS_WAITING) {
+			predecessor_closed(h, "went away before released; "
+			    "serving");
+			become_incumbent(h);
+		} else
+			predecessor_closed(h, "has exited");
+		return;
+	}
+	if ((msg = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
+		hlog(h, "predecessor pid %ld: %s", (long)h->predecessor, err);
+		return;
+	}
+	if (h->hstate == HS_WAITING && strcmp(msg_type(msg), "released") ==
+	    0) {
+		hlog(h, "released by pid %ld: it drains %lld connection%s "
+		    "within %lld ms", (long)h->predecessor,
+		    (long long)json_integer_value(json_object_get(msg,
+		    "connections")), json_integer_value(json_object_get(msg,
+		    "connections")) == 1 ? "" : "s",
+		    (long long)json_integer_value(json_object_get(msg,
+		    "deadline_ms")));
+		/* Keep watching, without a timeout, to log its exit. */
+		event_del(h->pred_ev);
+		event_assign(h->pred_ev, h->base, h->pred_fd,
+		    EV_READ | EV_PERSIST, predecessor_read, h);
+		event_add(h->pred_ev, NULL);
+		become_incumbent(h);
+	} else if (strcmp(msg_type(msg), "error") == 0)
+		hlog(h, "predecessor pid %ld: %s: %s", (long)h->predecessor,
+		    json_string_value(json_object_get(msg, "code")),
+		    json_string_value(json_object_get(msg, "message")));
+	else
+		hlog(h, "predecessor pid %ld sent \"%s\": ignored",
+		    (long)h->predecessor, msg_type(msg));
+	json_decref(msg);
+}
+
+int
+successor_ready(struct handoff *h)
+{
+	struct timeval	 tv;
+	json_t		*ready;
+
+	ready = msg_new("ready");
+	if (ready == NULL || json_object_set_new(ready, "pid",
+	    json_integer(getpid())) == -1 || json_object_update(ready,
+	    h->changes) == -1) {
+		json_decref(ready);
+		return herr(h, "out of memory");
+	}
+	if (send_msg(h->pred_fd, ready) == -1) {
+		hlog(h, "cannot send ready to pid %ld: %s; serving anyway",
+		    (long)h->predecessor, strerror(errno));
+		close(h->pred_fd);
+		h->pred_fd = -1;
+		become_incumbent(h);
+		return 0;
+	}
+	hlog(h, "ready: serving, tag \"%s\"; waiting for pid %ld to release",
+	    h->tag, (long)h->predecessor);
+	h->hstate = HS_WAITING;
+	h->pred_ev = event_new(h->base, h->pred_fd, EV_READ | EV_PERSIST,
+	    predecessor_read, h);
+	tv.tv_sec = h->io_timeout / 1000;
+	tv.tv_usec = (h->io_timeout % 1000) * 1000;
+	if (h->pred_ev == NULL || event_add(h->pred_ev, &tv) == -1) {
+		become_incumbent(h);
+		return 0;
+	}
+	return 0;
+}

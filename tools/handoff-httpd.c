@@ -1,0 +1,534 @@
+/*
+ * handoff-httpd: the reference HTTP/1.1 server on libhandoff and evhttp.
+ * Starting it while another instance serves the same control socket takes
+ * that instance's listeners over; the old one drains and exits 0.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "handoff.h"
+
+#define SLOW_MAX_MS	600000
+
+struct httpd {
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct handoff		*h;
+	struct evconnlistener	**lev;
+	size_t			 nlev;
+	const char		*tag;
+	unsigned		 conns;
+	int			 draining;
+	int			 exit_code;
+	/* Connections accepted in this loop turn, their evcon not yet known. */
+	struct bufferevent	**fresh;
+	size_t			 nfresh, capfresh;
+	struct event		*fresh_ev;
+};
+
+struct slow {
+	struct httpd		*d;
+	struct evhttp_request	*req;
+	struct event		*ev;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: handoff-httpd [--control PATH] [--listen [NAME=]SPEC]... [--tag TEXT]\n"
+"                     [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
+"\n"
+"Serves HTTP/1.1. If another handoff-httpd serves on the same control\n"
+"socket, takes its listeners over; it then drains and exits 0.\n"
+"\n"
+"  --control PATH           control socket (default $RUNTIME_DIRECTORY/handoff-httpd.sock,\n"
+"                           /run/handoff-httpd/control.sock as root, else\n"
+"                           $XDG_RUNTIME_DIR or /tmp/handoff-httpd-UID)\n"
+"  --listen [NAME=]SPEC     tcp://HOST:PORT, tcp://[V6]:PORT or unix:PATH;\n"
+"                           repeatable (default http=tcp://0.0.0.0:8080)\n"
+"  --tag TEXT               version label shown in responses and status\n"
+"  --drain-timeout SECONDS  hammer after this long draining (default 30)\n"
+"  --ready-timeout SECONDS  how long a successor may take (default 30)\n"
+"  --help, --version\n"
+"\n"
+"GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
+}
+
+static void
+conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct httpd	*d = arg;
+
+	if (d->conns > 0)
+		d->conns--;
+	if (d->draining && d->conns == 0)
+		event_base_loopexit(d->base, NULL);
+}
+
+/*
+ * evhttp has no accept hook that gives the connection, so each new
+ * bufferevent is noted here and its connection looked up once evhttp has
+ * set it up, later in the same loop turn (evhttp owns the callbacks and
+ * passes the connection as their argument).
+ */
+static struct bufferevent *
+new_bev(struct event_base *base, void *arg)
+{
+	struct httpd		*d = arg;
+	struct bufferevent	*bev, **n;
+
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	if (d->nfresh == d->capfresh) {
+		n = reallocarray(d->fresh, d->capfresh ? d->capfresh * 2 : 64,
+		    sizeof(*n));
+		if (n == NULL)
+			return bev;
+		d->fresh = n;
+		d->capfresh = d->capfresh ? d->capfresh * 2 : 64;
+	}
+	d->fresh[d->nfresh++] = bev;
+	event_active(d->fresh_ev, EV_TIMEOUT, 0);
+	return bev;
+}
+
+static void
+note_fresh(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd		*d = arg;
+	bufferevent_data_cb	 rcb, wcb;
+	bufferevent_event_cb	 ecb;
+	void			*evcon;
+	size_t			 i;
+
+	for (i = 0; i < d->nfresh; i++) {
+		bufferevent_getcb(d->fresh[i], &rcb, &wcb, &ecb, &evcon);
+		if (evcon == NULL)
+			continue;
+		evhttp_connection_set_closecb(evcon, conn_closed, d);
+		d->conns++;
+	}
+	d->nfresh = 0;
+}
+
+static void
+respond(struct httpd *d, struct evhttp_request *req, int code,
+    const char *reason, const char *body)
+{
+	struct evbuffer		*buf;
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(out, "Content-Type", "text/plain");
+	if (d->draining)
+		evhttp_add_header(out, "Connection", "close");
+	buf = evbuffer_new();
+	if (buf != NULL)
+		evbuffer_add_printf(buf, "%s", body);
+	evhttp_send_reply(req, code, reason, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+static void
+hello(struct httpd *d, struct evhttp_request *req)
+{
+	char	body[512];
+
+	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u\n",
+	    (long)getpid(), d->tag, handoff_generation(d->h));
+	respond(d, req, 200, "OK", body);
+}
+
+static void
+slow_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct slow	*s = arg;
+
+	hello(s->d, s->req);
+	event_free(s->ev);
+	free(s);
+}
+
+static void
+slow(struct httpd *d, struct evhttp_request *req)
+{
+	struct evkeyvalq	 q;
+	struct slow		*s;
+	struct timeval		 tv;
+	const char		*ms;
+	char			*end;
+	long			 n = -1;
+
+	memset(&q, 0, sizeof(q));
+	if (evhttp_parse_query_str(evhttp_uri_get_query(
+	    evhttp_request_get_evhttp_uri(req)) ?: "", &q) == 0 &&
+	    (ms = evhttp_find_header(&q, "ms")) != NULL) {
+		errno = 0;
+		n = strtol(ms, &end, 10);
+		if (errno != 0 || *end != '\0' || end == ms)
+			n = -1;
+	}
+	evhttp_clear_headers(&q);
+	if (n < 0 || n > SLOW_MAX_MS) {
+		respond(d, req, 400, "Bad Request",
+		    "ms must be a number from 0 to 600000\n");
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		respond(d, req, 500, "Internal Server Error", "no memory\n");
+		return;
+	}
+	s->d = d;
+	s->req = req;
+	s->ev = evtimer_new(d->base, slow_done, s);
+	if (s->ev == NULL) {
+		free(s);
+		respond(d, req, 500, "Internal Server Error", "no memory\n");
+		return;
+	}
+	tv.tv_sec = n / 1000;
+	tv.tv_usec = (n % 1000) * 1000;
+	evtimer_add(s->ev, &tv);
+}
+
+static void
+route(struct evhttp_request *req, void *arg)
+{
+	struct httpd	*d = arg;
+	const char	*path;
+
+	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL || strcmp(path, "/") == 0)
+		hello(d, req);
+	else if (strcmp(path, "/slow") == 0)
+		slow(d, req);
+	else
+		respond(d, req, 404, "Not Found", "not found\n");
+}
+
+static void
+set_accepting(struct httpd *d, int on)
+{
+	size_t	i;
+
+	for (i = 0; i < d->nlev; i++) {
+		if (on)
+			evconnlistener_enable(d->lev[i]);
+		else
+			evconnlistener_disable(d->lev[i]);
+	}
+}
+
+static void
+on_event(struct handoff *h, enum handoff_event ev, void *arg)
+{
+	struct httpd	*d = arg;
+
+	switch (ev) {
+	case HANDOFF_PAUSE:
+		set_accepting(d, 0);
+		break;
+	case HANDOFF_DRAIN:
+		/* Idle keep-alive connections stay until their next response
+		 * carries Connection: close, or the deadline. */
+		d->draining = 1;
+		if (d->conns == 0)
+			event_base_loopexit(d->base, NULL);
+		break;
+	case HANDOFF_RESUME:
+		d->draining = 0;
+		set_accepting(d, 1);
+		break;
+	case HANDOFF_HAMMER:
+		event_base_loopexit(d->base, NULL);
+		break;
+	}
+}
+
+static unsigned
+count_conns(void *arg)
+{
+	return ((struct httpd *)arg)->conns;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct httpd	*d = arg;
+
+	if (handoff_stop(d->h) == -1) {
+		fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d->h));
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
+static int
+parse_seconds(const char *opt, const char *s, unsigned *ms)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || end == s || v < 0 || v > 86400) {
+		fprintf(stderr, "handoff-httpd: %s: \"%s\" is not a number of "
+		    "seconds from 0 to 86400\n", opt, s);
+		return -1;
+	}
+	*ms = (unsigned)(v * 1000);
+	return 0;
+}
+
+static char *
+default_control(void)
+{
+	const char	*dir;
+	char		*path = NULL;
+	char		 d[PATH_MAX];
+
+	if ((dir = getenv("RUNTIME_DIRECTORY")) != NULL && *dir != '\0') {
+		/* systemd may pass several, separated by colons. */
+		snprintf(d, sizeof(d), "%.*s", (int)strcspn(dir, ":"), dir);
+		if (asprintf(&path, "%s/handoff-httpd.sock", d) == -1)
+			return NULL;
+		return path;
+	}
+	if (geteuid() == 0 && access("/run", W_OK) == 0)
+		snprintf(d, sizeof(d), "/run/handoff-httpd");
+	else if ((dir = getenv("XDG_RUNTIME_DIR")) != NULL && *dir == '/')
+		snprintf(d, sizeof(d), "%s/handoff-httpd", dir);
+	else
+		snprintf(d, sizeof(d), "/tmp/handoff-httpd-%ld",
+		    (long)geteuid());
+	if (mkdir(d, 0700) == -1 && errno != EEXIST)
+		return NULL;
+	if (asprintf(&path, "%s/control.sock", d) == -1)
+		return NULL;
+	return path;
+}
+
+static int
+add_listen(struct handoff *h, const char *arg, unsigned *n)
+{
+	const char	*eq = strchr(arg, '='), *spec = arg;
+	char		 name[80];
+
+	if (eq != NULL && strstr(arg, "://") != NULL && eq > strstr(arg,
+	    "://"))
+		eq = NULL;	/* '=' inside the spec, not a name */
+	if (eq != NULL && (strncmp(arg, "unix:", 5) != 0 || eq <
+	    arg + 5)) {
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+		spec = eq + 1;
+	} else if (*n == 0)
+		snprintf(name, sizeof(name), "http");
+	else
+		snprintf(name, sizeof(name), "http%u", *n + 1);
+	(*n)++;
+	return handoff_listen(h, name, spec);
+}
+
+static long long
+first_started(struct handoff *h)
+{
+	const char	*prev = handoff_predecessor_state(h), *p;
+
+	if (prev != NULL && (p = strstr(prev, "\"first_started\":")) != NULL)
+		return strtoll(p + 16, NULL, 10);
+	return (long long)time(NULL);
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "control",		required_argument,	NULL, 'c' },
+		{ "listen",		required_argument,	NULL, 'l' },
+		{ "tag",		required_argument,	NULL, 't' },
+		{ "drain-timeout",	required_argument,	NULL, 'd' },
+		{ "ready-timeout",	required_argument,	NULL, 'r' },
+		{ "help",		no_argument,		NULL, 'h' },
+		{ "version",		no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct httpd	 d;
+	struct event	*sigterm = NULL, *sigint = NULL;
+	char		*control = NULL, *listens[1024], state[128];
+	unsigned	 drain_ms = 30000, ready_ms = 30000, nlisten = 0, n = 0;
+	size_t		 i;
+	int		 c;
+
+	memset(&d, 0, sizeof(d));
+	d.tag = "";
+	d.exit_code = 1;
+	while ((c = getopt_long(argc, argv, "c:l:t:d:r:hV", opts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			control = optarg;
+			break;
+		case 'l':
+			if (nlisten == sizeof(listens) / sizeof(listens[0])) {
+				fprintf(stderr, "handoff-httpd: at most %zu "
+				    "--listen\n", sizeof(listens) /
+				    sizeof(listens[0]));
+				return 2;
+			}
+			listens[nlisten++] = optarg;
+			break;
+		case 't':
+			d.tag = optarg;
+			break;
+		case 'd':
+			if (parse_seconds("--drain-timeout", optarg,
+			    &drain_ms) == -1)
+				return 2;
+			break;
+		case 'r':
+			if (parse_seconds("--ready-timeout", optarg,
+			    &ready_ms) == -1)
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("handoff-httpd %s (protocol %d)\n",
+			    PACKAGE_VERSION, HANDOFF_PROTO_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "handoff-httpd: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (control == NULL && (control = default_control()) == NULL) {
+		fprintf(stderr, "handoff-httpd: cannot make a directory for "
+		    "the control socket: %s; use --control PATH\n",
+		    strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+
+	if ((d.base = event_base_new()) == NULL) {
+		fprintf(stderr, "handoff-httpd: cannot create event base\n");
+		return 1;
+	}
+	if ((d.h = handoff_new(d.base, control)) == NULL) {
+		fprintf(stderr, "handoff-httpd: --control %s: %s\n", control,
+		    strerror(errno));
+		goto out;
+	}
+	handoff_set_ident(d.h, "handoff-httpd");
+	handoff_set_event_cb(d.h, on_event, &d);
+	handoff_set_count_cb(d.h, count_conns, &d);
+	handoff_set_drain_timeout(d.h, drain_ms);
+	handoff_set_ready_timeout(d.h, ready_ms);
+	if (handoff_set_tag(d.h, d.tag) == -1)
+		goto fail;
+	if (nlisten == 0)
+		listens[nlisten++] = "http=tcp://0.0.0.0:8080";
+	for (i = 0; i < nlisten; i++)
+		if (add_listen(d.h, listens[i], &n) == -1)
+			goto fail;
+	if (handoff_start(d.h) == -1)
+		goto fail;
+	/* The state carries when generation 1 started, across upgrades. */
+	snprintf(state, sizeof(state), "{\"server\":\"handoff-httpd\","
+	    "\"first_started\":%lld}", first_started(d.h));
+	handoff_set_state(d.h, state);
+
+	d.fresh_ev = event_new(d.base, -1, 0, note_fresh, &d);
+	d.http = evhttp_new(d.base);
+	d.lev = calloc(handoff_listener_count(d.h), sizeof(*d.lev));
+	if (d.fresh_ev == NULL || d.http == NULL || d.lev == NULL) {
+		fprintf(stderr, "handoff-httpd: out of memory\n");
+		goto out;
+	}
+	evhttp_set_bevcb(d.http, new_bev, &d);
+	evhttp_set_gencb(d.http, route, &d);
+	evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	for (i = 0; i < handoff_listener_count(d.h); i++) {
+		/* Backlog 0: the socket already listens; the library owns it. */
+		d.lev[i] = evconnlistener_new(d.base, NULL, NULL,
+		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d.h, i));
+		if (d.lev[i] == NULL ||
+		    evhttp_bind_listener(d.http, d.lev[i]) == NULL) {
+			fprintf(stderr, "handoff-httpd: cannot serve on %s\n",
+			    handoff_listener_name(d.h, i));
+			goto out;
+		}
+		d.nlev++;
+	}
+	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm,
+	    NULL) == -1 || evsignal_add(sigint, NULL) == -1) {
+		fprintf(stderr, "handoff-httpd: cannot watch signals\n");
+		goto out;
+	}
+	if (handoff_ready(d.h) == -1)
+		goto fail;
+	event_base_dispatch(d.base);
+	d.exit_code = 0;
+	goto out;
+fail:
+	fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d.h));
+out:
+	if (d.exit_code == 0)
+		fprintf(stderr, "handoff-httpd[%ld] gen %u: exiting, %u "
+		    "connection%s left\n", (long)getpid(),
+		    handoff_generation(d.h), d.conns, d.conns == 1 ? "" : "s");
+	if (d.http != NULL)
+		evhttp_free(d.http);	/* frees d.lev[] and connections */
+	free(d.lev);
+	free(d.fresh);
+	if (d.fresh_ev != NULL)
+		event_free(d.fresh_ev);
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	handoff_free(d.h);
+	event_base_free(d.base);
+	return d.exit_code;
+}

@@ -1,0 +1,294 @@
+/*
+ * handoffctl: talk to a handoff server over its control socket.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "message.h"
+#include "wire.h"
+
+/* Exit codes, documented in --help. */
+#define EX_OK		0
+#define EX_FAIL		1
+#define EX_USAGE	2
+#define EX_NOSERVER	3
+#define EX_REFUSED	4
+#define EX_TIMEOUT	6
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: handoffctl status --control PATH [--json]\n"
+"       handoffctl stop --control PATH [--timeout SECONDS]\n"
+"\n"
+"  status   who serves on the control socket: pid, generation, tag,\n"
+"           state, connections and listeners\n"
+"  stop     graceful stop: the server stops accepting, drains and exits;\n"
+"           waits until it has exited (default timeout 60 s)\n"
+"\n"
+"exit status: 0 success, 1 failure, 2 usage, 3 no server at PATH,\n"
+"             4 refused by the server, 6 timed out\n");
+}
+
+static int
+ctl_connect(const char *path)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "handoffctl: control path too long: %s\n",
+		    path);
+		return -EX_USAGE;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1) {
+		fprintf(stderr, "handoffctl: socket: %s\n", strerror(errno));
+		return -EX_FAIL;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "handoffctl: no server at %s: %s%s\n", path,
+		    strerror(errno), errno == ECONNREFUSED ?
+		    " (stale socket: nobody accepts on it)" : "");
+		close(fd);
+		return -EX_NOSERVER;
+	}
+	return fd;
+}
+
+/* Sends a bare request and returns the reply, or NULL with *code set. */
+static json_t *
+ctl_request(int fd, const char *type, const char *path, int ms, int *code)
+{
+	static char	 buf[WIRE_MAX_MSG];
+	json_t		*req, *reply;
+	char		*s, err[512];
+	size_t		 len, nfds;
+	int		 fds[WIRE_MAX_FDS];
+	ssize_t		 n;
+
+	*code = EX_FAIL;
+	req = msg_new(type);
+	s = req != NULL ? msg_encode(req, &len) : NULL;
+	json_decref(req);
+	if (s == NULL || wire_send(fd, s, len, NULL, 0) == -1) {
+		fprintf(stderr, "handoffctl: cannot send %s to %s: %s\n", type,
+		    path, strerror(errno));
+		free(s);
+		return NULL;
+	}
+	free(s);
+	if (wire_wait(fd, POLLIN, ms) == -1) {
+		fprintf(stderr, "handoffctl: no answer from %s within %d ms\n",
+		    path, ms);
+		*code = EX_TIMEOUT;
+		return NULL;
+	}
+	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
+	wire_close_fds(fds, nfds);
+	if (n <= 0) {
+		fprintf(stderr, "handoffctl: %s closed the connection: %s\n",
+		    path, n == 0 ? "no answer" : strerror(errno));
+		return NULL;
+	}
+	if ((reply = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "handoffctl: bad answer from %s: %s\n", path,
+		    err);
+		return NULL;
+	}
+	if (strcmp(msg_type(reply), "error") == 0) {
+		fprintf(stderr, "handoffctl: %s refused %s: %s: %s\n", path,
+		    type, json_string_value(json_object_get(reply, "code")),
+		    json_string_value(json_object_get(reply, "message")));
+		*code = EX_REFUSED;
+		json_decref(reply);
+		return NULL;
+	}
+	*code = EX_OK;
+	return reply;
+}
+
+static void
+print_report(json_t *r)
+{
+	json_t	*l;
+	size_t	 i;
+
+	printf("pid %lld  generation %lld  tag %s  state %s  connections "
+	    "%lld\n", (long long)json_integer_value(json_object_get(r, "pid")),
+	    (long long)json_integer_value(json_object_get(r, "generation")),
+	    json_string_value(json_object_get(r, "tag"))[0] != '\0' ?
+	    json_string_value(json_object_get(r, "tag")) : "-",
+	    json_string_value(json_object_get(r, "state")),
+	    (long long)json_integer_value(json_object_get(r, "connections")));
+	if (json_integer_value(json_object_get(r, "predecessor")) > 0)
+		printf("predecessor pid %lld\n", (long long)json_integer_value(
+		    json_object_get(r, "predecessor")));
+	if (json_is_integer(json_object_get(r, "successor")))
+		printf("successor pid %lld\n", (long long)json_integer_value(
+		    json_object_get(r, "successor")));
+	printf("listeners:\n");
+	json_array_foreach(json_object_get(r, "listeners"), i, l)
+		printf("  %-16s %-4s %-9s %s\n",
+		    json_string_value(json_object_get(l, "name")),
+		    json_string_value(json_object_get(l, "kind")),
+		    json_string_value(json_object_get(l, "socktype")),
+		    json_string_value(json_object_get(l, "address")));
+}
+
+static int
+cmd_status(const char *path, int as_json)
+{
+	json_t	*r;
+	char	*s;
+	int	 fd, code;
+
+	if ((fd = ctl_connect(path)) < 0)
+		return -fd;
+	r = ctl_request(fd, "status", path, 5000, &code);
+	close(fd);
+	if (r == NULL)
+		return code;
+	if (as_json) {
+		s = json_dumps(r, JSON_INDENT(2));
+		printf("%s\n", s != NULL ? s : "null");
+		free(s);
+	} else
+		print_report(r);
+	json_decref(r);
+	return EX_OK;
+}
+
+static int
+cmd_stop(const char *path, int ms)
+{
+	json_t	*r;
+	char	 c;
+	int	 fd, code;
+	long long pid;
+
+	if ((fd = ctl_connect(path)) < 0)
+		return -fd;
+	if ((r = ctl_request(fd, "stop", path, 5000, &code)) == NULL) {
+		close(fd);
+		return code;
+	}
+	pid = json_integer_value(json_object_get(r, "pid"));
+	printf("stopping pid %lld: draining %lld connections, deadline %lld "
+	    "ms\n", pid, (long long)json_integer_value(json_object_get(r,
+	    "connections")), (long long)json_integer_value(json_object_get(r,
+	    "deadline_ms")));
+	json_decref(r);
+	/* The server holds this connection until it exits. */
+	if (wire_wait(fd, POLLIN, ms) == -1) {
+		fprintf(stderr, "handoffctl: pid %lld still running after %d "
+		    "ms\n", pid, ms);
+		close(fd);
+		return EX_TIMEOUT;
+	}
+	while (recv(fd, &c, 1, 0) > 0)
+		;
+	close(fd);
+	printf("pid %lld exited\n", pid);
+	return EX_OK;
+}
+
+static int
+parse_timeout(const char *s, int *ms)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || end == s || v <= 0 || v > 86400) {
+		fprintf(stderr, "handoffctl: --timeout: \"%s\" is not a number "
+		    "of seconds from 0 to 86400\n", s);
+		return -1;
+	}
+	*ms = (int)(v * 1000);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "control",	required_argument,	NULL, 'c' },
+		{ "json",	no_argument,		NULL, 'j' },
+		{ "timeout",	required_argument,	NULL, 't' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char	*cmd, *path = NULL;
+	int		 c, as_json = 0, ms = 60000;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return EX_OK;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("handoffctl %s (protocol %d)\n", PACKAGE_VERSION,
+		    MSG_PROTO);
+		return EX_OK;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:jt:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'j':
+			as_json = 1;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &ms) == -1)
+				return EX_USAGE;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (path == NULL) {
+		fprintf(stderr, "handoffctl: %s needs --control PATH\n", cmd);
+		return EX_USAGE;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "handoffctl: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		return EX_USAGE;
+	}
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(path, as_json);
+	if (strcmp(cmd, "stop") == 0)
+		return cmd_stop(path, ms);
+	fprintf(stderr, "handoffctl: unknown command \"%s\"\n", cmd);
+	usage(stderr);
+	return EX_USAGE;
+}
