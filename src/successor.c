@@ -371,6 +371,10 @@ receive_offer(struct handoff *h, struct offered *o)
 	if ((offer = recv_msg(h, "offer", fds, &nfds)) == NULL)
 		return -1;
 	wire_close_fds(fds, nfds);
+	/* SO_PEERCRED names whoever bound the shared control socket, which
+	 * may be an older generation: the offer says who is answering. */
+	h->predecessor = (pid_t)json_integer_value(json_object_get(offer,
+	    "pid"));
 	count = json_integer_value(json_object_get(offer, "count"));
 	batches = json_integer_value(json_object_get(offer, "batches"));
 	h->generation = (unsigned)json_integer_value(json_object_get(offer,
@@ -378,7 +382,7 @@ receive_offer(struct handoff *h, struct offered *o)
 	if (json_is_object(json_object_get(offer, "state")))
 		h->pred_state = json_dumps(json_object_get(offer, "state"),
 		    JSON_COMPACT);
-	hlog(h, "incumbent pid %ld (gen %u, tag \"%s\") offers %lld "
+	hlog(h, "taking over from pid %ld (gen %u, tag \"%s\"): offered %lld "
 	    "listener%s in %lld batch%s", (long)h->predecessor,
 	    h->generation - 1, json_string_value(json_object_get(offer, "tag")),
 	    (long long)count, count == 1 ? "" : "s", (long long)batches,
@@ -432,7 +436,7 @@ successor_takeover(struct handoff *h, int sock)
 	}
 	if (match_listeners(h, &o) == -1)
 		goto bad;
-	log_changes(h, "took over: ");
+	log_changes(h, "took over:");
 	offered_free(&o);	/* closes the retired ones */
 	return 0;
 bad:
