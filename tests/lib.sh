@@ -1,0 +1,97 @@
+# Shared by the integration tests: a private directory, cleanup of every
+# process started, bounded polling, and small helpers. Source it; then
+# call `fail "why"` to fail, `skip "why"` to skip, and end with `pass`.
+set -u
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+HTTPD="$top_builddir/tools/handoff-httpd"
+CTL="$top_builddir/tools/handoffctl"
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "${TMPDIR:-/tmp}/handoff-$TEST_NAME.XXXXXX")
+CONTROL="$T/ctl.sock"
+PIDS=""
+
+cleanup() {
+	for p in $PIDS; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	for p in $PIDS; do
+		wait "$p" 2>/dev/null
+	done
+	if [ "${KEEP_TMP:-0}" = 1 ]; then
+		echo "kept $T"
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+log() { printf '%s: %s\n' "$TEST_NAME" "$*"; }
+
+fail() {
+	log "FAIL: $*"
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f (last 30 lines)"
+		tail -n 30 "$f"
+	done
+	exit 1
+}
+
+skip() { log "SKIP: $*"; exit 77; }
+pass() { log "PASS"; exit 0; }
+
+# wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
+wait_for() {
+	_limit=$1; shift
+	_end=$(( $(date +%s%N) / 1000000 + _limit * 1000 ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -lt "$_end" ] || return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+# free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_httpd NAME ARGS...: starts handoff-httpd in the background with
+# --control $CONTROL, logging to $T/NAME.log; sets $LAST_PID.
+start_httpd() {
+	_name=$1; shift
+	"$HTTPD" --control "$CONTROL" "$@" >"$T/$_name.log" 2>&1 &
+	LAST_PID=$!
+	PIDS="$PIDS $LAST_PID"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# wait_exit PID: waits for a child of this shell; its status in $STATUS.
+# Not in $(...): a subshell cannot wait for its parent's children.
+wait_exit() {
+	wait "$1"
+	STATUS=$?
+}
+
+# serving_pid: the pid that answers status on $CONTROL, or nothing.
+serving_pid() {
+	"$CTL" status --control "$CONTROL" --json 2>/dev/null |
+	    python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'
+}
+
+is_serving() { [ "$(serving_pid)" = "$1" ]; }
+
+# get URL: body of a GET, fails on a non-2xx.
+get() { curl -fsS --max-time 5 "$1"; }
+
+body_has() { get "$1" | grep -q -- "$2"; }
+
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+
+logged() { grep -q -- "$2" "$T/$1.log"; }
