@@ -12,6 +12,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -411,6 +413,27 @@ receive_offer(struct handoff *h, struct offered *o)
 	return 0;
 }
 
+/* A closed connection alone could be a bug; a missing process is not. */
+static int
+predecessor_dead(struct handoff *h)
+{
+	FILE	*f;
+	char	 path[64], state = '?';
+	int	 n;
+
+	if (h->predecessor <= 0)
+		return 0;
+	if (kill(h->predecessor, 0) == -1 && errno == ESRCH)
+		return 1;
+	/* A zombie has closed its fds but not yet been reaped. */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)h->predecessor);
+	if ((f = fopen(path, "re")) == NULL)
+		return errno == ENOENT;
+	n = fscanf(f, "%*d (%*[^)]) %c", &state);
+	fclose(f);
+	return n == 1 && (state == 'Z' || state == 'X');
+}
+
 /* Takes sock, connected to the incumbent's control socket. */
 int
 successor_takeover(struct handoff *h, int sock)
@@ -425,22 +448,45 @@ successor_takeover(struct handoff *h, int sock)
 	h->pred_fd = sock;
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
 		h->predecessor = cred.pid;
-	if (receive_offer(h, &o) == -1)
-		goto bad;
+	if (receive_offer(h, &o) == -1) {
+		/* Before the offer we do not know who answered: SO_PEERCRED
+		 * names whoever bound the shared socket. */
+		if (o.l == NULL || !predecessor_dead(h))
+			goto bad;
+		/* What arrived is ours alone now: start fresh with it. */
+		hlog(h, "incumbent pid %ld died during the offer (%s): "
+		    "continuing as a fresh start with the %zu listener%s "
+		    "received", (long)h->predecessor, h->err, o.n,
+		    o.n == 1 ? "" : "s");
+		close(sock);
+		sock = h->pred_fd = -1;
+		h->predecessor = 0;
+	}
 	if ((r = adopt_control(h, &o)) == -1)
 		goto bad;
-	if (r == 1) {
+	if (r == 1 && h->predecessor > 0) {
 		herr(h, "incumbent pid %ld did not offer its control socket",
 		    (long)h->predecessor);
 		goto bad;
 	}
+	if (r == 1 && (control_probe(h, &r) == -1 || r >= 0 ||
+	    control_bind(h) == -1)) {
+		if (r >= 0) {
+			close(r);
+			herr(h, "another server answers on %s",
+			    h->control_path);
+		}
+		goto bad;
+	}
 	if (match_listeners(h, &o) == -1)
 		goto bad;
-	log_changes(h, "took over:");
+	log_changes(h, h->predecessor > 0 ? "took over:" :
+	    "started from a partial offer:");
 	offered_free(&o);	/* closes the retired ones */
 	return 0;
 bad:
-	send_msg(sock, msg_error(MSG_E_MISMATCH, "%s", h->err));
+	if (sock >= 0)
+		send_msg(sock, msg_error(MSG_E_MISMATCH, "%s", h->err));
 	offered_free(&o);
 	for (i = 0; i < h->nlisteners; i++)
 		hlistener_close(&h->listeners[i]);
@@ -450,7 +496,8 @@ bad:
 	h->changes = NULL;
 	free(h->pred_state);
 	h->pred_state = NULL;
-	close(sock);
+	if (sock >= 0)
+		close(sock);
 	h->pred_fd = -1;
 	h->predecessor = 0;
 	return -1;
