@@ -103,6 +103,7 @@ struct handoff {
 	unsigned		 generation;
 	pid_t			 predecessor;
 	struct event		*control_ev;
+	struct event		*retry_ev;	/* accept again after EMFILE */
 	struct event		*drain_ev;
 	struct timeval		 drain_end;
 	LIST_HEAD(, peer)	 peers;
@@ -139,6 +140,7 @@ json_t	*control_entry(const struct hlistener *);
 /* incumbent.c */
 void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
+void	 incumbent_abort_takeover(struct handoff *, const char *);
 
 /* successor.c */
 int	 successor_takeover(struct handoff *, int);

@@ -148,6 +148,8 @@ handoff_free(struct handoff *h)
 		event_free(h->control_ev);
 	if (h->drain_ev != NULL)
 		event_free(h->drain_ev);
+	if (h->retry_ev != NULL)
+		event_free(h->retry_ev);
 	if (h->pred_ev != NULL)
 		event_free(h->pred_ev);
 	if (h->pred_fd >= 0)
@@ -483,6 +485,7 @@ handoff_stop(struct handoff *h)
 	default:
 		break;
 	}
+	incumbent_abort_takeover(h, "this server is stopping");
 	h->hstate = HS_STOPPING;
 	control_pause(h);
 	hlog(h, "stopping");

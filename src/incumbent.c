@@ -144,9 +144,19 @@ peer_write(evutil_socket_t fd, short what, void *arg)
 	peer_flush(arg);
 }
 
+static void
+control_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+
+	if (h->hstate == HS_SERVING || h->hstate == HS_OFFERING)
+		control_listen(h);
+}
+
 void
 incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 {
+	static const struct timeval retry = { 1, 0 };
 	struct handoff	*h = arg;
 	struct peer	*p;
 	struct ucred	 cred;
@@ -187,9 +197,16 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 		event_add(p->rev, NULL);
 		peer_arm(p, h->io_timeout);
 	}
-	if (errno == EMFILE || errno == ENFILE)
-		hlog(h, "control: accept: %s; raise RLIMIT_NOFILE",
-		    strerror(errno));
+	if (errno == EMFILE || errno == ENFILE) {
+		/* The connection stays queued; retry later, not in a loop. */
+		hlog(h, "control: accept: %s; pausing the control socket for "
+		    "1 s (raise RLIMIT_NOFILE)", strerror(errno));
+		control_pause(h);
+		if (h->retry_ev == NULL)
+			h->retry_ev = evtimer_new(h->base, control_retry, h);
+		if (h->retry_ev != NULL)
+			evtimer_add(h->retry_ev, &retry);
+	}
 }
 
 static json_t *
@@ -591,6 +608,20 @@ peer_free(struct peer *p, int notify)
 		p->h->successor = NULL;
 	}
 	free(p);
+}
+
+/* A stop while a successor is between hello and ready: refuse it. */
+void
+incumbent_abort_takeover(struct handoff *h, const char *why)
+{
+	struct peer	*p = h->successor;
+
+	if (p == NULL || p->state != PEER_OFFERED)
+		return;
+	h->successor = NULL;
+	h->hstate = HS_SERVING;
+	evtimer_del(p->timer);
+	peer_refuse(p, MSG_E_STOPPING, why);
 }
 
 void
