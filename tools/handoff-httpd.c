@@ -39,6 +39,7 @@ struct httpd {
 	const char		*tag;
 	unsigned		 conns;
 	int			 draining;
+	int			 signals;
 	int			 exit_code;
 	/* Connections accepted in this loop turn, their evcon not yet known. */
 	struct bufferevent	**fresh;
@@ -278,6 +279,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct httpd	*d = arg;
 
+	if (d->signals++ > 0) {
+		fprintf(stderr, "handoff-httpd[%ld] gen %u: signal %d again: "
+		    "closing %u connection%s now\n", (long)getpid(),
+		    handoff_generation(d->h), (int)sig, d->conns,
+		    d->conns == 1 ? "" : "s");
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
 	if (handoff_stop(d->h) == -1) {
 		fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d->h));
 		event_base_loopexit(d->base, NULL);
