@@ -441,6 +441,7 @@ successor_takeover(struct handoff *h, int sock)
 	struct offered	 o;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
+	const char	*code = MSG_E_MISMATCH;
 	size_t		 i;
 	int		 r;
 
@@ -478,6 +479,7 @@ successor_takeover(struct handoff *h, int sock)
 		}
 		goto bad;
 	}
+	code = MSG_E_BIND;
 	if (match_listeners(h, &o) == -1)
 		goto bad;
 	log_changes(h, h->predecessor > 0 ? "took over:" :
@@ -486,7 +488,7 @@ successor_takeover(struct handoff *h, int sock)
 	return 0;
 bad:
 	if (sock >= 0)
-		send_msg(sock, msg_error(MSG_E_MISMATCH, "%s", h->err));
+		send_msg(sock, msg_error(code, "%s", h->err));
 	offered_free(&o);
 	for (i = 0; i < h->nlisteners; i++)
 		hlistener_close(&h->listeners[i]);
