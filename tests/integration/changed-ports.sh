@@ -1,3 +1,60 @@
 #!/bin/sh
-# placeholder until the test is written
-exit 77
+# A successor with different --listen options: a port added, one moved
+# (same name, another port) and one removed. The added and moved ports
+# serve from the successor while the incumbent still drains; the moved
+# and removed ports refuse connections once the incumbent has exited.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
+
+keep=$(free_port)
+moved_from=$(free_port)
+removed=$(free_port)
+moved_to=$(free_port)
+added=$(free_port)
+u() { echo "http://127.0.0.1:$1/"; }
+
+start_httpd v1 --listen "keep=tcp://127.0.0.1:$keep" \
+    --listen "moved=tcp://127.0.0.1:$moved_from" \
+    --listen "removed=tcp://127.0.0.1:$removed" --tag v1 --drain-timeout 20
+v1=$LAST_PID
+wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
+for p in $keep $moved_from $removed; do
+	body_has "$(u "$p")" "pid=$v1 " || fail "v1 does not serve port $p"
+done
+
+# A slow request keeps v1 draining while the successor serves.
+curl -fsS --max-time 20 "$(u "$keep")slow?ms=3000" >"$T/slow.out" 2>&1 &
+slow=$!
+PIDS="$PIDS $slow"
+wait_for 10 has_connections 1 || fail "the slow request never reached v1"
+
+start_httpd v2 --listen "keep=tcp://127.0.0.1:$keep" \
+    --listen "moved=tcp://127.0.0.1:$moved_to" \
+    --listen "added=tcp://127.0.0.1:$added" --tag v2
+v2=$LAST_PID
+wait_for 10 is_serving "$v2" || fail "v2 (pid $v2) never served"
+gone "$v1" && fail "v1 exited with a slow request still in flight"
+for p in $keep $moved_to $added; do
+	body_has "$(u "$p")" "pid=$v2 tag=v2" ||
+	    fail "v2 does not serve port $p while v1 drains"
+done
+
+reap_ok 15 "$v1" v1
+reap 15 "$slow" "slow request"
+[ "$STATUS" = 0 ] || fail "slow request failed: $(cat "$T/slow.out")"
+grep -q "pid=$v1 tag=v1" "$T/slow.out" ||
+    fail "slow request not answered by v1: $(cat "$T/slow.out")"
+for p in $keep $moved_to $added; do
+	body_has "$(u "$p")" "pid=$v2 tag=v2" ||
+	    fail "v2 does not serve port $p after v1 exited"
+done
+refuses "$(u "$moved_from")" ||
+    fail "port $moved_from (moved away) still accepts after v1 exited"
+refuses "$(u "$removed")" ||
+    fail "port $removed (removed) still accepts after v1 exited"
+
+want="gen 2: took over: adopted keep; added moved,added; retired moved,removed\$"
+logged v2 "$want" || fail "v2 log lacks \"$want\": $(grep 'took over' "$T/v2.log")"
+want="successor pid $v2 ready: adopted keep; added moved,added; retired moved,removed\$"
+logged v1 "$want" || fail "v1 log lacks \"$want\": $(grep 'ready:' "$T/v1.log")"
+pass

@@ -1,0 +1,133 @@
+# Shared by the takeover and load integration tests, after tests/lib.sh:
+# process checks that see through zombies, one bounded upgrade step, and a
+# wrk run whose totals come out of a done() hook.
+
+# gone PID: the process has exited (absent, or a zombie not yet reaped).
+gone() {
+	[ ! -e "/proc/$1/stat" ] ||
+	    [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]
+}
+
+# ppid_of PID: the parent pid, from /proc/PID/stat (after the comm field).
+ppid_of() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2; }
+
+# reap SECONDS PID WHAT: waits (bounded) for PID, a child of this shell, to
+# exit; its status in $STATUS. Fails if it is still running.
+reap() {
+	wait_for "$1" gone "$2" || fail "$3 (pid $2) still running after $1 s"
+	wait_exit "$2"
+}
+
+# reap_ok SECONDS PID WHAT: reap, and fail unless it exited 0.
+reap_ok() {
+	reap "$@"
+	[ "$STATUS" = 0 ] || fail "$3 (pid $2) exited $STATUS, want 0"
+}
+
+# upgrade OLD NAME ARGS...: starts NAME (handoff-httpd ARGS) as the
+# successor of pid OLD, waits until it answers status and OLD has exited 0
+# after draining; the new pid in $NEW_PID.
+upgrade() {
+	_old=$1 _uname=$2
+	shift
+	start_httpd "$@"
+	NEW_PID=$LAST_PID
+	wait_for 15 is_serving "$NEW_PID" ||
+	    fail "$_uname (pid $NEW_PID) never served on $CONTROL"
+	reap_ok 15 "$_old" "incumbent replaced by $_uname"
+}
+
+# status_json: the --json status report of whoever serves on $CONTROL.
+status_json() { "$CTL" status --control "$CONTROL" --json; }
+
+# status_field KEY: one top-level field of that report.
+status_field() {
+	status_json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+# has_connections N: the server on $CONTROL counts at least N connections.
+has_connections() { [ "$(status_field connections)" -ge "$1" ]; }
+
+# refuses URL: nothing accepts TCP connections there (curl exit 7).
+refuses() {
+	curl -sS --max-time 3 -o /dev/null "$1" 2>/dev/null
+	[ $? = 7 ]
+}
+
+# now_ms: milliseconds since the epoch.
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# start_wrk SECONDS URL [WRK ARGS...]: wrk with 2 threads and 64
+# connections in the background, its output in $T/wrk.out, pid in $WRK_PID.
+# A done() hook prints one "totals" line for check_wrk.
+start_wrk() {
+	_wsecs=$1 _wurl=$2
+	shift 2
+	cat >"$T/totals.lua" <<'EOF'
+done = function(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format("totals requests=%d duration_us=%d " ..
+	    "connect=%d read=%d write=%d timeout=%d non2xx=%d\n",
+	    summary.requests, summary.duration, e.connect, e.read, e.write,
+	    e.timeout, e.status))
+end
+EOF
+	wrk -t 2 -c 64 -d "${_wsecs}s" --timeout 5s -s "$T/totals.lua" \
+	    "$@" "$_wurl" >"$T/wrk.out" 2>&1 &
+	WRK_PID=$!
+	PIDS="$PIDS $WRK_PID"
+}
+
+# totals_field KEY: a number from wrk's "totals" line.
+totals_field() {
+	sed -n "s/^totals.* $1=\([0-9]*\).*/\1/p" "$T/wrk.out"
+}
+
+# load_with_upgrades WRK_SECONDS UPGRADES [WRK ARGS...]: serves on a free
+# port, runs wrk for WRK_SECONDS while doing UPGRADES successive takeovers,
+# each started once the previous successor serves, then asserts that wrk
+# saw no socket error and no non-2xx and made requests. Summary to stdout.
+load_with_upgrades() {
+	_secs=$1 _ups=$2
+	shift 2
+	_port=$(free_port)
+	_url="http://127.0.0.1:$_port/"
+	_args="--listen http=tcp://127.0.0.1:$_port --drain-timeout 5"
+	# shellcheck disable=SC2086
+	start_httpd v1 $_args --tag v1
+	_pid=$LAST_PID
+	wait_for 10 is_serving "$_pid" || fail "v1 (pid $_pid) never served"
+	start_wrk "$_secs" "$_url" "$@"
+	wait_for 10 has_connections 1 ||
+	    fail "wrk never connected to $_url"
+	_start=$(now_ms)
+	_i=2
+	while [ "$_i" -le $(( _ups + 1 )) ]; do
+		# shellcheck disable=SC2086
+		upgrade "$_pid" "v$_i" $_args --tag "v$_i"
+		_pid=$NEW_PID
+		_i=$(( _i + 1 ))
+	done
+	_took=$(( $(now_ms) - _start ))
+	gone "$WRK_PID" && fail "wrk ended before the $_ups upgrades did" \
+	    "($_took ms): the upgrades were not under load"
+	reap $(( _secs + 15 )) "$WRK_PID" wrk
+	[ "$STATUS" = 0 ] || fail "wrk exited $STATUS: $(cat "$T/wrk.out")"
+	cat "$T/wrk.out"
+	grep -q '^totals ' "$T/wrk.out" || fail "no totals line from wrk"
+	_req=$(totals_field requests)
+	_us=$(totals_field duration_us)
+	log "summary: $_req requests in $_us us," \
+	    "$(( _req * 1000000 / (_us > 0 ? _us : 1) )) req/s," \
+	    "$_ups upgrades in $_took ms," \
+	    "errors connect=$(totals_field connect) read=$(totals_field read)" \
+	    "write=$(totals_field write) timeout=$(totals_field timeout)," \
+	    "non-2xx=$(totals_field non2xx)"
+	for _k in connect read write timeout non2xx; do
+		[ "$(totals_field "$_k")" = 0 ] ||
+		    fail "wrk counted $(totals_field "$_k") $_k errors"
+	done
+	[ "$_req" -gt 0 ] || fail "wrk made no requests"
+	body_has "$_url" "pid=$_pid tag=v$(( _ups + 1 )) gen=$(( _ups + 1 ))" ||
+	    fail "the last successor (pid $_pid) does not answer $_url"
+}
