@@ -122,6 +122,7 @@ void	 hlog(struct handoff *, const char *, ...)
 int	 herr(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 hevent(struct handoff *, enum handoff_event);
+void	 hchanges(const json_t *, char *, size_t);
 void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int);
 unsigned hcount(struct handoff *);

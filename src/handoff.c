@@ -58,6 +58,41 @@ herr(struct handoff *h, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * Formats the adopted/added/retired lists of a ready message for a log
+ * line: "adopted 2 (http,api); added 0; retired 1 (old)", at most a few
+ * names each so that 10000 listeners still make one readable line.
+ */
+void
+hchanges(const json_t *ready, char *buf, size_t len)
+{
+	static const char *const keys[] = { "adopted", "added", "retired" };
+	const json_t	*list, *v;
+	size_t		 off = 0, k, i;
+
+	buf[0] = '\0';
+	for (k = 0; k < 3; k++) {
+		list = json_object_get(ready, keys[k]);
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s %zu", k > 0 ? "; " : "", keys[k],
+		    json_array_size(list));
+		json_array_foreach(list, i, v) {
+			if (i == 8) {
+				off += (size_t)snprintf(buf + off, off < len ?
+				    len - off : 0, ",+%zu more",
+				    json_array_size(list) - i);
+				break;
+			}
+			off += (size_t)snprintf(buf + off, off < len ?
+			    len - off : 0, "%s%s", i == 0 ? " (" : ",",
+			    json_string_value(v));
+		}
+		if (json_array_size(list) > 0)
+			off += (size_t)snprintf(buf + off, off < len ?
+			    len - off : 0, ")");
+	}
+}
+
 void
 hevent(struct handoff *h, enum handoff_event ev)
 {

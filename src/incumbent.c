@@ -209,43 +209,16 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-static json_t *
-names_of(json_t *ready, const char *key)
-{
-	return json_object_get(ready, key);
-}
-
-static void
-log_names(struct handoff *h, json_t *ready, const char *key, char *buf,
-    size_t len)
-{
-	json_t	*v;
-	size_t	 i, off = 0;
-
-	buf[0] = '\0';
-	json_array_foreach(names_of(ready, key), i, v) {
-		if (off + 2 >= len)
-			break;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    i > 0 ? "," : "", json_string_value(v));
-	}
-	if (off == 0)
-		snprintf(buf, len, "-");
-}
-
 static void
 on_ready(struct peer *p, json_t *msg)
 {
 	struct handoff	*h = p->h;
 	json_t		*rel;
-	char		 a[256], b[256], c[256];
+	char		 changes[768];
 
 	evtimer_del(p->timer);
-	log_names(h, msg, "adopted", a, sizeof(a));
-	log_names(h, msg, "added", b, sizeof(b));
-	log_names(h, msg, "retired", c, sizeof(c));
-	hlog(h, "successor pid %ld ready: adopted %s; added %s; retired %s",
-	    (long)p->pid, a, b, c);
+	hchanges(msg, changes, sizeof(changes));
+	hlog(h, "successor pid %ld ready: %s", (long)p->pid, changes);
 	/* Stop accepting first, so released is true when it arrives. */
 	hevent(h, HANDOFF_PAUSE);
 	control_pause(h);

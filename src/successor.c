@@ -32,6 +32,7 @@ struct offered {
 	size_t			 n;
 	size_t			 count;
 	int			*taken;
+	size_t			*byname;	/* indices sorted by name */
 };
 
 static int
@@ -158,7 +159,7 @@ receive_batch(struct handoff *h, struct offered *o, size_t want)
 	struct hlistener	*l;
 	json_t			*msg, *list, *e;
 	int			 fds[WIRE_MAX_FDS];
-	size_t			 nfds, i, j;
+	size_t			 nfds, i;
 
 	if ((msg = recv_msg(h, "fds", fds, &nfds)) == NULL)
 		return -1;
@@ -178,15 +179,6 @@ receive_batch(struct handoff *h, struct offered *o, size_t want)
 		goto bad;
 	}
 	json_array_foreach(list, i, e) {
-		for (j = 0; j < o->n; j++)
-			if (strcmp(o->l[j].name, json_string_value(
-			    json_object_get(e, "name"))) == 0)
-				break;
-		if (j < o->n) {
-			herr(h, "listener \"%s\" offered twice",
-			    o->l[j].name);
-			goto bad;
-		}
 		l = &o->l[o->n];
 		if (verify_entry(h, e, fds[i], &l->id) == -1)
 			goto bad;
@@ -217,34 +209,83 @@ offered_free(struct offered *o)
 		hlistener_close(&o->l[i]);
 	free(o->l);
 	free(o->taken);
+	free(o->byname);
 	memset(o, 0, sizeof(*o));
 }
 
-/* Moves offered listener i into dst; the offer no longer owns it. */
+/* Moves offered listener i's fd into dst; the offer keeps its name. */
 static void
 take(struct offered *o, size_t i, struct hlistener *dst, const char *name,
     const char *spec)
 {
-	*dst = o->l[i];
-	o->taken[i] = 1;
-	memset(&o->l[i], 0, sizeof(o->l[i]));
-	o->l[i].fd = -1;
-	free(dst->name);
-	free(dst->spec);
+	memset(dst, 0, sizeof(*dst));
+	dst->fd = o->l[i].fd;
+	dst->id = o->l[i].id;
 	dst->name = strdup(name);
 	dst->spec = spec != NULL ? strdup(spec) : NULL;
+	o->l[i].fd = -1;
+	o->taken[i] = 1;
 }
 
-static ssize_t
-find_offered(struct offered *o, const struct request *r, int by_name)
+static int
+cmp_name(const void *a, const void *b, void *arg)
+{
+	const struct hlistener	*l = arg;
+
+	return strcmp(l[*(const size_t *)a].name, l[*(const size_t *)b].name);
+}
+
+/* Sorts the offer by name once, so matching stays fast at 10000, and
+ * finds names offered twice. */
+static int
+index_offered(struct handoff *h, struct offered *o)
 {
 	size_t	i;
 
+	if ((o->byname = calloc(o->n + 1, sizeof(*o->byname))) == NULL)
+		return herr(h, "out of memory");
+	for (i = 0; i < o->n; i++)
+		o->byname[i] = i;
+	qsort_r(o->byname, o->n, sizeof(*o->byname), cmp_name, o->l);
+	for (i = 1; i < o->n; i++)
+		if (strcmp(o->l[o->byname[i - 1]].name,
+		    o->l[o->byname[i]].name) == 0)
+			return herr(h, "listener \"%s\" offered twice",
+			    o->l[o->byname[i]].name);
+	return 0;
+}
+
+static ssize_t
+find_by_name(struct offered *o, const struct request *r)
+{
+	size_t	lo = 0, hi = o->n, mid, i;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		i = o->byname[mid];
+		if ((c = strcmp(r->name, o->l[i].name)) == 0)
+			return !o->taken[i] && listener_matches(&r->ls,
+			    &o->l[i].id) ? (ssize_t)i : -1;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* A listener renamed but at the same address is still adopted; port 0
+ * names no address, so it only ever matches by name. */
+static ssize_t
+find_by_address(struct offered *o, const struct request *r)
+{
+	size_t	i;
+
+	if (r->ls.any_port)
+		return -1;
 	for (i = 0; i < o->n; i++) {
-		if (o->taken[i] || o->l[i].name == NULL ||
-		    strcmp(o->l[i].name, CONTROL_NAME) == 0)
-			continue;
-		if (by_name && strcmp(o->l[i].name, r->name) != 0)
+		if (o->taken[i] || strcmp(o->l[i].name, CONTROL_NAME) == 0)
 			continue;
 		if (listener_matches(&r->ls, &o->l[i].id))
 			return (ssize_t)i;
@@ -279,8 +320,8 @@ match_listeners(struct handoff *h, struct offered *o)
 		return herr(h, "out of memory");
 	for (i = 0; i < h->nrequests; i++) {
 		r = &h->requests[i];
-		if ((j = find_offered(o, r, 1)) == -1)
-			j = find_offered(o, r, 0);
+		if ((j = find_by_name(o, r)) == -1)
+			j = find_by_address(o, r);
 		if (j >= 0) {
 			take(o, (size_t)j, &h->listeners[i], r->name, r->spec);
 			h->nlisteners++;
@@ -324,31 +365,6 @@ adopt_control(struct handoff *h, struct offered *o)
 		return h->control.name != NULL ? 0 : herr(h, "out of memory");
 	}
 	return 1;
-}
-
-static void
-log_changes(struct handoff *h, const char *prefix)
-{
-	static const char *const keys[] = { "adopted", "added", "retired" };
-	char	 line[768];
-	size_t	 off, k, i;
-	json_t	*v;
-
-	off = (size_t)snprintf(line, sizeof(line), "%s", prefix);
-	for (k = 0; k < 3 && off < sizeof(line); k++) {
-		off += (size_t)snprintf(line + off, sizeof(line) - off,
-		    "%s %s ", k > 0 ? ";" : "", keys[k]);
-		if (json_array_size(json_object_get(h->changes, keys[k])) == 0)
-			off += (size_t)snprintf(line + off, off < sizeof(line) ?
-			    sizeof(line) - off : 0, "-");
-		json_array_foreach(json_object_get(h->changes, keys[k]), i, v) {
-			if (off >= sizeof(line))
-				break;
-			off += (size_t)snprintf(line + off, sizeof(line) - off,
-			    "%s%s", i > 0 ? "," : "", json_string_value(v));
-		}
-	}
-	hlog(h, "%s", line);
 }
 
 static int
@@ -410,7 +426,7 @@ receive_offer(struct handoff *h, struct offered *o)
 	if (o->n != o->count)
 		return herr(h, "%zu listeners received of the %zu offered",
 		    o->n, o->count);
-	return 0;
+	return index_offered(h, o);
 }
 
 /* A closed connection alone could be a bug; a missing process is not. */
@@ -442,6 +458,7 @@ successor_takeover(struct handoff *h, int sock)
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 	const char	*code = MSG_E_MISMATCH;
+	char		 changes[768];
 	size_t		 i;
 	int		 r;
 
@@ -462,6 +479,10 @@ successor_takeover(struct handoff *h, int sock)
 		close(sock);
 		sock = h->pred_fd = -1;
 		h->predecessor = 0;
+		free(o.byname);
+		o.byname = NULL;
+		if (index_offered(h, &o) == -1)
+			goto bad;
 	}
 	if ((r = adopt_control(h, &o)) == -1)
 		goto bad;
@@ -482,8 +503,9 @@ successor_takeover(struct handoff *h, int sock)
 	code = MSG_E_BIND;
 	if (match_listeners(h, &o) == -1)
 		goto bad;
-	log_changes(h, h->predecessor > 0 ? "took over:" :
-	    "started from a partial offer:");
+	hchanges(h->changes, changes, sizeof(changes));
+	hlog(h, "%s: %s", h->predecessor > 0 ? "took over" :
+	    "started from a partial offer", changes);
 	offered_free(&o);	/* closes the retired ones */
 	return 0;
 bad:

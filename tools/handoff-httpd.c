@@ -395,7 +395,8 @@ main(int argc, char *argv[])
 	};
 	struct httpd	 d;
 	struct event	*sigterm = NULL, *sigint = NULL;
-	char		*control = NULL, *listens[1024], state[128];
+	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
+	char		*control = NULL, **listens = NULL, state[128];
 	unsigned	 drain_ms = 30000, ready_ms = 30000, nlisten = 0, n = 0;
 	size_t		 i;
 	int		 c;
@@ -410,11 +411,11 @@ main(int argc, char *argv[])
 			control = optarg;
 			break;
 		case 'l':
-			if (nlisten == sizeof(listens) / sizeof(listens[0])) {
-				fprintf(stderr, "handoff-httpd: at most %zu "
-				    "--listen\n", sizeof(listens) /
-				    sizeof(listens[0]));
-				return 2;
+			/* argv outlives the array, so pointers suffice. */
+			if ((listens = reallocarray(listens, nlisten + 2,
+			    sizeof(*listens))) == NULL) {
+				fprintf(stderr, "handoff-httpd: out of memory\n");
+				return 1;
 			}
 			listens[nlisten++] = optarg;
 			break;
@@ -474,8 +475,10 @@ main(int argc, char *argv[])
 	handoff_set_ready_timeout(d.h, ready_ms);
 	if (handoff_set_tag(d.h, d.tag) == -1)
 		goto fail;
-	if (nlisten == 0)
-		listens[nlisten++] = "http=tcp://0.0.0.0:8080";
+	if (nlisten == 0) {
+		listens = def_listen;
+		nlisten = 1;
+	}
 	for (i = 0; i < nlisten; i++)
 		if (add_listen(d.h, listens[i], &n) == -1)
 			goto fail;
@@ -531,6 +534,8 @@ out:
 		evhttp_free(d.http);	/* frees d.lev[] and connections */
 	free(d.lev);
 	free(d.fresh);
+	if (listens != def_listen)
+		free(listens);
 	if (d.fresh_ev != NULL)
 		event_free(d.fresh_ev);
 	if (sigterm != NULL)
