@@ -400,7 +400,7 @@ receive_offer(struct handoff *h, struct offered *o)
 	if (json_is_object(json_object_get(offer, "state")))
 		h->pred_state = json_dumps(json_object_get(offer, "state"),
 		    JSON_COMPACT);
-	hlog(h, "taking over from pid %ld (gen %u, tag \"%s\"): offered %lld "
+	hlog(h, "taking over from pid %ld (gen %u, tag \"%s\"): %lld "
 	    "listener%s in %lld batch%s", (long)h->predecessor,
 	    h->generation - 1, json_string_value(json_object_get(offer, "tag")),
 	    (long long)count, count == 1 ? "" : "s", (long long)batches,
@@ -504,8 +504,11 @@ successor_takeover(struct handoff *h, int sock)
 	if (match_listeners(h, &o) == -1)
 		goto bad;
 	hchanges(h->changes, changes, sizeof(changes));
-	hlog(h, "%s: %s", h->predecessor > 0 ? "took over" :
-	    "started from a partial offer", changes);
+	if (h->predecessor > 0)
+		hlog(h, "took over from pid %ld: %s", (long)h->predecessor,
+		    changes);
+	else
+		hlog(h, "started from a partial offer: %s", changes);
 	offered_free(&o);	/* closes the retired ones */
 	return 0;
 bad:

@@ -77,6 +77,14 @@ usage(FILE *f)
 }
 
 static void
+drained(struct httpd *d)
+{
+	fprintf(stderr, "handoff-httpd[%ld] gen %u: drained: no connection "
+	    "left\n", (long)getpid(), handoff_generation(d->h));
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
 conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct httpd	*d = arg;
@@ -84,7 +92,7 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 	if (d->conns > 0)
 		d->conns--;
 	if (d->draining && d->conns == 0)
-		event_base_loopexit(d->base, NULL);
+		drained(d);
 }
 
 /*
@@ -256,7 +264,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		 * carries Connection: close, or the deadline. */
 		d->draining = 1;
 		if (d->conns == 0)
-			event_base_loopexit(d->base, NULL);
+			drained(d);
 		break;
 	case HANDOFF_RESUME:
 		d->draining = 0;
