@@ -6,8 +6,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +31,11 @@
 #define EX_USAGE	2
 #define EX_NOSERVER	3
 #define EX_REFUSED	4
+#define EX_UPGRADE	5
 #define EX_TIMEOUT	6
+
+#define POLL_MS		20
+#define TAIL_LINES	10
 
 static void
 usage(FILE *f)
@@ -34,14 +43,37 @@ usage(FILE *f)
 	fprintf(f,
 "usage: handoffctl status --control PATH [--json]\n"
 "       handoffctl stop --control PATH [--timeout SECONDS]\n"
+"       handoffctl upgrade --control PATH [--timeout SECONDS] [--log FILE]\n"
+"                  -- COMMAND [ARGS...]\n"
 "\n"
 "  status   who serves on the control socket: pid, generation, tag,\n"
 "           state, connections and listeners\n"
 "  stop     graceful stop: the server stops accepting, drains and exits;\n"
 "           waits until it has exited (default timeout 60 s)\n"
+"  upgrade  starts COMMAND in a session of its own (not a child once\n"
+"           handoffctl exits) and waits until it serves on PATH (default\n"
+"           timeout 60 s); COMMAND's output goes to FILE if given, else\n"
+"           where handoffctl's goes. If COMMAND exits or times out first,\n"
+"           the running server keeps serving.\n"
 "\n"
 "exit status: 0 success, 1 failure, 2 usage, 3 no server at PATH,\n"
-"             4 refused by the server, 6 timed out\n");
+"             4 refused by the server, 5 upgrade failed (COMMAND exited),\n"
+"             6 timed out\n");
+}
+
+static int	quiet;	/* polling: failures are expected, say nothing */
+
+static void
+ctl_warn(const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (quiet)
+		return;
+	fprintf(stderr, "handoffctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 }
 
 static int
@@ -51,7 +83,7 @@ ctl_connect(const char *path)
 	int			fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "handoffctl: control path too long: %s\n",
+		ctl_warn("control path too long: %s\n",
 		    path);
 		return -EX_USAGE;
 	}
@@ -59,11 +91,11 @@ ctl_connect(const char *path)
 	sun.sun_family = AF_UNIX;
 	strcpy(sun.sun_path, path);
 	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1) {
-		fprintf(stderr, "handoffctl: socket: %s\n", strerror(errno));
+		ctl_warn("socket: %s\n", strerror(errno));
 		return -EX_FAIL;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		fprintf(stderr, "handoffctl: no server at %s: %s%s\n", path,
+		ctl_warn("no server at %s: %s%s\n", path,
 		    strerror(errno), errno == ECONNREFUSED ?
 		    " (stale socket: nobody accepts on it)" : "");
 		close(fd);
@@ -88,14 +120,14 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 	s = req != NULL ? msg_encode(req, &len) : NULL;
 	json_decref(req);
 	if (s == NULL || wire_send(fd, s, len, NULL, 0) == -1) {
-		fprintf(stderr, "handoffctl: cannot send %s to %s: %s\n", type,
+		ctl_warn("cannot send %s to %s: %s\n", type,
 		    path, strerror(errno));
 		free(s);
 		return NULL;
 	}
 	free(s);
 	if (wire_wait(fd, POLLIN, ms) == -1) {
-		fprintf(stderr, "handoffctl: no answer from %s within %d ms\n",
+		ctl_warn("no answer from %s within %d ms\n",
 		    path, ms);
 		*code = EX_TIMEOUT;
 		return NULL;
@@ -103,17 +135,17 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
 	wire_close_fds(fds, nfds);
 	if (n <= 0) {
-		fprintf(stderr, "handoffctl: %s closed the connection: %s\n",
+		ctl_warn("%s closed the connection: %s\n",
 		    path, n == 0 ? "no answer" : strerror(errno));
 		return NULL;
 	}
 	if ((reply = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "handoffctl: bad answer from %s: %s\n", path,
+		ctl_warn("bad answer from %s: %s\n", path,
 		    err);
 		return NULL;
 	}
 	if (strcmp(msg_type(reply), "error") == 0) {
-		fprintf(stderr, "handoffctl: %s refused %s: %s: %s\n", path,
+		ctl_warn("%s refused %s: %s: %s\n", path,
 		    type, json_string_value(json_object_get(reply, "code")),
 		    json_string_value(json_object_get(reply, "message")));
 		*code = EX_REFUSED;
@@ -150,6 +182,22 @@ print_report(json_t *r)
 		    json_string_value(json_object_get(l, "kind")),
 		    json_string_value(json_object_get(l, "socktype")),
 		    json_string_value(json_object_get(l, "address")));
+}
+
+/* The report of whoever serves on path, or NULL (quietly). */
+static json_t *
+query_report(const char *path)
+{
+	json_t	*r;
+	int	 fd, code;
+
+	quiet = 1;
+	fd = ctl_connect(path);
+	r = fd >= 0 ? ctl_request(fd, "status", path, 2000, &code) : NULL;
+	if (fd >= 0)
+		close(fd);
+	quiet = 0;
+	return r;
 }
 
 static int
@@ -209,6 +257,158 @@ cmd_stop(const char *path, int ms)
 	return EX_OK;
 }
 
+static long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+print_tail(const char *log)
+{
+	char	*lines[TAIL_LINES] = { NULL }, *line = NULL;
+	size_t	 cap = 0, n = 0, i;
+	FILE	*f;
+
+	if (log == NULL || (f = fopen(log, "re")) == NULL)
+		return;
+	while (getline(&line, &cap, f) != -1) {
+		free(lines[n % TAIL_LINES]);
+		lines[n++ % TAIL_LINES] = strdup(line);
+	}
+	free(line);
+	fclose(f);
+	fprintf(stderr, "handoffctl: last lines of %s:\n", log);
+	for (i = n > TAIL_LINES ? n - TAIL_LINES : 0; i < n; i++) {
+		fprintf(stderr, "  %s", lines[i % TAIL_LINES] ?
+		    lines[i % TAIL_LINES] : "\n");
+		free(lines[i % TAIL_LINES]);
+	}
+}
+
+/* In the child: its own session, output to log, then exec. */
+static void
+spawn_child(char **argv, const char *log, int errpipe)
+{
+	int	fd, e;
+
+	setsid();
+	if ((fd = open("/dev/null", O_RDONLY)) >= 0) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	if (log != NULL) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd == -1)
+			goto bad;
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	execvp(argv[0], argv);
+bad:
+	e = errno;
+	(void)write(errpipe, &e, sizeof(e));
+	_exit(127);
+}
+
+static int
+stop_child(pid_t pid)
+{
+	long	end = now_ms() + 2000;
+	int	st;
+
+	kill(pid, SIGTERM);
+	while (now_ms() < end) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return 0;
+		poll(NULL, 0, POLL_MS);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return 0;
+}
+
+static int
+cmd_upgrade(const char *path, int ms, const char *log, char **argv)
+{
+	json_t		*r;
+	long long	 old = 0;
+	long		 end;
+	pid_t		 pid;
+	int		 p[2], e, st;
+
+	if ((r = query_report(path)) != NULL) {
+		old = json_integer_value(json_object_get(r, "pid"));
+		json_decref(r);
+	}
+	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		fprintf(stderr, "handoffctl: cannot start %s: %s\n", argv[0],
+		    strerror(errno));
+		return EX_FAIL;
+	}
+	if (pid == 0)
+		spawn_child(argv, log, p[1]);
+	close(p[1]);
+	if (read(p[0], &e, sizeof(e)) == sizeof(e)) {
+		close(p[0]);
+		waitpid(pid, &st, 0);
+		fprintf(stderr, "handoffctl: cannot run %s: %s\n", argv[0],
+		    strerror(e));
+		return EX_UPGRADE;
+	}
+	close(p[0]);
+	end = now_ms() + ms;
+	for (;;) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			if (WIFEXITED(st))
+				fprintf(stderr, "handoffctl: %s (pid %ld) exited "
+				    "with status %d before serving on %s\n",
+				    argv[0], (long)pid, WEXITSTATUS(st), path);
+			else
+				fprintf(stderr, "handoffctl: %s (pid %ld) was "
+				    "killed by signal %d before serving on %s\n",
+				    argv[0], (long)pid, WTERMSIG(st), path);
+			print_tail(log);
+			if (old > 0)
+				fprintf(stderr, "handoffctl: pid %lld still "
+				    "serves\n", old);
+			return EX_UPGRADE;
+		}
+		if ((r = query_report(path)) != NULL) {
+			if (json_integer_value(json_object_get(r, "pid")) ==
+			    pid && strcmp(json_string_value(json_object_get(r,
+			    "state")), "serving") == 0) {
+				if (old > 0)
+					printf("upgraded: pid %lld -> pid %ld "
+					    "(generation %lld)\n", old,
+					    (long)pid, (long long)
+					    json_integer_value(json_object_get(
+					    r, "generation")));
+				else
+					printf("started: pid %ld (generation "
+					    "%lld)\n", (long)pid, (long long)
+					    json_integer_value(json_object_get(
+					    r, "generation")));
+				json_decref(r);
+				return EX_OK;
+			}
+			json_decref(r);
+		}
+		if (now_ms() >= end)
+			break;
+		poll(NULL, 0, POLL_MS);
+	}
+	fprintf(stderr, "handoffctl: %s (pid %ld) did not serve on %s within "
+	    "%d ms; stopping it\n", argv[0], (long)pid, path, ms);
+	stop_child(pid);
+	print_tail(log);
+	return EX_TIMEOUT;
+}
+
 static int
 parse_timeout(const char *s, int *ms)
 {
@@ -233,11 +433,12 @@ main(int argc, char *argv[])
 		{ "control",	required_argument,	NULL, 'c' },
 		{ "json",	no_argument,		NULL, 'j' },
 		{ "timeout",	required_argument,	NULL, 't' },
+		{ "log",	required_argument,	NULL, 'l' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*cmd, *path = NULL;
+	const char	*cmd, *path = NULL, *log = NULL;
 	int		 c, as_json = 0, ms = 60000;
 
 	if (argc < 2) {
@@ -255,13 +456,16 @@ main(int argc, char *argv[])
 		return EX_OK;
 	}
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:jt:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			path = optarg;
 			break;
 		case 'j':
 			as_json = 1;
+			break;
+		case 'l':
+			log = optarg;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &ms) == -1)
@@ -278,6 +482,14 @@ main(int argc, char *argv[])
 	if (path == NULL) {
 		fprintf(stderr, "handoffctl: %s needs --control PATH\n", cmd);
 		return EX_USAGE;
+	}
+	if (strcmp(cmd, "upgrade") == 0) {
+		if (optind == argc) {
+			fprintf(stderr, "handoffctl: upgrade needs -- COMMAND "
+			    "[ARGS...]\n");
+			return EX_USAGE;
+		}
+		return cmd_upgrade(path, ms, log, argv + optind);
 	}
 	if (optind != argc) {
 		fprintf(stderr, "handoffctl: unexpected argument \"%s\"\n",
