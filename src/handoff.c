@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "handoff-int.h"
 #include "message.h"
 
@@ -348,36 +349,27 @@ handoff_listen(struct handoff *h, const char *name, const char *spec)
 	return 0;
 }
 
-/* Binds every requested listener; on failure closes what it bound. */
+/* Nothing held: every listener is bound fresh ("added"). */
 static int
 bind_fresh(struct handoff *h)
 {
-	struct request	*r;
-	size_t		 i;
-	int		 fd;
+	struct adopt_set	none;
+	size_t			i;
+	int			r;
 
-	h->listeners = calloc(h->nrequests + 1, sizeof(*h->listeners));
-	if (h->listeners == NULL)
-		return herr(h, "out of memory");
-	for (i = 0; i < h->nrequests; i++) {
-		r = &h->requests[i];
-		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
-		if (fd == -1)
-			goto bad;
-		if (hlistener_set(&h->listeners[i], r->name, r->spec,
-		    fd) == -1) {
-			herr(h, "%s: cannot identify the bound socket",
-			    r->spec);
-			goto bad;
-		}
-		h->nlisteners++;
-		hlog(h, "bound %s=%s", r->name, h->listeners[i].id.address);
+	if (adopt_init(h, &none, 0) == -1)
+		return -1;
+	r = adopt_index(h, &none) == -1 ? -1 : adopt_match(h, &none);
+	adopt_free(&none);
+	if (r == -1) {
+		while (h->nlisteners > 0)
+			hlistener_close(&h->listeners[--h->nlisteners]);
+		return -1;
 	}
+	for (i = 0; i < h->nlisteners; i++)
+		hlog(h, "bound %s=%s", h->listeners[i].name,
+		    h->listeners[i].id.address);
 	return 0;
-bad:
-	while (h->nlisteners > 0)
-		hlistener_close(&h->listeners[--h->nlisteners]);
-	return -1;
 }
 
 int

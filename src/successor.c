@@ -20,20 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "handoff-int.h"
 #include "message.h"
 #include "wire.h"
 
 /* Fds kept free for the application beyond the ones we receive. */
 #define FD_MARGIN	64
-
-struct offered {
-	struct hlistener	*l;
-	size_t			 n;
-	size_t			 count;
-	int			*taken;
-	size_t			*byname;	/* indices sorted by name */
-};
 
 static int
 fd_headroom(void)
@@ -154,7 +147,7 @@ verify_entry(struct handoff *h, json_t *e, int fd, struct listener_id *id)
 
 /* Adopts one batch; on failure every fd of the batch is closed. */
 static int
-receive_batch(struct handoff *h, struct offered *o, size_t want)
+receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 {
 	struct hlistener	*l;
 	json_t			*msg, *list, *e;
@@ -200,154 +193,8 @@ bad:
 	return -1;
 }
 
-static void
-offered_free(struct offered *o)
-{
-	size_t	i;
-
-	for (i = 0; i < o->n; i++)
-		hlistener_close(&o->l[i]);
-	free(o->l);
-	free(o->taken);
-	free(o->byname);
-	memset(o, 0, sizeof(*o));
-}
-
-/* Moves offered listener i's fd into dst; the offer keeps its name. */
-static void
-take(struct offered *o, size_t i, struct hlistener *dst, const char *name,
-    const char *spec)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->fd = o->l[i].fd;
-	dst->id = o->l[i].id;
-	dst->name = strdup(name);
-	dst->spec = spec != NULL ? strdup(spec) : NULL;
-	o->l[i].fd = -1;
-	o->taken[i] = 1;
-}
-
 static int
-cmp_name(const void *a, const void *b, void *arg)
-{
-	const struct hlistener	*l = arg;
-
-	return strcmp(l[*(const size_t *)a].name, l[*(const size_t *)b].name);
-}
-
-/* Sorts the offer by name once, so matching stays fast at 10000, and
- * finds names offered twice. */
-static int
-index_offered(struct handoff *h, struct offered *o)
-{
-	size_t	i;
-
-	if ((o->byname = calloc(o->n + 1, sizeof(*o->byname))) == NULL)
-		return herr(h, "out of memory");
-	for (i = 0; i < o->n; i++)
-		o->byname[i] = i;
-	qsort_r(o->byname, o->n, sizeof(*o->byname), cmp_name, o->l);
-	for (i = 1; i < o->n; i++)
-		if (strcmp(o->l[o->byname[i - 1]].name,
-		    o->l[o->byname[i]].name) == 0)
-			return herr(h, "listener \"%s\" offered twice",
-			    o->l[o->byname[i]].name);
-	return 0;
-}
-
-static ssize_t
-find_by_name(struct offered *o, const struct request *r)
-{
-	size_t	lo = 0, hi = o->n, mid, i;
-	int	c;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		i = o->byname[mid];
-		if ((c = strcmp(r->name, o->l[i].name)) == 0)
-			return !o->taken[i] && listener_matches(&r->ls,
-			    &o->l[i].id) ? (ssize_t)i : -1;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return -1;
-}
-
-/* A listener renamed but at the same address is still adopted; port 0
- * names no address, so it only ever matches by name. */
-static ssize_t
-find_by_address(struct offered *o, const struct request *r)
-{
-	size_t	i;
-
-	if (r->ls.any_port)
-		return -1;
-	for (i = 0; i < o->n; i++) {
-		if (o->taken[i] || strcmp(o->l[i].name, CONTROL_NAME) == 0)
-			continue;
-		if (listener_matches(&r->ls, &o->l[i].id))
-			return (ssize_t)i;
-	}
-	return -1;
-}
-
-static int
-note(json_t *changes, const char *key, const char *name)
-{
-	return json_array_append_new(json_object_get(changes, key),
-	    json_string(name));
-}
-
-/*
- * Adopt what matches by name and address (or by address alone), bind the
- * rest, retire what nobody asked for. On failure the fds bound here are
- * closed; adopted ones go back to the offer, which the caller frees.
- */
-static int
-match_listeners(struct handoff *h, struct offered *o)
-{
-	struct request	*r;
-	ssize_t		 j;
-	size_t		 i;
-	int		 fd;
-
-	h->changes = json_pack("{s:[], s:[], s:[]}", "adopted", "added",
-	    "retired");
-	h->listeners = calloc(h->nrequests + 1, sizeof(*h->listeners));
-	if (h->changes == NULL || h->listeners == NULL)
-		return herr(h, "out of memory");
-	for (i = 0; i < h->nrequests; i++) {
-		r = &h->requests[i];
-		if ((j = find_by_name(o, r)) == -1)
-			j = find_by_address(o, r);
-		if (j >= 0) {
-			take(o, (size_t)j, &h->listeners[i], r->name, r->spec);
-			h->nlisteners++;
-			if (h->listeners[i].name == NULL)
-				return herr(h, "out of memory");
-			note(h->changes, "adopted", r->name);
-			continue;
-		}
-		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
-		if (fd == -1)
-			return -1;
-		if (hlistener_set(&h->listeners[i], r->name, r->spec,
-		    fd) == -1)
-			return herr(h, "%s: cannot identify the bound socket",
-			    r->spec);
-		h->nlisteners++;
-		note(h->changes, "added", r->name);
-	}
-	for (i = 0; i < o->n; i++)
-		if (!o->taken[i] && strcmp(o->l[i].name, CONTROL_NAME) != 0)
-			note(h->changes, "retired", o->l[i].name);
-	return 0;
-}
-
-static int
-adopt_control(struct handoff *h, struct offered *o)
+adopt_control(struct handoff *h, struct adopt_set *o)
 {
 	size_t	i;
 
@@ -361,14 +208,14 @@ adopt_control(struct handoff *h, struct offered *o)
 			return herr(h, "the control socket offered is %s, not "
 			    "a listening seqpacket socket at %s",
 			    o->l[i].id.address, h->control_path);
-		take(o, i, &h->control, CONTROL_NAME, NULL);
+		adopt_take(o, i, &h->control, CONTROL_NAME, NULL);
 		return h->control.name != NULL ? 0 : herr(h, "out of memory");
 	}
 	return 1;
 }
 
 static int
-receive_offer(struct handoff *h, struct offered *o)
+receive_offer(struct handoff *h, struct adopt_set *o)
 {
 	json_t		*hello, *offer;
 	json_int_t	 count, batches, b;
@@ -415,18 +262,15 @@ receive_offer(struct handoff *h, struct offered *o)
 	if (batches > count || (count > 0 && batches == 0))
 		return herr(h, "offer of %lld listeners in %lld batches",
 		    (long long)count, (long long)batches);
-	o->count = (size_t)count;
-	o->l = calloc(o->count + 1, sizeof(*o->l));
-	o->taken = calloc(o->count + 1, sizeof(*o->taken));
-	if (o->l == NULL || o->taken == NULL)
-		return herr(h, "out of memory");
+	if (adopt_init(h, o, (size_t)count) == -1)
+		return -1;
 	for (b = 0; b < batches; b++)
 		if (receive_batch(h, o, (size_t)b) == -1)
 			return -1;
 	if (o->n != o->count)
 		return herr(h, "%zu listeners received of the %zu offered",
 		    o->n, o->count);
-	return index_offered(h, o);
+	return adopt_index(h, o);
 }
 
 /* A closed connection alone could be a bug; a missing process is not. */
@@ -454,7 +298,7 @@ predecessor_dead(struct handoff *h)
 int
 successor_takeover(struct handoff *h, int sock)
 {
-	struct offered	 o;
+	struct adopt_set	 o;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 	const char	*code = MSG_E_MISMATCH;
@@ -481,7 +325,7 @@ successor_takeover(struct handoff *h, int sock)
 		h->predecessor = 0;
 		free(o.byname);
 		o.byname = NULL;
-		if (index_offered(h, &o) == -1)
+		if (adopt_index(h, &o) == -1)
 			goto bad;
 	}
 	if ((r = adopt_control(h, &o)) == -1)
@@ -501,7 +345,7 @@ successor_takeover(struct handoff *h, int sock)
 		goto bad;
 	}
 	code = MSG_E_BIND;
-	if (match_listeners(h, &o) == -1)
+	if (adopt_match(h, &o) == -1)
 		goto bad;
 	hchanges(h->changes, changes, sizeof(changes));
 	if (h->predecessor > 0)
@@ -509,12 +353,12 @@ successor_takeover(struct handoff *h, int sock)
 		    changes);
 	else
 		hlog(h, "started from a partial offer: %s", changes);
-	offered_free(&o);	/* closes the retired ones */
+	adopt_free(&o);	/* closes the retired ones */
 	return 0;
 bad:
 	if (sock >= 0)
 		send_msg(sock, msg_error(code, "%s", h->err));
-	offered_free(&o);
+	adopt_free(&o);
 	for (i = 0; i < h->nlisteners; i++)
 		hlistener_close(&h->listeners[i]);
 	h->nlisteners = 0;
