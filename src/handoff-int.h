@@ -101,6 +101,9 @@ struct handoff {
 
 	enum hstate		 hstate;
 	unsigned		 generation;
+	int			 main_pid;	/* the service manager's */
+	pid_t			 gave_main;	/* MAINPID passed to it */
+	int			 pred_same_unit;
 	pid_t			 predecessor;
 	struct event		*control_ev;
 	struct event		*retry_ev;	/* accept again after EMFILE */
@@ -123,6 +126,8 @@ int	 herr(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 hevent(struct handoff *, enum handoff_event);
 void	 hchanges(const json_t *, char *, size_t);
+void	 hnotify(struct handoff *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int);
 unsigned hcount(struct handoff *);

@@ -16,6 +16,7 @@
 #include "adopt.h"
 #include "handoff-int.h"
 #include "message.h"
+#include "systemd.h"
 
 #define DEFAULT_READY_TIMEOUT	30000
 #define DEFAULT_DRAIN_TIMEOUT	30000
@@ -92,6 +93,21 @@ hchanges(const json_t *ready, char *buf, size_t len)
 			off += (size_t)snprintf(buf + off, off < len ?
 			    len - off : 0, ")");
 	}
+}
+
+/* Tells the service manager, if there is one; failures are logged. */
+void
+hnotify(struct handoff *h, const char *fmt, ...)
+{
+	char	text[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (systemd_notify("%s", text) == -1)
+		hlog(h, "NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
+		    strerror(errno));
 }
 
 void
@@ -349,26 +365,37 @@ handoff_listen(struct handoff *h, const char *name, const char *spec)
 	return 0;
 }
 
-/* Nothing held: every listener is bound fresh ("added"). */
+/*
+ * A fresh start: adopt what systemd passed (LISTEN_FDS), bind the rest.
+ * On failure nothing is left open.
+ */
 static int
-bind_fresh(struct handoff *h)
+start_fresh(struct handoff *h)
 {
-	struct adopt_set	none;
+	struct adopt_set	set;
 	size_t			i;
-	int			r;
+	int			n, r;
 
-	if (adopt_init(h, &none, 0) == -1)
+	if ((n = systemd_listen_fds(h, &set)) == -1)
 		return -1;
-	r = adopt_index(h, &none) == -1 ? -1 : adopt_match(h, &none);
-	adopt_free(&none);
+	if (n == 0 && adopt_init(h, &set, 0) == -1)
+		return -1;
+	r = adopt_index(h, &set) == -1 ? -1 : adopt_match(h, &set);
+	adopt_free(&set);	/* closes what nobody asked for */
 	if (r == -1) {
 		while (h->nlisteners > 0)
 			hlistener_close(&h->listeners[--h->nlisteners]);
 		return -1;
 	}
+	if (n > 0) {
+		hchanges(h->changes, h->err, sizeof(h->err));
+		hlog(h, "socket activation passed %d fd%s: %s", n,
+		    n == 1 ? "" : "s", h->err);
+		h->err[0] = '\0';
+	}
 	for (i = 0; i < h->nlisteners; i++)
-		hlog(h, "bound %s=%s", h->listeners[i].name,
-		    h->listeners[i].id.address);
+		hlog(h, "%s %s=%s", n > 0 ? "listening" : "bound",
+		    h->listeners[i].name, h->listeners[i].id.address);
 	return 0;
 }
 
@@ -388,8 +415,10 @@ handoff_start(struct handoff *h)
 			goto bad;
 	} else {
 		h->generation = 1;
-		if (control_bind(h) == -1 || bind_fresh(h) == -1)
+		if (control_bind(h) == -1 || start_fresh(h) == -1)
 			goto bad;
+		/* Started by the service manager as its main process. */
+		h->main_pid = systemd_applies();
 		hlog(h, "started fresh with %zu listener%s, control %s",
 		    h->nlisteners, h->nlisteners == 1 ? "" : "s",
 		    h->control_path);
@@ -444,6 +473,8 @@ handoff_ready(struct handoff *h)
 	control_unlock(h);
 	h->hstate = HS_SERVING;
 	hlog(h, "ready: serving, tag \"%s\"", h->tag);
+	hnotify(h, "READY=1\nSTATUS=serving, generation %u, tag %s",
+	    h->generation, h->tag);
 	return 0;
 }
 
@@ -516,6 +547,8 @@ handoff_stop(struct handoff *h)
 	h->hstate = HS_STOPPING;
 	control_pause(h);
 	hlog(h, "stopping");
+	if (h->main_pid)
+		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");
 	hevent(h, HANDOFF_PAUSE);
 	hdrain_begin(h);
 	return 0;

@@ -17,6 +17,7 @@
 
 #include "handoff-int.h"
 #include "message.h"
+#include "systemd.h"
 #include "wire.h"
 
 /* Keep each batch well under the message limit. */
@@ -209,6 +210,26 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+/*
+ * The service manager follows the successor when it runs in our unit
+ * (started by ExecReload, say). One in another unit (a template
+ * instance) is that unit's main pid already, and ours really stops.
+ */
+static void
+pass_main_pid(struct handoff *h, pid_t pid)
+{
+	if (!h->main_pid)
+		return;
+	if (systemd_same_unit(pid)) {
+		hnotify(h, "MAINPID=%ld\nSTATUS=handed over to pid %ld, "
+		    "draining", (long)pid, (long)pid);
+		h->gave_main = pid;
+		h->main_pid = 0;
+	} else
+		hnotify(h, "STOPPING=1\nSTATUS=handed over to pid %ld of "
+		    "another unit, draining", (long)pid);
+}
+
 static void
 on_ready(struct peer *p, json_t *msg)
 {
@@ -222,6 +243,7 @@ on_ready(struct peer *p, json_t *msg)
 	/* Stop accepting first, so released is true when it arrives. */
 	hevent(h, HANDOFF_PAUSE);
 	control_pause(h);
+	pass_main_pid(h, p->pid);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	rel = msg_new("released");
@@ -229,7 +251,9 @@ on_ready(struct peer *p, json_t *msg)
 	    json_integer(getpid())) == -1 || json_object_set_new(rel,
 	    "connections", json_integer(hcount(h))) == -1 ||
 	    json_object_set_new(rel, "deadline_ms",
-	    json_integer(h->drain_timeout)) == -1) {
+	    json_integer(h->drain_timeout)) == -1 ||
+	    json_object_set_new(rel, "main", json_boolean(h->gave_main ==
+	    p->pid)) == -1) {
 		json_decref(rel);
 		rel = NULL;
 	}
@@ -300,6 +324,16 @@ bad:
 	return -1;
 }
 
+static unsigned long long
+monotonic_usec(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000ULL;
+}
+
 static void
 on_hello(struct peer *p, json_t *msg)
 {
@@ -347,6 +381,9 @@ on_hello(struct peer *p, json_t *msg)
 	    "%zu listeners in %d batch%s", (long)p->pid, (long)p->uid,
 	    json_string_value(json_object_get(msg, "tag")) ?: "", count, nb,
 	    nb == 1 ? "" : "es");
+	if (h->main_pid)
+		hnotify(h, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=handing "
+		    "over to pid %ld", monotonic_usec(), (long)p->pid);
 	peer_arm(p, h->ready_timeout);
 	peer_flush(p);
 }
@@ -544,6 +581,9 @@ successor_gone(struct peer *p)
 		h->hstate = HS_SERVING;
 		hlog(h, "successor pid %ld went away before ready: still "
 		    "serving", (long)p->pid);
+		if (h->main_pid)
+			hnotify(h, "READY=1\nSTATUS=serving; takeover by pid "
+			    "%ld failed", (long)p->pid);
 		return;
 	}
 	if (h->hstate == HS_DRAINING) {
@@ -552,6 +592,12 @@ successor_gone(struct peer *p)
 		control_listen(h);
 		hlog(h, "rolled back: successor pid %ld vanished while we "
 		    "drained; accepting again", (long)p->pid);
+		if (h->gave_main == p->pid) {
+			hnotify(h, "MAINPID=%ld\nREADY=1\nSTATUS=rolled back: "
+			    "pid %ld vanished", (long)getpid(), (long)p->pid);
+			h->main_pid = 1;
+			h->gave_main = 0;
+		}
 		hevent(h, HANDOFF_RESUME);
 	}
 }

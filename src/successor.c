@@ -23,6 +23,7 @@
 #include "adopt.h"
 #include "handoff-int.h"
 #include "message.h"
+#include "systemd.h"
 #include "wire.h"
 
 /* Fds kept free for the application beyond the ones we receive. */
@@ -328,6 +329,8 @@ successor_takeover(struct handoff *h, int sock)
 		if (adopt_index(h, &o) == -1)
 			goto bad;
 	}
+	/* Learnt now: it may have exited by the time it releases us. */
+	h->pred_same_unit = systemd_same_unit(h->predecessor);
 	if ((r = adopt_control(h, &o)) == -1)
 		goto bad;
 	if (r == 1 && h->predecessor > 0) {
@@ -437,6 +440,14 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		    "connections")) == 1 ? "" : "s",
 		    (long long)json_integer_value(json_object_get(msg,
 		    "deadline_ms")));
+		/* The manager now follows us, or we are the main pid of a
+		 * unit of our own (a template instance). */
+		if (json_is_true(json_object_get(msg, "main")) ||
+		    (systemd_applies() && !h->pred_same_unit)) {
+			h->main_pid = 1;
+			hnotify(h, "READY=1\nSTATUS=serving, generation %u, "
+			    "tag %s", h->generation, h->tag);
+		}
 		/* Keep watching, without a timeout, to log its exit. */
 		event_del(h->pred_ev);
 		event_assign(h->pred_ev, h->base, h->pred_fd,
