@@ -1,1 +1,555 @@
-int main(void){return 0;}
+/*
+ * test_message: parsing and validation of protocol v1 messages. Every
+ * rejection is checked against its exact text, since that text is what a
+ * peer gets in an "error" reply and what an operator reads in the log.
+ *
+ * Tables write JSON and expected texts with ' for ", so they stay
+ * readable; sq() turns them back.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "message.h"
+#include "wire.h"
+#include "unit.h"
+
+#define ENTRY	"{'name':'http','kind':'tcp','family':'inet',"	\
+		"'socktype':'stream','address':'127.0.0.1:8080',"	\
+		"'listening':true,'spec':'tcp://127.0.0.1:8080'}"
+
+#define HELLO	"{'type':'hello','proto':1,'pid':42,'tag':'v2','max_fds':252}"
+#define OFFER	"{'type':'offer','proto':1,'pid':41,'generation':3,"	\
+		"'tag':'v1','count':1,'batches':1,'state':{'k':1}}"
+#define FDS	"{'type':'fds','proto':1,'batch':0,'listeners':[" ENTRY "]}"
+#define READY	"{'type':'ready','proto':1,'pid':42,'adopted':['http'],"	\
+		"'added':['admin'],'retired':[]}"
+#define RELEASED "{'type':'released','proto':1,'pid':41,'connections':7,"	\
+		"'deadline_ms':30000}"
+#define REPORT	"{'type':'report','proto':1,'pid':41,'generation':3,"	\
+		"'tag':'v1','state':'serving','connections':0,"		\
+		"'listeners':[" ENTRY "]}"
+#define STOPPING "{'type':'stopping','proto':1,'pid':41,'connections':0,"	\
+		"'deadline_ms':0}"
+#define ERROR	"{'type':'error','proto':1,'code':'busy',"		\
+		"'message':'a takeover is already running'}"
+
+/* Copies s with every ' turned into ". */
+static const char *
+sq(const char *s, char *out, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
+		out[i] = s[i] == '\'' ? '"' : s[i];
+	out[i] = '\0';
+	return out;
+}
+
+static json_t *
+load(const char *s)
+{
+	char	buf[4096];
+
+	return json_loads(sq(s, buf, sizeof(buf)), JSON_DECODE_ANY, NULL);
+}
+
+/* Parses text; returns the error text, or "" if it parsed. */
+static const char *
+parse_err(const char *text, size_t len)
+{
+	static char	 err[1024];
+	json_t		*o;
+
+	memset(err, 'X', sizeof(err));
+	err[sizeof(err) - 1] = '\0';
+	o = msg_parse(text, len, err, sizeof(err));
+	if (o != NULL) {
+		json_decref(o);
+		return "";
+	}
+	return err;
+}
+
+/* Encodes o (taking the reference) and parses the encoding. */
+static const char *
+parse_obj_err(json_t *o)
+{
+	static char	 out[1024];
+	const char	*r;
+	char		*s;
+
+	if (o == NULL)
+		return "(test could not build the message)";
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return "(test could not encode the message)";
+	r = parse_err(s, strlen(s));
+	snprintf(out, sizeof(out), "%s", r);
+	free(s);
+	return out;
+}
+
+static void
+test_valid(void)
+{
+	static const struct {
+		const char	*type, *json;
+	} ok[] = {
+		{ "hello", HELLO },
+		{ "hello", "{'type':'hello','proto':1,'pid':1,'max_fds':0}" },
+		{ "offer", OFFER },
+		{ "offer", "{'type':'offer','proto':1,'pid':1,'generation':1,"
+		    "'tag':'','count':0,'batches':0,'state':null}" },
+		{ "fds", FDS },
+		{ "fds", "{'type':'fds','proto':1,'batch':2,'listeners':[]}" },
+		{ "ready", READY },
+		{ "released", RELEASED },
+		{ "hammer", "{'type':'hammer','proto':1}" },
+		{ "status", "{'proto':1,'type':'status'}" },
+		{ "report", REPORT },
+		{ "stop", "{'type':'stop','proto':1,'unknown':[1,2]}" },
+		{ "stopping", STOPPING },
+		{ "error", ERROR },
+	};
+	char	 buf[2048], err[256];
+	json_t	*o;
+	size_t	 i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		sq(ok[i].json, buf, sizeof(buf));
+		err[0] = '\0';
+		o = msg_parse(buf, strlen(buf), err, sizeof(err));
+		CHECK_STR(err, "");
+		CHECK_STR(o != NULL ? msg_type(o) : NULL, ok[i].type);
+		json_decref(o);
+	}
+}
+
+static void
+test_envelope(void)
+{
+	static const struct {
+		const char	*json, *err;
+	} bad[] = {
+		{ "[1,2]", "message is not a JSON object" },
+		{ "{'proto':1}", "message has no 'type' string" },
+		{ "{'type':7,'proto':1}", "message has no 'type' string" },
+		{ "{'type':null,'proto':1}", "message has no 'type' string" },
+		{ "{'type':'hello'}", "hello: missing integer field 'proto'" },
+		{ "{'type':'hello','proto':'1'}",
+		    "hello: missing integer field 'proto'" },
+		{ "{'type':'hello','proto':1.0}",
+		    "hello: missing integer field 'proto'" },
+		{ "{'type':'hello','proto':2}",
+		    "protocol version 2 is not supported (this side speaks 1)" },
+		{ "{'type':'hello','proto':0}",
+		    "protocol version 0 is not supported (this side speaks 1)" },
+		{ "{'type':'bogus','proto':1}", "unknown message type 'bogus'" },
+		{ "{'type':'','proto':1}", "unknown message type ''" },
+		{ "{'type':'Hello','proto':1}", "unknown message type 'Hello'" },
+	};
+	char	buf[256], want[256];
+	size_t	i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sq(bad[i].json, buf, sizeof(buf));
+		CHECK_STR(parse_err(buf, strlen(buf)),
+		    sq(bad[i].err, want, sizeof(want)));
+	}
+}
+
+/* Positions are jansson's: bytes read when the error was found. */
+static void
+test_invalid_json(void)
+{
+	static const struct {
+		const char	*text, *err;
+	} bad[] = {
+		{ "", "invalid JSON at byte 0: '[' or '{' expected near end "
+		    "of file" },
+		{ "1", "invalid JSON at byte 1: '[' or '{' expected near '1'" },
+		{ "{\"type\":", "invalid JSON at byte 8: unexpected token near "
+		    "end of file" },
+		{ "{\"type\": \"hello\",}", "invalid JSON at byte 18: string "
+		    "or '}' expected near '}'" },
+		{ "{\"type\":\"stop\",\"proto\":1} x", "invalid JSON at byte "
+		    "27: end of file expected near 'x'" },
+		{ "{\"type\":\"status\",\"proto\":1,\"proto\":1}",
+		    "invalid JSON at byte 34: duplicate object key near "
+		    "'\"proto\"'" },
+		{ "{\"type\":\"status\",\"proto\":1,\"type\":\"stop\"}",
+		    "invalid JSON at byte 33: duplicate object key near "
+		    "'\"type\"'" },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_STR(parse_err(bad[i].text, strlen(bad[i].text)),
+		    bad[i].err);
+	/* The length given is the message: a NUL inside it is not its end. */
+	CHECK_STR(parse_err("{\"type\":\"stop\",\"proto\":1}\0junk", 30),
+	    "invalid JSON at byte 26: end of file expected near end of "
+	    "file");
+}
+
+/*
+ * Each field of each type, removed and then given a wrong value. A NULL
+ * missing text means the field is optional.
+ */
+static const struct field_case {
+	const char	*msg, *key, *wrong, *missing_err, *wrong_err;
+} fields[] = {
+	{ HELLO, "pid", "0", "hello: missing field 'pid'",
+	    "hello: field 'pid' must be an integer from 1 to 2147483647" },
+	{ HELLO, "pid", "2147483648", "hello: missing field 'pid'",
+	    "hello: field 'pid' must be an integer from 1 to 2147483647" },
+	{ HELLO, "pid", "'42'", "hello: missing field 'pid'",
+	    "hello: field 'pid' must be an integer from 1 to 2147483647" },
+	{ HELLO, "tag", "5", NULL,
+	    "hello: field 'tag' must be a string of at most 256 bytes" },
+	{ HELLO, "max_fds", "-1", "hello: missing field 'max_fds'",
+	    "hello: field 'max_fds' must be an integer from 0 to 2147483647" },
+	{ HELLO, "max_fds", "1.5", "hello: missing field 'max_fds'",
+	    "hello: field 'max_fds' must be an integer from 0 to 2147483647" },
+	{ OFFER, "pid", "null", "offer: missing field 'pid'",
+	    "offer: field 'pid' must be an integer from 1 to 2147483647" },
+	{ OFFER, "generation", "0", "offer: missing field 'generation'",
+	    "offer: field 'generation' must be an integer from 1 to "
+	    "2147483647" },
+	{ OFFER, "tag", "['v1']", "offer: missing field 'tag'",
+	    "offer: field 'tag' must be a string of at most 256 bytes" },
+	{ OFFER, "count", "-1", "offer: missing field 'count'",
+	    "offer: field 'count' must be an integer from 0 to 2147483647" },
+	{ OFFER, "batches", "true", "offer: missing field 'batches'",
+	    "offer: field 'batches' must be an integer from 0 to "
+	    "2147483647" },
+	{ OFFER, "state", "[]",
+	    "offer: field 'state' must be an object or null",
+	    "offer: field 'state' must be an object or null" },
+	{ FDS, "batch", "-1", "fds: missing field 'batch'",
+	    "fds: field 'batch' must be an integer from 0 to 2147483647" },
+	{ FDS, "listeners", "{}",
+	    "fds: field 'listeners' must be an array of at most 252 entries",
+	    "fds: field 'listeners' must be an array of at most 252 entries" },
+	{ READY, "pid", "-5", "ready: missing field 'pid'",
+	    "ready: field 'pid' must be an integer from 1 to 2147483647" },
+	{ READY, "adopted", "'http'", "ready: missing field 'adopted'",
+	    "ready: field 'adopted' must be an array of names" },
+	{ READY, "added", "['ok','bad name']", "ready: missing field 'added'",
+	    "ready: added[1] is not a valid listener name" },
+	{ READY, "retired", "[3]", "ready: missing field 'retired'",
+	    "ready: retired[0] is not a valid listener name" },
+	{ READY, "retired", "['']", "ready: missing field 'retired'",
+	    "ready: retired[0] is not a valid listener name" },
+	{ RELEASED, "pid", "0", "released: missing field 'pid'",
+	    "released: field 'pid' must be an integer from 1 to 2147483647" },
+	{ RELEASED, "connections", "-1", "released: missing field "
+	    "'connections'", "released: field 'connections' must be an "
+	    "integer from 0 to 2147483647" },
+	{ RELEASED, "deadline_ms", "'soon'", "released: missing field "
+	    "'deadline_ms'", "released: field 'deadline_ms' must be an "
+	    "integer from 0 to 2147483647" },
+	{ REPORT, "pid", "0", "report: missing field 'pid'",
+	    "report: field 'pid' must be an integer from 1 to 2147483647" },
+	{ REPORT, "generation", "0", "report: missing field 'generation'",
+	    "report: field 'generation' must be an integer from 1 to "
+	    "2147483647" },
+	{ REPORT, "tag", "null", "report: missing field 'tag'",
+	    "report: field 'tag' must be a string of at most 256 bytes" },
+	{ REPORT, "state", "'sleeping'", "report: missing field 'state'",
+	    "report: field 'state' has unknown value 'sleeping'" },
+	{ REPORT, "state", "1", "report: missing field 'state'",
+	    "report: field 'state' must be a string of at most 64 bytes" },
+	{ REPORT, "connections", "-1", "report: missing field "
+	    "'connections'", "report: field 'connections' must be an "
+	    "integer from 0 to 2147483647" },
+	{ REPORT, "listeners", "null",
+	    "report: field 'listeners' must be an array",
+	    "report: field 'listeners' must be an array" },
+	{ STOPPING, "pid", "0", "stopping: missing field 'pid'",
+	    "stopping: field 'pid' must be an integer from 1 to 2147483647" },
+	{ STOPPING, "connections", "false", "stopping: missing field "
+	    "'connections'", "stopping: field 'connections' must be an "
+	    "integer from 0 to 2147483647" },
+	{ STOPPING, "deadline_ms", "-1", "stopping: missing field "
+	    "'deadline_ms'", "stopping: field 'deadline_ms' must be an "
+	    "integer from 0 to 2147483647" },
+	{ ERROR, "code", "404", "error: missing field 'code'",
+	    "error: field 'code' must be a string of at most 64 bytes" },
+	{ ERROR, "message", "{}", "error: missing field 'message'",
+	    "error: field 'message' must be a string of at most 1024 bytes" },
+};
+
+static void
+test_fields(void)
+{
+	const struct field_case	*c;
+	json_t			*o;
+	char			 want[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		c = &fields[i];
+		o = load(c->msg);
+		CHECK(o != NULL && json_object_del(o, c->key) == 0);
+		CHECK_STR(parse_obj_err(o), c->missing_err == NULL ? "" :
+		    sq(c->missing_err, want, sizeof(want)));
+		o = load(c->msg);
+		CHECK(o != NULL && json_object_set_new(o, c->key,
+		    load(c->wrong)) == 0);
+		CHECK_STR(parse_obj_err(o), sq(c->wrong_err, want,
+		    sizeof(want)));
+	}
+}
+
+/* Strings at their limit pass; one byte more fails. */
+static void
+test_string_limits(void)
+{
+	char	 s[MSG_TEXT_MAX + 2];
+	json_t	*o;
+
+	memset(s, 't', sizeof(s));
+	s[MSG_NAME_MAX * 4] = '\0';
+	o = load(HELLO);
+	json_object_set_new(o, "tag", json_string(s));
+	CHECK_STR(parse_obj_err(o), "");
+	s[MSG_NAME_MAX * 4] = 't';
+	s[MSG_NAME_MAX * 4 + 1] = '\0';
+	o = load(HELLO);
+	json_object_set_new(o, "tag", json_string(s));
+	CHECK_STR(parse_obj_err(o),
+	    "hello: field \"tag\" must be a string of at most 256 bytes");
+
+	memset(s, 'm', sizeof(s));
+	s[MSG_TEXT_MAX] = '\0';
+	o = load(ERROR);
+	json_object_set_new(o, "message", json_string(s));
+	CHECK_STR(parse_obj_err(o), "");
+	s[MSG_TEXT_MAX] = 'm';
+	s[MSG_TEXT_MAX + 1] = '\0';
+	o = load(ERROR);
+	json_object_set_new(o, "message", json_string(s));
+	CHECK_STR(parse_obj_err(o), "error: field \"message\" must be a "
+	    "string of at most 1024 bytes");
+}
+
+/* One listener entry, changed, inside "fds" and inside "report". */
+static const char *
+entry_err(const char *type, const char *key, json_t *value)
+{
+	json_t	*o, *e;
+
+	o = load(strcmp(type, "fds") == 0 ? FDS : REPORT);
+	e = json_array_get(json_object_get(o, "listeners"), 0);
+	if (value == NULL)
+		json_object_del(e, key);
+	else
+		json_object_set_new(e, key, value);
+	return parse_obj_err(o);
+}
+
+static void
+test_entries(void)
+{
+	static const struct {
+		const char	*key, *value, *err;
+	} bad[] = {
+		{ "name", "'a b'", "listener: name 'a b' is not 1 to 64 of "
+		    "A-Z a-z 0-9 _ . : @ -" },
+		{ "name", "'a/b'", "listener: name 'a/b' is not 1 to 64 of "
+		    "A-Z a-z 0-9 _ . : @ -" },
+		{ "name", "''", "listener: name '' is not 1 to 64 of "
+		    "A-Z a-z 0-9 _ . : @ -" },
+		{ "name", "'" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaa" "'", "listener: field 'name' must be a "
+		    "string of at most 64 bytes" },
+		{ "name", "1", "listener: field 'name' must be a string of "
+		    "at most 64 bytes" },
+		{ "name", NULL, "listener: missing field 'name'" },
+		{ "kind", "'sctp'", "listener: field 'kind' has unknown value "
+		    "'sctp'" },
+		{ "kind", NULL, "listener: missing field 'kind'" },
+		{ "family", "'inet4'", "listener: field 'family' has unknown "
+		    "value 'inet4'" },
+		{ "family", NULL, "listener: missing field 'family'" },
+		{ "socktype", "'raw'", "listener: field 'socktype' has unknown "
+		    "value 'raw'" },
+		{ "socktype", "2", "listener: field 'socktype' must be a "
+		    "string of at most 64 bytes" },
+		{ "address", "8080", "listener: field 'address' must be a "
+		    "string of at most 256 bytes" },
+		{ "address", NULL, "listener: missing field 'address'" },
+		{ "listening", "'yes'", "listener: field 'listening' must be "
+		    "true or false" },
+		{ "listening", "1", "listener: field 'listening' must be "
+		    "true or false" },
+		{ "listening", NULL, "listener: missing field 'listening'" },
+		{ "spec", "[]", "listener: field 'spec' must be a string of "
+		    "at most 272 bytes" },
+	};
+	static const char *const types[] = { "fds", "report" };
+	json_t	*e;
+	char	want[512], sub[256];
+	size_t	i, t;
+
+	for (t = 0; t < 2; t++) {
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(want, sizeof(want), "%s: listeners[0]: %s",
+			    types[t], sq(bad[i].err, sub, sizeof(sub)));
+			CHECK_STR(entry_err(types[t], bad[i].key,
+			    bad[i].value ? load(bad[i].value) : NULL), want);
+		}
+		/* "spec" is optional; every value of the enums is known. */
+		CHECK_STR(entry_err(types[t], "spec", NULL), "");
+		CHECK_STR(entry_err(types[t], "kind", json_string("fd")), "");
+		CHECK_STR(entry_err(types[t], "family", json_string("other")),
+		    "");
+		CHECK_STR(entry_err(types[t], "socktype",
+		    json_string("seqpacket")), "");
+		CHECK_STR(entry_err(types[t], "name", json_string("@control")),
+		    "");
+	}
+	CHECK_STR(parse_obj_err(load("{'type':'fds','proto':1,'batch':0,"
+	    "'listeners':[" ENTRY ",[]]}")), "fds: listeners[1]: listener "
+	    "entry is not an object");
+
+	/* msg_entry_check on its own, as the successor calls it. */
+	e = load(ENTRY);
+	CHECK_INT(msg_entry_check(e, sub, sizeof(sub)), 0);
+	json_decref(e);
+	CHECK_INT(msg_entry_check(json_null(), sub, sizeof(sub)), -1);
+	CHECK_STR(sub, "listener entry is not an object");
+}
+
+/* 252 entries fit in one "fds" message; 253 do not. */
+static void
+test_entry_count(void)
+{
+	json_t	*o, *list;
+	size_t	 i;
+
+	o = load("{'type':'fds','proto':1,'batch':0,'listeners':[]}");
+	list = json_object_get(o, "listeners");
+	for (i = 0; i < WIRE_MAX_FDS; i++)
+		json_array_append_new(list, load(ENTRY));
+	json_incref(o);
+	CHECK_STR(parse_obj_err(o), "");
+	json_array_append_new(list, load(ENTRY));
+	CHECK_STR(parse_obj_err(o), "fds: field \"listeners\" must be an "
+	    "array of at most 252 entries");
+}
+
+/* A message of exactly 65536 bytes parses; 65537 is refused unread. */
+static void
+test_size_limit(void)
+{
+	static char	buf[WIRE_MAX_MSG + 2];
+	const char	*head = "{\"type\":\"status\",\"proto\":1,\"pad\":\"";
+	size_t		hlen = strlen(head);
+
+	memset(buf, 'p', sizeof(buf));
+	memcpy(buf, head, hlen);
+	memcpy(buf + WIRE_MAX_MSG - 2, "\"}", 2);
+	CHECK_STR(parse_err(buf, WIRE_MAX_MSG), "");
+	memcpy(buf + WIRE_MAX_MSG - 2, "p\"}", 3);
+	CHECK_STR(parse_err(buf, WIRE_MAX_MSG + 1),
+	    "message of 65537 bytes is over the limit of 65536");
+}
+
+static void
+test_build(void)
+{
+	json_t	*o, *back;
+	char	*s, err[256], big[WIRE_MAX_MSG + 1];
+	size_t	 len = 0;
+
+	o = msg_new("status");
+	s = msg_encode(o, &len);
+	CHECK_STR(s, "{\"type\":\"status\",\"proto\":1}");
+	CHECK_INT(len, 27);
+	err[0] = '\0';
+	back = s != NULL ? msg_parse(s, len, err, sizeof(err)) : NULL;
+	CHECK_STR(err, "");
+	CHECK(json_equal(o, back));
+	CHECK_STR(msg_type(back), "status");
+	json_decref(back);
+	free(s);
+	json_decref(o);
+
+	o = msg_error(MSG_E_BUSY, "a takeover by pid %d is running", 42);
+	s = msg_encode(o, &len);
+	CHECK_STR(s, "{\"type\":\"error\",\"proto\":1,\"code\":\"busy\","
+	    "\"message\":\"a takeover by pid 42 is running\"}");
+	CHECK_INT(len, s != NULL ? strlen(s) : 0);
+	back = s != NULL ? msg_parse(s, len, err, sizeof(err)) : NULL;
+	CHECK_STR(err, "");
+	CHECK(json_equal(o, back));
+	CHECK_STR(json_string_value(json_object_get(back, "code")), "busy");
+	json_decref(back);
+	free(s);
+	json_decref(o);
+
+	/* A message text over the limit is cut, and still parses. */
+	memset(big, 'x', 2000);
+	big[2000] = '\0';
+	o = msg_error(MSG_E_INTERNAL, "%s", big);
+	CHECK_INT(json_string_length(json_object_get(o, "message")),
+	    MSG_TEXT_MAX - 1);
+	CHECK_STR(parse_obj_err(o), "");
+
+	/* msg_encode: 65536 bytes fit, 65537 do not. */
+	memset(big, 'p', sizeof(big));
+	big[WIRE_MAX_MSG - 36] = '\0';
+	o = msg_new("status");
+	json_object_set_new(o, "pad", json_string(big));
+	s = msg_encode(o, &len);
+	CHECK(s != NULL);
+	CHECK_INT(len, WIRE_MAX_MSG);
+	free(s);
+	big[WIRE_MAX_MSG - 36] = 'p';
+	big[WIRE_MAX_MSG - 35] = '\0';
+	json_object_set_new(o, "pad", json_string(big));
+	CHECK(msg_encode(o, &len) == NULL);
+	json_decref(o);
+}
+
+static void
+test_names(void)
+{
+	char	s[MSG_NAME_MAX + 2];
+
+	CHECK_INT(msg_name_valid(""), 0);
+	CHECK_INT(msg_name_valid("a"), 1);
+	CHECK_INT(msg_name_valid("@control"), 1);
+	CHECK_INT(msg_name_valid("http-2_alt.v1:x"), 1);
+	CHECK_INT(msg_name_valid("a b"), 0);
+	CHECK_INT(msg_name_valid("a/b"), 0);
+	CHECK_INT(msg_name_valid("a=b"), 0);
+	CHECK_INT(msg_name_valid("caf\xc3\xa9"), 0);
+	CHECK_INT(msg_name_valid("a\n"), 0);
+	memset(s, 'n', sizeof(s));
+	s[MSG_NAME_MAX] = '\0';
+	CHECK_INT(msg_name_valid(s), 1);
+	s[MSG_NAME_MAX] = 'n';
+	s[MSG_NAME_MAX + 1] = '\0';
+	CHECK_INT(msg_name_valid(s), 0);
+}
+
+int
+main(void)
+{
+	test_valid();
+	test_envelope();
+	test_invalid_json();
+	test_fields();
+	test_string_limits();
+	test_entries();
+	test_entry_count();
+	test_size_limit();
+	test_build();
+	test_names();
+	return unit_done("test_message");
+}

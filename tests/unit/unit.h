@@ -5,6 +5,9 @@
 #ifndef HANDOFF_UNIT_H
 #define HANDOFF_UNIT_H
 
+#include <sys/resource.h>
+
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,12 +33,54 @@ static int unit_checks, unit_failures;
 	}								\
 } while (0)
 
+/* Integers, with both values in the failure line. */
+#define CHECK_INT(got, want) do {					\
+	long long g_ = (long long)(got), w_ = (long long)(want);	\
+	unit_checks++;							\
+	if (g_ != w_) {							\
+		unit_failures++;					\
+		fprintf(stderr, "%s:%d: FAIL: %s is %lld, want %lld\n",	\
+		    __FILE__, __LINE__, #got, g_, w_);			\
+	}								\
+} while (0)
+
 static inline int
 unit_done(const char *name)
 {
 	printf("%s: %d checks, %d failed\n", name, unit_checks,
 	    unit_failures);
 	return unit_failures == 0 && unit_checks > 0 ? 0 : 1;
+}
+
+/* Open fds of this process, for leak checks; -1 if /proc is missing. */
+static inline int
+unit_count_fds(void)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int		 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Raises the soft fd limit to the hard one; returns the new soft limit. */
+static inline long
+unit_raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	return (long)rl.rlim_cur;
 }
 
 #endif
