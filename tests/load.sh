@@ -8,6 +8,15 @@ gone() {
 	    [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]
 }
 
+# free_ports N: N distinct TCP ports on 127.0.0.1 that nobody listens on
+# now (free_port twice may well answer the same port).
+free_ports() {
+	python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
 # ppid_of PID: the parent pid, from /proc/PID/stat (after the comm field).
 ppid_of() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2; }
 

@@ -6,11 +6,9 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
-keep=$(free_port)
-moved_from=$(free_port)
-removed=$(free_port)
-moved_to=$(free_port)
-added=$(free_port)
+# shellcheck disable=SC2046
+set -- $(free_ports 5)
+keep=$1 moved_from=$2 removed=$3 moved_to=$4 added=$5
 u() { echo "http://127.0.0.1:$1/"; }
 
 start_httpd v1 --listen "keep=tcp://127.0.0.1:$keep" \
@@ -53,8 +51,8 @@ refuses "$(u "$moved_from")" ||
 refuses "$(u "$removed")" ||
     fail "port $removed (removed) still accepts after v1 exited"
 
-want="gen 2: took over: adopted keep; added moved,added; retired moved,removed\$"
+want="gen 2: took over from pid $v1: adopted 1 (keep); added 2 (moved,added); retired 2 (moved,removed)\$"
 logged v2 "$want" || fail "v2 log lacks \"$want\": $(grep 'took over' "$T/v2.log")"
-want="successor pid $v2 ready: adopted keep; added moved,added; retired moved,removed\$"
+want="successor pid $v2 ready: adopted 1 (keep); added 2 (moved,added); retired 2 (moved,removed)\$"
 logged v1 "$want" || fail "v1 log lacks \"$want\": $(grep 'ready:' "$T/v1.log")"
 pass

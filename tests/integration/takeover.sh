@@ -55,7 +55,8 @@ grep -q "^predecessor pid $v1\$" "$T/status.out" ||
     fail "status does not name predecessor $v1: $(cat "$T/status.out")"
 logged v2 "gen 2: taking over from pid $v1 (gen 1, tag \"v1\")" ||
     fail "v2 did not log 'taking over from pid $v1'"
-logged v2 "gen 2: took over: adopted http" || fail "v2 did not log 'took over'"
+logged v2 "gen 2: took over from pid $v1: adopted 1 (http); added 0; retired 0\$" ||
+    fail "v2 did not log 'took over': $(grep 'took over' "$T/v2.log")"
 logged v2 "gen 2: ready: serving" || fail "v2 did not log 'ready'"
 logged v1 "gen 1: released to pid $v2\$" ||
     fail "v1 did not log 'released to pid $v2'"
