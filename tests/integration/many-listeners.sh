@@ -1,3 +1,60 @@
 #!/bin/sh
-# placeholder until the test is written
-exit 77
+# 253, 504 and 1000 listeners on port 0 (matched by name): the takeover
+# passes them in batches of at most 252 fds (the control socket is one
+# more), every listener keeps its address, and a sample serves from the
+# successor.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
+
+# addresses: "name address" lines of the listeners status reports.
+addresses() {
+	status_json | python3 -c 'import json, sys
+for l in json.load(sys.stdin)["listeners"]:
+    print(l["name"], l["address"])'
+}
+
+for n in 253 504 1000; do
+	CONTROL=$T/ctl-$n.sock
+	args=""
+	i=1
+	while [ "$i" -le "$n" ]; do
+		args="$args --listen l$i=tcp://127.0.0.1:0"
+		i=$((i + 1))
+	done
+	# shellcheck disable=SC2086
+	start_httpd "v1-$n" $args --tag v1
+	v1=$LAST_PID
+	wait_for 20 is_serving "$v1" || fail "$n listeners: v1 never served"
+	addresses >"$T/before-$n" || fail "$n listeners: no status from v1"
+	[ "$(grep -c '^l' "$T/before-$n")" = "$n" ] ||
+	    fail "$n listeners: v1 reports $(grep -c '^l' "$T/before-$n")"
+
+	start=$(now_ms)
+	# shellcheck disable=SC2086
+	upgrade "$v1" "v2-$n" $args --tag v2
+	v2=$NEW_PID
+	took=$(( $(now_ms) - start ))
+	entries=$((n + 1))
+	batches=$(( (entries + 251) / 252 ))
+	[ "$batches" = 1 ] && unit=batch || unit=batches
+	logged "v1-$n" "successor pid $v2 (uid [0-9]*, tag \"v2\") connected: offering $entries listeners in $batches $unit\$" ||
+	    fail "$n listeners: v1 did not log $entries listeners in $batches $unit:" \
+	    "$(grep offering "$T/v1-$n.log")"
+	logged "v2-$n" ": $entries listeners in $batches $unit\$" ||
+	    fail "$n listeners: v2 did not log $batches $unit: $(grep 'taking over' "$T/v2-$n.log")"
+	logged "v2-$n" "took over from pid $v1: adopted $n (l1,l2," ||
+	    fail "$n listeners: v2 did not adopt all $n: $(grep 'took over' "$T/v2-$n.log")"
+	addresses >"$T/after-$n" || fail "$n listeners: no status from v2"
+	cmp -s "$T/before-$n" "$T/after-$n" || fail "$n listeners: addresses changed:" \
+	    "$(diff "$T/before-$n" "$T/after-$n" | head -5)"
+	for name in l1 l2 "l$((n / 2))" "l$((n - 1))" "l$n"; do
+		addr=$(sed -n "s/^$name //p" "$T/after-$n")
+		[ -n "$addr" ] || fail "$n listeners: no address for $name"
+		body_has "http://$addr/" "pid=$v2 tag=v2" ||
+		    fail "$n listeners: $name ($addr) does not serve from v2"
+	done
+	log "$n listeners: $entries entries in $batches $unit, upgrade took $took ms"
+	kill -TERM "$v2"
+	reap_ok 20 "$v2" "v2 with $n listeners"
+done
+pass

@@ -1,3 +1,48 @@
 #!/bin/sh
-# placeholder until the test is written
-exit 77
+# A control socket left by a dead process: handoffctl status says "no
+# server" (exit 3) and a fresh start replaces it. A regular file at the
+# control path is never removed: the start fails with a clear reason.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
+
+# stale_socket PATH TYPE: a unix socket file nobody accepts on.
+stale_socket() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, getattr(socket, sys.argv[2]))
+s.bind(sys.argv[1]); s.close()' "$1" "$2" || fail "cannot make a stale $1"
+	[ -S "$1" ] || fail "$1 is not a socket"
+}
+
+stale_socket "$CONTROL" SOCK_SEQPACKET
+"$CTL" status --control "$CONTROL" >"$T/status.out" 2>"$T/status.err"
+code=$?
+[ "$code" = 3 ] || fail "status on a stale socket exited $code, want 3"
+grep -q "no server at $CONTROL" "$T/status.err" ||
+    fail "status on a stale socket: $(cat "$T/status.err")"
+[ -s "$T/status.out" ] && fail "status printed $(cat "$T/status.out")"
+
+port=$(free_port)
+url="http://127.0.0.1:$port/"
+start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
+v1=$LAST_PID
+wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never replaced the stale socket"
+logged v1 "stale control socket $CONTROL" || fail "v1 did not log 'stale control socket'"
+logged v1 "started fresh" || fail "v1 did not start fresh"
+body_has "$url" "pid=$v1 tag=v1 gen=1" || fail "v1 does not serve $url"
+kill -TERM "$v1"
+reap_ok 10 "$v1" v1
+
+CONTROL=$T/file.sock
+echo "not a socket" >"$CONTROL"
+start_httpd file --listen "http=tcp://127.0.0.1:$port" --tag file
+reap 10 "$LAST_PID" "start on a regular file"
+[ "$STATUS" != 0 ] || fail "a start on a regular file exited 0"
+reason=$(grep '^handoff-httpd: ' "$T/file.log")
+[ "$(echo "$reason" | grep -c .)" = 1 ] ||
+    fail "want one reason line: $(cat "$T/file.log")"
+echo "$reason" | grep -q "$CONTROL exists and is not a socket" ||
+    fail "unclear reason: $reason"
+log "regular file: exit $STATUS: $reason"
+[ "$(cat "$CONTROL")" = "not a socket" ] || fail "$CONTROL was changed"
+refuses "$url" || fail "something serves $url after the failed start"
+pass
