@@ -15,8 +15,8 @@
  * handoff_strerror() then says what failed, where, and what to do. Nothing
  * here installs signal handlers or calls exit().
  *
- * Fds: every listener fd belongs to the struct handoff. The application
- * may accept on it, must not close it, and must not use it after
+ * Fds: every listener fd belongs to the struct handoff, and is CLOEXEC and
+ * non-blocking. The application may accept on it, must not close it, and must not use it after
  * handoff_free(), which closes them all.
  */
 #ifndef HANDOFF_H
@@ -36,7 +36,7 @@ struct handoff;
 
 enum handoff_event {
 	HANDOFF_PAUSE,	/* stop accepting: a successor serves, or a stop began */
-	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_deadline() */
+	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_remaining() */
 	HANDOFF_RESUME,	/* rollback: the successor vanished, accept again */
 	HANDOFF_HAMMER,	/* the deadline passed: close what is left and exit */
 };

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,12 +135,24 @@ hlistener_close(struct hlistener *l)
 	l->name = l->spec = NULL;
 }
 
-/* Takes fd: on failure it is closed. */
+/*
+ * Takes fd: on failure it is closed. Listeners are non-blocking whoever
+ * made them (systemd passes blocking ones); the flag is shared with any
+ * other holder of the socket, which expects it too.
+ */
 int
 hlistener_set(struct hlistener *l, const char *name, const char *spec,
     int fd)
 {
+	int	fl;
+
 	memset(l, 0, sizeof(*l));
+	if ((fl = fcntl(fd, F_GETFL)) == -1 || (!(fl & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)) {
+		close(fd);
+		l->fd = -1;
+		return -1;
+	}
 	l->fd = fd;
 	l->name = strdup(name);
 	l->spec = spec != NULL ? strdup(spec) : NULL;

@@ -143,13 +143,16 @@ listener_unix_stale(const char *path, char *err, size_t len)
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	for (type = 0; type < 3; type++) {
-		fd = socket(AF_UNIX, types[type] | SOCK_CLOEXEC, 0);
+		/* Non-blocking: a full backlog must not hang us; it means
+		 * somebody listens. */
+		fd = socket(AF_UNIX, types[type] | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, 0);
 		if (fd == -1)
 			return fail(err, len, "%s: socket failed", path);
 		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 		save = errno;
 		close(fd);
-		if (r == 0)
+		if (r == 0 || save == EAGAIN || save == EINPROGRESS)
 			return 0;
 		if (save != EPROTOTYPE && save != ECONNREFUSED)
 			return fail(err, len, "%s: cannot check whether the "
@@ -166,6 +169,7 @@ bind_unix(const struct listener_spec *ls, int fd, const char *spec,
 {
 	const char	*path = ((const struct sockaddr_un *)&ls->addr)->sun_path;
 	char		 sub[256];
+	int		 save;
 
 	switch (listener_unix_stale(path, sub, sizeof(sub))) {
 	case -1:
@@ -177,8 +181,12 @@ bind_unix(const struct listener_spec *ls, int fd, const char *spec,
 	}
 	if (unlink(path) == -1 && errno != ENOENT)
 		return fail(err, len, "cannot remove stale socket %s", path);
-	if (bind(fd, (const struct sockaddr *)&ls->addr, ls->addrlen) == -1)
+	if (bind(fd, (const struct sockaddr *)&ls->addr, ls->addrlen) == -1) {
+		save = errno;
+		snprintf(err, len, "%s: bind: %s", spec, strerror(save));
+		errno = save;
 		return -1;
+	}
 	return 0;
 }
 
@@ -196,12 +204,8 @@ listener_bind(const struct listener_spec *ls, const char *spec, char *err,
 		return -1;
 	}
 	if (ls->family == AF_UNIX) {
-		if (bind_unix(ls, fd, spec, err, len) == -1) {
-			if (errno != 0 && err[0] == '\0')
-				snprintf(err, len, "%s: bind: %s", spec,
-				    strerror(errno));
+		if (bind_unix(ls, fd, spec, err, len) == -1)
 			goto bad;
-		}
 	} else {
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
 		    sizeof(one)) == -1)

@@ -69,8 +69,12 @@ start_httpd() {
 	PIDS="$PIDS $LAST_PID"
 }
 
-alive() { kill -0 "$1" 2>/dev/null; }
-dead() { ! kill -0 "$1" 2>/dev/null; }
+# A zombie has exited: its parent may not have reaped it yet.
+alive() {
+	kill -0 "$1" 2>/dev/null &&
+	    ! grep -q '^State:[[:space:]]*[ZX]' "/proc/$1/status" 2>/dev/null
+}
+dead() { ! alive "$1"; }
 
 # wait_exit PID: waits for a child of this shell; its status in $STATUS.
 # Not in $(...): a subshell cannot wait for its parent's children.

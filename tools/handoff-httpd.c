@@ -324,6 +324,7 @@ default_control(void)
 	const char	*dir;
 	char		*path = NULL;
 	char		 d[PATH_MAX];
+	struct stat	 st;
 
 	if ((dir = getenv("RUNTIME_DIRECTORY")) != NULL && *dir != '\0') {
 		/* systemd may pass several, separated by colons. */
@@ -341,6 +342,17 @@ default_control(void)
 		    (long)geteuid());
 	if (mkdir(d, 0700) == -1 && errno != EEXIST)
 		return NULL;
+	/* Somebody else may have made it first: it must be ours alone. */
+	if (lstat(d, &st) == -1)
+		return NULL;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0) {
+		fprintf(stderr, "handoff-httpd: %s is not a directory of uid "
+		    "%ld closed to others (mode 0700); remove it or use "
+		    "--control PATH\n", d, (long)geteuid());
+		errno = EPERM;
+		return NULL;
+	}
 	if (asprintf(&path, "%s/control.sock", d) == -1)
 		return NULL;
 	return path;
@@ -473,7 +485,8 @@ main(int argc, char *argv[])
 	}
 	if ((d.h = handoff_new(d.base, control)) == NULL) {
 		fprintf(stderr, "handoff-httpd: --control %s: %s\n", control,
-		    strerror(errno));
+		    errno == EINVAL ? "must be 1 to 100 bytes (a unix socket "
+		    "path); choose a shorter path" : strerror(errno));
 		goto out;
 	}
 	handoff_set_ident(d.h, "handoff-httpd");
