@@ -33,16 +33,22 @@ reap_ok() {
 	[ "$STATUS" = 0 ] || fail "$3 (pid $2) exited $STATUS, want 0"
 }
 
+# serve NAME ARGS...: start_httpd, then waits until it answers status on
+# $CONTROL; its pid in $LAST_PID.
+serve() {
+	start_httpd "$@"
+	wait_for 15 is_serving "$LAST_PID" ||
+	    fail "$1 (pid $LAST_PID) never served on $CONTROL"
+}
+
 # upgrade OLD NAME ARGS...: starts NAME (handoff-httpd ARGS) as the
 # successor of pid OLD, waits until it answers status and OLD has exited 0
 # after draining; the new pid in $NEW_PID.
 upgrade() {
 	_old=$1 _uname=$2
 	shift
-	start_httpd "$@"
+	serve "$@"
 	NEW_PID=$LAST_PID
-	wait_for 15 is_serving "$NEW_PID" ||
-	    fail "$_uname (pid $NEW_PID) never served on $CONTROL"
 	reap_ok 15 "$_old" "incumbent replaced by $_uname"
 }
 
@@ -68,7 +74,8 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # start_wrk SECONDS URL [WRK ARGS...]: wrk with 2 threads and 64
 # connections in the background, its output in $T/wrk.out, pid in $WRK_PID.
-# A done() hook prints one "totals" line for check_wrk.
+# A done() hook prints one "totals" line (non2xx is wrk's errors.status:
+# responses with a status above 399; the server sends no 3xx).
 start_wrk() {
 	_wsecs=$1 _wurl=$2
 	shift 2
@@ -103,9 +110,8 @@ load_with_upgrades() {
 	_url="http://127.0.0.1:$_port/"
 	_args="--listen http=tcp://127.0.0.1:$_port --drain-timeout 5"
 	# shellcheck disable=SC2086
-	start_httpd v1 $_args --tag v1
+	serve v1 $_args --tag v1
 	_pid=$LAST_PID
-	wait_for 10 is_serving "$_pid" || fail "v1 (pid $_pid) never served"
 	start_wrk "$_secs" "$_url" "$@"
 	wait_for 10 has_connections 1 ||
 	    fail "wrk never connected to $_url"

@@ -11,11 +11,10 @@ set -- $(free_ports 5)
 keep=$1 moved_from=$2 removed=$3 moved_to=$4 added=$5
 u() { echo "http://127.0.0.1:$1/"; }
 
-start_httpd v1 --listen "keep=tcp://127.0.0.1:$keep" \
+serve v1 --listen "keep=tcp://127.0.0.1:$keep" \
     --listen "moved=tcp://127.0.0.1:$moved_from" \
     --listen "removed=tcp://127.0.0.1:$removed" --tag v1 --drain-timeout 20
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
 for p in $keep $moved_from $removed; do
 	body_has "$(u "$p")" "pid=$v1 " || fail "v1 does not serve port $p"
 done
@@ -26,11 +25,10 @@ slow=$!
 PIDS="$PIDS $slow"
 wait_for 10 has_connections 1 || fail "the slow request never reached v1"
 
-start_httpd v2 --listen "keep=tcp://127.0.0.1:$keep" \
+serve v2 --listen "keep=tcp://127.0.0.1:$keep" \
     --listen "moved=tcp://127.0.0.1:$moved_to" \
     --listen "added=tcp://127.0.0.1:$added" --tag v2
 v2=$LAST_PID
-wait_for 10 is_serving "$v2" || fail "v2 (pid $v2) never served"
 gone "$v1" && fail "v1 exited with a slow request still in flight"
 for p in $keep $moved_to $added; do
 	body_has "$(u "$p")" "pid=$v2 tag=v2" ||

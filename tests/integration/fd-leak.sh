@@ -10,9 +10,8 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 args="--listen http=tcp://127.0.0.1:$port --listen unix=unix:$T/web.sock"
 # shellcheck disable=SC2086
-start_httpd v1 $args --tag v1
+serve v1 $args --tag v1
 pid=$LAST_PID
-wait_for 10 is_serving "$pid" || fail "v1 (pid $pid) never served"
 old=$pid
 counts=""
 first=""

@@ -14,9 +14,8 @@ g6() { curl -fsS -g --max-time 5 "$url6" | grep -q "$1"; }
 args="--listen v4=tcp://127.0.0.1:$port4 --listen v6=tcp://[::1]:$port6"
 
 # shellcheck disable=SC2086
-start_httpd v1 $args --tag v1
+serve v1 $args --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
 logged v1 "bound v6=\[::1\]:$port6" || fail "v1 did not log v6=[::1]:$port6"
 body_has "$url4" "pid=$v1 tag=v1" || fail "v1 does not serve $url4"
 g6 "pid=$v1 tag=v1" || fail "v1 does not serve $url6"

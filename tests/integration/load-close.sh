@@ -1,3 +1,9 @@
 #!/bin/sh
-# placeholder until the test is written
-exit 77
+# wrk with a new connection per request ("Connection: close") while 10
+# successive upgrades happen: no socket error, no non-2xx response.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
+
+command -v wrk >/dev/null || skip "wrk is not installed"
+load_with_upgrades 25 10 -H "Connection: close"
+pass

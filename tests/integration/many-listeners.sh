@@ -22,9 +22,8 @@ for n in 253 504 1000; do
 		i=$((i + 1))
 	done
 	# shellcheck disable=SC2086
-	start_httpd "v1-$n" $args --tag v1
+	serve "v1-$n" $args --tag v1
 	v1=$LAST_PID
-	wait_for 20 is_serving "$v1" || fail "$n listeners: v1 never served"
 	addresses >"$T/before-$n" || fail "$n listeners: no status from v1"
 	[ "$(grep -c '^l' "$T/before-$n")" = "$n" ] ||
 	    fail "$n listeners: v1 reports $(grep -c '^l' "$T/before-$n")"

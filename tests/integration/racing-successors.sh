@@ -12,9 +12,8 @@ ROUNDS=4
 port=$(free_port)
 url="http://127.0.0.1:$port/"
 listen="http=tcp://127.0.0.1:$port"
-start_httpd v1 --listen "$listen" --tag v1
+serve v1 --listen "$listen" --tag v1
 inc=$LAST_PID
-wait_for 10 is_serving "$inc" || fail "v1 (pid $inc) never served"
 
 # racer NAME: a successor that first blocks reading the gate FIFO, then
 # execs handoff-httpd (same pid). The test holds the FIFO's only writer

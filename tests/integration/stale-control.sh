@@ -23,9 +23,8 @@ grep -q "no server at $CONTROL" "$T/status.err" ||
 
 port=$(free_port)
 url="http://127.0.0.1:$port/"
-start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
+serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never replaced the stale socket"
 logged v1 "stale control socket $CONTROL" || fail "v1 did not log 'stale control socket'"
 logged v1 "started fresh" || fail "v1 did not start fresh"
 body_has "$url" "pid=$v1 tag=v1 gen=1" || fail "v1 does not serve $url"

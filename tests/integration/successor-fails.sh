@@ -9,9 +9,8 @@
 set -- $(free_ports 2)
 port=$1 held=$2
 url="http://127.0.0.1:$port/"
-start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
+serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
 
 # Something else listens on $held, for at most 60 s.
 python3 -c 'import socket, sys, time

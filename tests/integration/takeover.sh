@@ -7,9 +7,8 @@
 
 port=$(free_port)
 url="http://127.0.0.1:$port/"
-start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
+serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
 body_has "$url" "pid=$v1 tag=v1 gen=1" || fail "v1 does not answer $url"
 
 # Requests all through the takeover: each must succeed, from v1 or v2.
@@ -25,9 +24,8 @@ client=$!
 PIDS="$PIDS $client"
 
 start=$(now_ms)
-start_httpd v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
+serve v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
 v2=$LAST_PID
-wait_for 10 is_serving "$v2" || fail "v2 (pid $v2) never served"
 reap_ok 10 "$v1" "v1"
 log "takeover done in $(( $(now_ms) - start )) ms"
 touch "$T/stop-client"

@@ -16,9 +16,8 @@ s.listen(); s.close()' "$sock" || fail "cannot make a stale $sock"
 [ -S "$sock" ] || fail "no stale socket at $sock"
 uget >/dev/null 2>&1 && fail "the stale $sock accepts connections"
 
-start_httpd v1 --listen "web=unix:$sock" --tag v1
+serve v1 --listen "web=unix:$sock" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
 logged v1 "bound web=$sock" || fail "v1 did not log binding web=$sock"
 serves_unix "pid=$v1 tag=v1 gen=1" || fail "v1 does not serve on $sock"
 # (The replacement may reuse the freed inode number: serving is the proof.)
