@@ -95,6 +95,7 @@ struct handoff {
 
 	struct request		*requests;
 	size_t			 nrequests;
+	size_t			 caprequests;
 	struct hlistener	*listeners;
 	size_t			 nlisteners;
 	struct hlistener	 control;

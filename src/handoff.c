@@ -70,20 +70,23 @@ void
 hchanges(const json_t *ready, char *buf, size_t len)
 {
 	static const char *const keys[] = { "adopted", "added", "retired" };
-	const json_t	*list, *v;
-	size_t		 off = 0, k, i;
+	const json_t	*list, *v, *count;
+	size_t		 off = 0, k, i, n;
 
 	buf[0] = '\0';
 	for (k = 0; k < 3; k++) {
 		list = json_object_get(ready, keys[k]);
+		/* A ready message may name fewer than it counts. */
+		count = json_object_get(json_object_get(ready, "counts"),
+		    keys[k]);
+		n = json_is_integer(count) && json_integer_value(count) >= 0 ?
+		    (size_t)json_integer_value(count) : json_array_size(list);
 		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
-		    "%s%s %zu", k > 0 ? "; " : "", keys[k],
-		    json_array_size(list));
+		    "%s%s %zu", k > 0 ? "; " : "", keys[k], n);
 		json_array_foreach(list, i, v) {
 			if (i == 8) {
 				off += (size_t)snprintf(buf + off, off < len ?
-				    len - off : 0, ",+%zu more",
-				    json_array_size(list) - i);
+				    len - off : 0, ",+%zu more", n - i);
 				break;
 			}
 			off += (size_t)snprintf(buf + off, off < len ?
@@ -347,7 +350,7 @@ int
 handoff_listen(struct handoff *h, const char *name, const char *spec)
 {
 	struct request	*r;
-	size_t		 i;
+	size_t		 cap;
 
 	if (h->hstate != HS_NEW)
 		return herr(h, "listeners must be named before handoff_start");
@@ -355,14 +358,14 @@ handoff_listen(struct handoff *h, const char *name, const char *spec)
 		return herr(h, "listener name \"%s\": use 1 to %d of A-Z a-z "
 		    "0-9 _ . : - (not starting with @)", name ? name : "",
 		    MSG_NAME_MAX);
-	for (i = 0; i < h->nrequests; i++)
-		if (strcmp(h->requests[i].name, name) == 0)
-			return herr(h, "listener name \"%s\" given twice",
-			    name);
-	r = reallocarray(h->requests, h->nrequests + 1, sizeof(*r));
-	if (r == NULL)
-		return herr(h, "out of memory");
-	h->requests = r;
+	/* Names given twice are found once, in handoff_start. */
+	if (h->nrequests == h->caprequests) {
+		cap = h->caprequests ? h->caprequests * 2 : 16;
+		if ((r = reallocarray(h->requests, cap, sizeof(*r))) == NULL)
+			return herr(h, "out of memory");
+		h->requests = r;
+		h->caprequests = cap;
+	}
 	r = &h->requests[h->nrequests];
 	memset(r, 0, sizeof(*r));
 	if (listener_spec_parse(spec, &r->ls, h->err, sizeof(h->err)) == -1)
@@ -412,6 +415,34 @@ start_fresh(struct handoff *h)
 	return 0;
 }
 
+static int
+cmp_request(const void *a, const void *b)
+{
+	return strcmp((*(const struct request *const *)a)->name,
+	    (*(const struct request *const *)b)->name);
+}
+
+/* Finds a name given twice in one sort; the listeners keep their order. */
+static int
+check_requests(struct handoff *h)
+{
+	struct request	**sorted;
+	size_t		  i;
+	int		  r = 0;
+
+	if ((sorted = calloc(h->nrequests + 1, sizeof(*sorted))) == NULL)
+		return herr(h, "out of memory");
+	for (i = 0; i < h->nrequests; i++)
+		sorted[i] = &h->requests[i];
+	qsort(sorted, h->nrequests, sizeof(*sorted), cmp_request);
+	for (i = 1; i < h->nrequests && r == 0; i++)
+		if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
+			r = herr(h, "listener name \"%s\" given twice",
+			    sorted[i]->name);
+	free(sorted);
+	return r;
+}
+
 int
 handoff_start(struct handoff *h)
 {
@@ -419,6 +450,8 @@ handoff_start(struct handoff *h)
 
 	if (h->hstate != HS_NEW)
 		return herr(h, "handoff_start called twice");
+	if (check_requests(h) == -1)
+		return -1;
 	if (control_lock(h) == -1)
 		return -1;
 	if (control_probe(h, &sock) == -1)

@@ -22,6 +22,8 @@
 
 /* Keep each batch well under the message limit. */
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
+/* Bytes of an encoded entry beyond its name, address and spec. */
+#define ENTRY_OVERHEAD	112
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -397,18 +399,27 @@ build_report(struct handoff *h)
 		[HS_OFFERING] = "offering", [HS_DRAINING] = "draining",
 		[HS_STOPPING] = "stopping",
 	};
-	json_t	*r, *list;
-	size_t	 i;
+	const struct hlistener	*l;
+	json_t			*r, *list;
+	size_t			 i, bytes = 0;
 
 	r = msg_new("report");
 	list = json_array();
 	if (r == NULL || list == NULL)
 		goto bad;
-	for (i = 0; i <= h->nlisteners; i++)
-		if (json_array_append_new(list, control_entry(i == 0 ?
-		    &h->control : &h->listeners[i - 1])) == -1)
+	/* As many entries as fit; "count" says how many there are. */
+	for (i = 0; i <= h->nlisteners; i++) {
+		l = i == 0 ? &h->control : &h->listeners[i - 1];
+		bytes += strlen(l->name) + strlen(l->id.address) +
+		    (l->spec != NULL ? strlen(l->spec) : 0) + ENTRY_OVERHEAD;
+		if (bytes > BATCH_BYTES - 1024)
+			break;
+		if (json_array_append_new(list, control_entry(l)) == -1)
 			goto bad;
-	if (json_object_set_new(r, "pid", json_integer(getpid())) == -1 ||
+	}
+	if (json_object_set_new(r, "count",
+	    json_integer((json_int_t)h->nlisteners + 1)) == -1 ||
+	    json_object_set_new(r, "pid", json_integer(getpid())) == -1 ||
 	    json_object_set_new(r, "generation",
 	    json_integer(h->generation)) == -1 ||
 	    json_object_set_new(r, "tag", json_string(h->tag)) == -1 ||

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -376,11 +377,14 @@ msg_encode(const json_t *o, size_t *len)
 	char	*s;
 
 	s = json_dumps(o, JSON_COMPACT);
-	if (s == NULL)
+	if (s == NULL) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	*len = strlen(s);
 	if (*len > WIRE_MAX_MSG) {
 		free(s);
+		errno = EMSGSIZE;
 		return NULL;
 	}
 	return s;

@@ -28,6 +28,8 @@
 
 /* Fds kept free for the application beyond the ones we receive. */
 #define FD_MARGIN	64
+/* Bytes of listener names in ready; the rest are counted, not named. */
+#define READY_NAMES_BYTES	16384
 
 static int
 fd_headroom(void)
@@ -464,22 +466,67 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	json_decref(msg);
 }
 
+/*
+ * The ready message: counts, and the names as far as a budget allows,
+ * since 10000 names would not fit in one message; the incumbent only logs
+ * them.
+ */
+static json_t *
+build_ready(struct handoff *h)
+{
+	static const char *const keys[] = { "adopted", "added", "retired" };
+	json_t	*ready, *counts, *list, *all, *v;
+	size_t	 k, i, bytes = 0;
+	int	 truncated = 0;
+
+	ready = msg_new("ready");
+	counts = json_object();
+	if (ready == NULL || counts == NULL || json_object_set_new(ready,
+	    "counts", counts) == -1 || json_object_set_new(ready, "pid",
+	    json_integer(getpid())) == -1)
+		goto bad;
+	for (k = 0; k < 3; k++) {
+		all = json_object_get(h->changes, keys[k]);
+		if (json_object_set_new(counts, keys[k],
+		    json_integer((json_int_t)json_array_size(all))) == -1 ||
+		    json_object_set_new(ready, keys[k], list = json_array()) ==
+		    -1)
+			goto bad;
+		json_array_foreach(all, i, v) {
+			bytes += json_string_length(v) + 3;
+			if (bytes > READY_NAMES_BYTES) {
+				truncated = 1;
+				break;
+			}
+			if (json_array_append(list, v) == -1)
+				goto bad;
+		}
+	}
+	if (json_object_set_new(ready, "truncated",
+	    json_boolean(truncated)) == -1)
+		goto bad;
+	return ready;
+bad:
+	json_decref(ready);
+	return NULL;
+}
+
 int
 successor_ready(struct handoff *h)
 {
 	struct timeval	 tv;
 	json_t		*ready;
 
-	ready = msg_new("ready");
-	if (ready == NULL || json_object_set_new(ready, "pid",
-	    json_integer(getpid())) == -1 || json_object_update(ready,
-	    h->changes) == -1) {
-		json_decref(ready);
+	if ((ready = build_ready(h)) == NULL)
 		return herr(h, "out of memory");
-	}
 	if (send_msg(h->pred_fd, ready) == -1) {
-		hlog(h, "cannot send ready to pid %ld: %s; serving anyway",
-		    (long)h->predecessor, strerror(errno));
+		/* Serving beside a live incumbent would be two servers. */
+		if (!predecessor_dead(h))
+			return herr(h, "cannot send ready to pid %ld: %s; it "
+			    "keeps serving", (long)h->predecessor,
+			    strerror(errno));
+		hlog(h, "predecessor pid %ld died before ready: serving",
+		    (long)h->predecessor);
 		close(h->pred_fd);
 		h->pred_fd = -1;
 		become_incumbent(h);

@@ -40,6 +40,7 @@ struct httpd {
 	unsigned		 conns;
 	int			 draining;
 	int			 signals;
+	int			 exiting;
 	int			 exit_code;
 	/* Connections accepted in this loop turn, their evcon not yet known. */
 	struct bufferevent	**fresh;
@@ -79,6 +80,8 @@ usage(FILE *f)
 static void
 drained(struct httpd *d)
 {
+	if (d->exiting++)
+		return;
 	fprintf(stderr, "handoff-httpd[%ld] gen %u: drained: no connection "
 	    "left\n", (long)getpid(), handoff_generation(d->h));
 	event_base_loopexit(d->base, NULL);
@@ -119,6 +122,8 @@ new_bev(struct event_base *base, void *arg)
 		d->capfresh = d->capfresh ? d->capfresh * 2 : 64;
 	}
 	d->fresh[d->nfresh++] = bev;
+	/* Counted now: a drain may begin before note_fresh runs. */
+	d->conns++;
 	event_active(d->fresh_ev, EV_TIMEOUT, 0);
 	return bev;
 }
@@ -134,12 +139,14 @@ note_fresh(evutil_socket_t fd, short what, void *arg)
 
 	for (i = 0; i < d->nfresh; i++) {
 		bufferevent_getcb(d->fresh[i], &rcb, &wcb, &ecb, &evcon);
-		if (evcon == NULL)
-			continue;
-		evhttp_connection_set_closecb(evcon, conn_closed, d);
-		d->conns++;
+		if (evcon != NULL)
+			evhttp_connection_set_closecb(evcon, conn_closed, d);
+		else if (d->conns > 0)
+			d->conns--;
 	}
 	d->nfresh = 0;
+	if (d->draining && d->conns == 0)
+		drained(d);
 }
 
 static void

@@ -159,8 +159,9 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 static void
 print_report(json_t *r)
 {
-	json_t	*l;
-	size_t	 i;
+	json_t		*l;
+	json_int_t	 n;
+	size_t		 i;
 
 	printf("pid %lld  generation %lld  tag %s  state %s  connections "
 	    "%lld\n", (long long)json_integer_value(json_object_get(r, "pid")),
@@ -182,6 +183,11 @@ print_report(json_t *r)
 		    json_string_value(json_object_get(l, "kind")),
 		    json_string_value(json_object_get(l, "socktype")),
 		    json_string_value(json_object_get(l, "address")));
+	n = json_integer_value(json_object_get(r, "count"));
+	if (n > (json_int_t)json_array_size(json_object_get(r, "listeners")))
+		printf("  ... %lld more not shown\n", (long long)(n -
+		    (json_int_t)json_array_size(json_object_get(r,
+		    "listeners"))));
 }
 
 /* The report of whoever serves on path, or NULL (quietly). */
