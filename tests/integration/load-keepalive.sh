@@ -5,5 +5,5 @@
 . "$(dirname "$0")/../load.sh"
 
 command -v wrk >/dev/null || skip "wrk is not installed"
-load_with_upgrades 25 10
+load_with_upgrades 35 10
 pass
