@@ -160,7 +160,7 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 		if (fd == -1)
 			return -1;
 		if (hlistener_set(&h->listeners[i], r->name, r->spec,
-		    fd) == -1)
+		    fd, NULL) == -1)
 			return herr(h, "%s: cannot identify the bound socket",
 			    r->spec);
 		h->nlisteners++;

@@ -147,7 +147,7 @@ control_bind(struct handoff *h)
 		close(fd);
 		return -1;
 	}
-	if (hlistener_set(&h->control, CONTROL_NAME, NULL, fd) == -1)
+	if (hlistener_set(&h->control, CONTROL_NAME, NULL, fd, NULL) == -1)
 		return herr(h, "cannot identify control socket %s",
 		    h->control_path);
 	return 0;
@@ -173,6 +173,19 @@ control_pause(struct handoff *h)
 {
 	if (h->control_ev != NULL)
 		event_del(h->control_ev);
+}
+
+/* Bytes of control_entry(l) once encoded, without encoding it. */
+size_t
+control_entry_len(const struct hlistener *l)
+{
+	/* {"name":"","kind":"","family":"","socktype":"","address":"",
+	 * "listening":false} is 78 bytes; ,"spec":"" is 10. */
+	return 78 + msg_escaped_len(l->name) + msg_escaped_len(l->id.address) +
+	    strlen(listener_kind_name(listener_kind_of(&l->id))) +
+	    strlen(listener_family_name(l->id.family)) +
+	    strlen(listener_socktype_name(l->id.socktype)) +
+	    (l->spec != NULL ? 10 + msg_escaped_len(l->spec) : 0);
 }
 
 /* The manifest entry of a listener, as the kernel reports it. */

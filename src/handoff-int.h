@@ -130,7 +130,8 @@ void	 hchanges(const json_t *, char *, size_t);
 void	 hnotify(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 hlistener_close(struct hlistener *);
-int	 hlistener_set(struct hlistener *, const char *, const char *, int);
+int	 hlistener_set(struct hlistener *, const char *, const char *, int,
+	    const struct listener_id *);
 unsigned hcount(struct handoff *);
 void	 hdrain_begin(struct handoff *);
 void	 hdrain_cancel(struct handoff *);
@@ -143,6 +144,7 @@ int	 control_bind(struct handoff *);
 int	 control_listen(struct handoff *);
 void	 control_pause(struct handoff *);
 json_t	*control_entry(const struct hlistener *);
+size_t	 control_entry_len(const struct hlistener *);
 
 /* incumbent.c */
 void	 incumbent_accept(evutil_socket_t, short, void *);

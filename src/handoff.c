@@ -139,13 +139,14 @@ hlistener_close(struct hlistener *l)
 }
 
 /*
- * Takes fd: on failure it is closed. Listeners are non-blocking whoever
- * made them (systemd passes blocking ones); the flag is shared with any
- * other holder of the socket, which expects it too.
+ * Takes fd: on failure it is closed. id, if given, is what
+ * listener_identify already said of fd. Listeners are non-blocking
+ * whoever made them (systemd passes blocking ones); the flag is shared
+ * with any other holder of the socket, which expects it too.
  */
 int
 hlistener_set(struct hlistener *l, const char *name, const char *spec,
-    int fd)
+    int fd, const struct listener_id *id)
 {
 	int	fl;
 
@@ -159,8 +160,10 @@ hlistener_set(struct hlistener *l, const char *name, const char *spec,
 	l->fd = fd;
 	l->name = strdup(name);
 	l->spec = spec != NULL ? strdup(spec) : NULL;
+	if (id != NULL)
+		l->id = *id;
 	if (l->name == NULL || (spec != NULL && l->spec == NULL) ||
-	    listener_identify(fd, &l->id) == -1) {
+	    (id == NULL && listener_identify(fd, &l->id) == -1)) {
 		hlistener_close(l);
 		return -1;
 	}

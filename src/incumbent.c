@@ -22,8 +22,6 @@
 
 /* Keep each batch well under the message limit. */
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
-/* Bytes of an encoded entry beyond its name, address and spec. */
-#define ENTRY_OVERHEAD	112
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -275,18 +273,12 @@ queue_batches(struct peer *p)
 	json_t			*msg = NULL, *list = NULL, *e;
 	int			 fds[WIRE_MAX_FDS], nb = 0;
 	size_t			 i, n = 0, bytes = 0, elen;
-	char			*s;
 
 	for (i = 0; i <= h->nlisteners; i++) {
 		l = i == 0 ? &h->control : &h->listeners[i - 1];
 		if ((e = control_entry(l)) == NULL)
 			goto bad;
-		if ((s = json_dumps(e, JSON_COMPACT)) == NULL) {
-			json_decref(e);
-			goto bad;
-		}
-		elen = strlen(s) + 1;
-		free(s);
+		elen = control_entry_len(l) + 1;
 		if (list != NULL && (n == WIRE_MAX_FDS ||
 		    bytes + elen > BATCH_BYTES)) {
 			if (peer_queue(p, msg, fds, n, 0) == -1)
@@ -410,8 +402,7 @@ build_report(struct handoff *h)
 	/* As many entries as fit; "count" says how many there are. */
 	for (i = 0; i <= h->nlisteners; i++) {
 		l = i == 0 ? &h->control : &h->listeners[i - 1];
-		bytes += strlen(l->name) + strlen(l->id.address) +
-		    (l->spec != NULL ? strlen(l->spec) : 0) + ENTRY_OVERHEAD;
+		bytes += control_entry_len(l) + 1;
 		if (bytes > BATCH_BYTES - 1024)
 			break;
 		if (json_array_append_new(list, control_entry(l)) == -1)

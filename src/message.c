@@ -390,6 +390,24 @@ msg_encode(const json_t *o, size_t *len)
 	return s;
 }
 
+/* Bytes of s once encoded as a JSON string body (jansson's escapes). */
+size_t
+msg_escaped_len(const char *s)
+{
+	size_t	n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\' || *s == '\b' || *s == '\f' ||
+		    *s == '\n' || *s == '\r' || *s == '\t' || *s == '/')
+			n += 2;
+		else if ((unsigned char)*s < 0x20)
+			n += 6;
+		else
+			n++;
+	}
+	return n;
+}
+
 const char *
 msg_type(const json_t *o)
 {

@@ -39,5 +39,6 @@ char		*msg_encode(const json_t *, size_t *);
 const char	*msg_type(const json_t *);
 int		 msg_entry_check(const json_t *, char *, size_t);
 int		 msg_name_valid(const char *);
+size_t		 msg_escaped_len(const char *);
 
 #endif

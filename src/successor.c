@@ -153,6 +153,7 @@ static int
 receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 {
 	struct hlistener	*l;
+	struct listener_id	 id;
 	json_t			*msg, *list, *e;
 	int			 fds[WIRE_MAX_FDS];
 	size_t			 nfds, i;
@@ -176,11 +177,11 @@ receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 	}
 	json_array_foreach(list, i, e) {
 		l = &o->l[o->n];
-		if (verify_entry(h, e, fds[i], &l->id) == -1)
+		if (verify_entry(h, e, fds[i], &id) == -1)
 			goto bad;
 		if (hlistener_set(l, json_string_value(json_object_get(e,
 		    "name")), json_string_value(json_object_get(e, "spec")),
-		    fds[i]) == -1) {
+		    fds[i], &id) == -1) {
 			fds[i] = -1;
 			herr(h, "out of memory");
 			goto bad;

@@ -150,7 +150,8 @@ systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 			continue;
 		}
 		fd_name(names, (size_t)i, fd, name, sizeof(name));
-		if (hlistener_set(&set->l[set->n], name, NULL, fd) == -1) {
+		if (hlistener_set(&set->l[set->n], name, NULL, fd,
+		    NULL) == -1) {
 			hlog(h, "LISTEN_FDS: fd %d (%s) is not a socket: "
 			    "closed", fd, name);
 			continue;
