@@ -1,0 +1,458 @@
+#!/usr/bin/python3
+"""peer.py: a handoff protocol v1 test peer (see proto/PROTOCOL.md).
+
+Every message received is checked against proto/schema and printed as one
+JSON line on stdout, so shell tests can assert on it:
+
+  {"event":"recv","type":"offer","valid":true,"nfds":0,"msg":{...}}
+
+Roles:
+  successor  connect, hello, offer, fds batches (fds verified with
+             getsockname/SO_DOMAIN/SO_TYPE/SO_ACCEPTCONN), ready, released;
+             --stop-after STEP, then --then close|hang|stay
+  incumbent  bind a control socket and listeners, take one real successor
+             through hello, offer, fds, ready, released
+  raw        send arbitrary bytes or JSON, with fds attached, print replies
+  check      validate JSON lines from stdin against the schemas
+  find       print a field of the first matching event in a peer.py log
+
+Exit status: 0 done, 1 protocol or validation failure, 2 usage, 3 cannot
+connect or bind, 4 the other side sent "error", 5 lock held by another
+process, 6 timed out.
+"""
+import argparse, array, fcntl, json, os, select, signal, socket, sys, time
+
+import jsonschema
+
+MAX_MSG, MAX_FDS = 65536, 252
+STEPS = ["connect", "hello", "offer", "batch", "ready", "released"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_DIR = os.path.join(HERE, "..", "proto", "schema")
+FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix"}
+TYPES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram",
+         socket.SOCK_SEQPACKET: "seqpacket"}
+
+
+class PeerExit(Exception):
+    """Ends the run with an exit status."""
+
+
+def emit(event, **kw):
+    print(json.dumps(dict(event=event, **kw), separators=(",", ":")), flush=True)
+
+
+def no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key in object")
+    return dict(pairs)
+
+
+class Schemas:
+    """One validator per message type; integers are strict, as in jansson."""
+
+    def __init__(self, directory):
+        store, self.schemas = {}, {}
+        for f in sorted(os.listdir(directory)):
+            if f.endswith(".schema.json"):
+                with open(os.path.join(directory, f)) as fh:
+                    s = json.load(fh)
+                store[s["$id"]] = s
+                self.schemas[f[:-len(".schema.json")]] = s
+        base = jsonschema.Draft202012Validator
+        checker = base.TYPE_CHECKER.redefine(
+            "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+        self.cls = jsonschema.validators.extend(base, type_checker=checker)
+        self.store = store
+
+    def check(self, raw):
+        """Returns (message or None, error text or None) for raw bytes."""
+        if len(raw) > MAX_MSG:
+            return None, "message of %d bytes is over the limit" % len(raw)
+        try:
+            msg = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicates)
+        except ValueError as e:
+            return None, "invalid JSON: %s" % e
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            return msg, "not an object with a \"type\" string"
+        s = self.schemas.get(msg["type"])
+        if s is None or msg["type"] == "listener":
+            return msg, "unknown message type %r" % msg["type"]
+        resolver = jsonschema.RefResolver.from_schema(s, store=self.store)
+        err = jsonschema.exceptions.best_match(self.cls(s, resolver=resolver).iter_errors(msg))
+        return msg, None if err is None else "%s: %s" % ("/".join(map(str, err.path)) or "(top)", err.message)
+
+
+class Conn:
+    """One SOCK_SEQPACKET connection: send, receive with fds, report."""
+
+    def __init__(self, sock, schemas, timeout):
+        self.sock, self.schemas, self.timeout, self.bad = sock, schemas, timeout, False
+
+    def send(self, obj=None, raw=None, fds=(), quiet=False):
+        data = raw if raw is not None else json.dumps(obj, separators=(",", ":")).encode()
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        try:
+            self.sock.sendmsg([data], anc)
+        except OSError as e:
+            emit("send-failed", type=kind, bytes=len(data), nfds=len(fds), error=e.strerror)
+            return False
+        if not quiet:
+            emit("sent", type=kind, bytes=len(data), nfds=len(fds), msg=obj)
+        return True
+
+    def recv(self, timeout=None, quiet=False):
+        """Returns (msg, fds), or (None, []) when the peer has closed."""
+        wait = self.timeout if timeout is None else timeout
+        if not select.select([self.sock], [], [], wait)[0]:
+            emit("timeout", seconds=wait)
+            raise PeerExit(6)
+        space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+        try:
+            data, anc, flags, _ = self.sock.recvmsg(MAX_MSG + 1, space, socket.MSG_CMSG_CLOEXEC)
+        except ConnectionResetError:
+            data, anc, flags = b"", [], 0
+        fds = array.array("i")
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        fds = list(fds)
+        if not data and not fds:
+            quiet or emit("closed")
+            return None, []
+        msg, err = self.schemas.check(data)
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            err = "truncated (flags 0x%x)" % flags
+        self.bad |= err is not None
+        quiet or emit("recv", type=msg.get("type") if isinstance(msg, dict) else None, valid=err is None,
+             error=err, nfds=len(fds), bytes=len(data),
+             msg=msg if msg is not None else data[:512].decode("utf-8", "replace"))
+        return msg, fds
+
+    def expect(self, kind, timeout=None):
+        msg, fds = self.recv(timeout)
+        if msg is None:
+            raise PeerExit(1)
+        if isinstance(msg, dict) and msg.get("type") == "error" and kind != "error":
+            raise PeerExit(4)
+        if not isinstance(msg, dict) or msg.get("type") != kind or self.bad:
+            emit("unexpected", want=kind)
+            raise PeerExit(1)
+        return msg, fds
+
+
+def identify(sock):
+    """What the kernel says a socket is, formatted as the protocol does."""
+    fam = sock.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+    typ = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    addr = sock.getsockname()
+    if fam == socket.AF_INET:
+        text = "%s:%d" % addr[:2]
+    elif fam == socket.AF_INET6:
+        text = "[%s]:%d" % addr[:2]
+    elif fam == socket.AF_UNIX:
+        if isinstance(addr, bytes):
+            text = "@" + addr[1:].decode("utf-8", "replace") if addr else "(unnamed)"
+        else:
+            text = addr or "(unnamed)"
+    else:
+        text = "(family %d)" % fam
+    kind = {"unix": "unix"}.get(FAMILIES.get(fam, ""), "fd")
+    if fam in (socket.AF_INET, socket.AF_INET6):
+        kind = "udp" if typ == socket.SOCK_DGRAM else "tcp"
+    return {"kind": kind, "family": FAMILIES.get(fam, "other"), "socktype": TYPES.get(typ, "other"),
+            "address": text,
+            "listening": bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))}
+
+
+def verify(entry, fd):
+    """Checks fd against its entry; returns the socket, which owns fd."""
+    try:
+        sock = socket.socket(fileno=fd)
+        got = identify(sock)
+    except OSError as e:
+        os.close(fd)
+        emit("verify", name=entry.get("name"), ok=False, error=e.strerror)
+        raise PeerExit(1)
+    keys = ("family", "socktype", "address", "listening")
+    ok = all(got[k] == entry.get(k) for k in keys)
+    emit("verify", name=entry.get("name"), ok=ok, actual=got)
+    if not ok:
+        raise PeerExit(1)
+    return sock
+
+
+def connect(path, quiet=False):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        emit("connect-failed", control=path, error=e.strerror)
+        raise PeerExit(3)
+    quiet or emit("connected", control=path)
+    return s
+
+
+def take_lock(path):
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        emit("lock-busy", lock=path + ".lock")
+        raise PeerExit(5)
+    emit("locked", lock=path + ".lock")
+    return fd
+
+
+def linger(conn, then, hold):
+    """What to do once the last step is done."""
+    emit("stopped", then=then)
+    if then == "close":
+        conn.sock.close()
+    elif then == "hang":
+        time.sleep(hold)
+    else:
+        end = time.monotonic() + hold
+        while conn.recv(max(0.0, end - time.monotonic()))[0] is not None:
+            pass
+
+
+def run_successor(a, schemas):
+    lock = take_lock(a.control) if a.lock else None
+    conn = Conn(connect(a.control), schemas, a.timeout)
+    held, stop = [], STEPS.index(a.stop_after)
+    if stop >= 1:
+        conn.send({"type": "hello", "proto": 1, "pid": a.pid or os.getpid(), "tag": a.tag,
+                   "max_fds": a.max_fds})
+    if stop >= 2:
+        offer, fds = conn.expect("offer")
+        held += [socket.socket(fileno=fd) for fd in fds]
+    names = []
+    for b in range(offer["batches"] if stop >= 3 else 0):
+        msg, fds = conn.expect("fds")
+        entries = msg["listeners"]
+        if msg["batch"] != b or len(entries) != len(fds):
+            emit("unexpected", want="batch %d with one fd per entry" % b)
+            raise PeerExit(1)
+        for e, fd in zip(entries, fds):
+            held.append(verify(e, fd) if a.verify else socket.socket(fileno=fd))
+            names.append(e["name"])
+    if stop >= 4:
+        offered = [n for n in names if n != "@control"]
+        conn.send({"type": "ready", "proto": 1, "pid": a.pid or os.getpid(),
+                   "adopted": [n for n in offered if n not in a.retire],
+                   "added": a.add, "retired": [n for n in offered if n in a.retire]})
+    if stop >= 5:
+        conn.expect("released")
+        if a.hammer:
+            conn.send({"type": "hammer", "proto": 1})
+    linger(conn, a.then, a.hold)
+    if lock is not None:
+        os.close(lock)
+    return 1 if conn.bad else 0
+
+
+def bind_listener(arg, blocking):
+    name, _, spec = arg.partition("=")
+    if spec.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(spec[5:])
+    elif spec.startswith("tcp://"):
+        host, _, port = spec[6:].rpartition(":")
+        v6 = host.startswith("[")
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host.strip("[]"), int(port)))
+    else:
+        raise SystemExit("peer.py: --listen %s: use NAME=tcp://HOST:PORT or NAME=unix:PATH" % arg)
+    s.listen(128)
+    s.setblocking(blocking)
+    return name, spec, s
+
+
+def run_incumbent(a, schemas):
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        ctl.bind(a.control)
+        ctl.listen(8)
+        ctl.setblocking(a.blocking)
+        listeners = [] if a.no_control else [("@control", None, ctl)]
+        listeners += [bind_listener(x, a.blocking) for x in a.listen]
+    except OSError as e:
+        emit("bind-failed", error=str(e))
+        raise PeerExit(3)
+    entries = []
+    for name, spec, s in listeners:
+        e = dict(name=name, **identify(s))
+        if spec is not None:
+            e["spec"] = spec
+        entries.append(e)
+    emit("listening", listeners=entries)
+    if not select.select([ctl], [], [], a.timeout)[0]:
+        emit("timeout", seconds=a.timeout)
+        raise PeerExit(6)
+    conn = Conn(ctl.accept()[0], schemas, a.timeout)
+    conn.sock.setblocking(True)
+    emit("accepted")
+    hello, _ = conn.expect("hello")
+    size = a.batch_size
+    batches = [entries[i:i + size] for i in range(0, len(entries), size)]
+    conn.send({"type": "offer", "proto": 1, "pid": os.getpid(), "generation": a.generation,
+               "tag": a.tag, "count": len(entries), "batches": len(batches),
+               "state": json.loads(a.state)})
+    for b, part in enumerate(batches):
+        fds = [s.fileno() for _, _, s in listeners[b * size:b * size + len(part)]]
+        conn.send({"type": "fds", "proto": 1, "batch": b, "listeners": part}, fds=fds)
+    ready, _ = conn.expect("ready", a.ready_timeout)
+    conn.send({"type": "released", "proto": 1, "pid": os.getpid(), "connections": 0,
+               "deadline_ms": a.deadline_ms})
+    for _, _, s in listeners:
+        s.close()
+    emit("released", adopted=ready["adopted"], added=ready["added"], retired=ready["retired"])
+    linger(conn, a.then, a.hold)
+    return 1 if conn.bad else 0
+
+
+class Op(argparse.Action):
+    """Keeps raw-mode operations in command-line order."""
+
+    def __call__(self, parser, ns, value, option=None):
+        ns.ops = (ns.ops or []) + [(self.dest, value)]
+
+
+def run_raw(a, schemas):
+    conn = Conn(connect(a.control), schemas, a.timeout)
+    nfds, junk = 0, []
+    for op, value in a.ops or []:
+        if op == "fds":
+            nfds = int(value)
+            continue
+        fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) for _ in range(nfds)]
+        junk += fds
+        if op == "send":
+            conn.send(raw=value.encode(), fds=fds)
+        elif op == "send_hex":
+            conn.send(raw=bytes.fromhex(value), fds=fds)
+        elif op == "send_big":
+            head = b'{"type":"status","proto":1,"pad":"'
+            conn.send(raw=head + b"x" * max(0, int(value) - len(head) - 2) + b'"}', fds=fds)
+        nfds = 0
+    for fd in junk:
+        os.close(fd)
+    while True:
+        msg, fds = conn.recv()
+        for fd in fds:
+            os.close(fd)
+        if msg is None:
+            return 1 if conn.bad else 0
+
+
+def run_check(a, schemas):
+    failed = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        _, err = schemas.check(line.strip().encode())
+        ev = dict(line=n, valid=err is None, error=err, text=line.strip()[:200])
+        ok = (err is None) == (a.expect == "valid")
+        if a.control:
+            # The library's verdict: a first message it parses is answered
+            # "unexpected" (or served); one it rejects gets these codes.
+            conn = Conn(connect(a.control, quiet=True), schemas, a.timeout)
+            conn.send(raw=line.strip().encode(), quiet=True)
+            reply, _ = conn.recv(quiet=True)
+            conn.sock.close()
+            ev["library"] = reply.get("code") if isinstance(reply, dict) else None
+            ok &= (ev["library"] in ("malformed", "version", "unknown-type")) == (err is not None)
+        emit("check", ok=ok, **ev)
+        failed += not ok
+    return 1 if failed else 0
+
+
+def run_find(a, _):
+    with open(a.log) as f:
+        for line in f:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") != a.event or (a.type and ev.get("type") != a.type):
+                continue
+            value = ev
+            for key in a.field.split(".") if a.field else []:
+                value = value[int(key)] if isinstance(value, list) else value.get(key)
+            print(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+            return 0
+    return 1
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--schemas", default=SCHEMA_DIR, help="schema directory (default %(default)s)")
+    sub = p.add_subparsers(dest="role", required=True)
+    for role in ("successor", "incumbent", "raw"):
+        r = sub.add_parser(role, help="play the %s" % role if role != "raw" else "send raw messages")
+        r.add_argument("--control", required=True, help="control socket path")
+        r.add_argument("--timeout", type=float, default=10, help="seconds to wait for each message")
+        if role != "raw":
+            r.add_argument("--tag", default="peer", help="tag sent in hello or offer")
+            r.add_argument("--then", choices=["close", "hang", "stay"], default="close",
+                           help="after the last step: close, hang without reading, or stay "
+                                "reading until the other side closes (default close)")
+            r.add_argument("--hold", type=float, default=3600, help="seconds to hang or stay at most")
+    s = sub.choices["successor"]
+    s.add_argument("--stop-after", choices=STEPS, default="released", help="last step to do")
+    s.add_argument("--pid", type=int, help="pid claimed in hello and ready (default ours)")
+    s.add_argument("--max-fds", type=int, default=1000, help="max_fds claimed in hello")
+    s.add_argument("--no-verify", dest="verify", action="store_false", help="do not check fds")
+    s.add_argument("--retire", action="append", default=[], help="name to list as retired")
+    s.add_argument("--add", action="append", default=[], help="name to list as added")
+    s.add_argument("--hammer", action="store_true", help="send hammer after released")
+    s.add_argument("--lock", action="store_true", help="hold CONTROL.lock as a real successor does")
+    i = sub.choices["incumbent"]
+    i.add_argument("--listen", action="append", default=[], help="NAME=tcp://HOST:PORT or NAME=unix:PATH")
+    i.add_argument("--generation", type=int, default=1)
+    i.add_argument("--state", default="null", help="state object sent in the offer (JSON)")
+    i.add_argument("--batch-size", type=int, default=MAX_FDS, help="fds per batch (default 252)")
+    i.add_argument("--ready-timeout", type=float, default=30, help="seconds to wait for ready")
+    i.add_argument("--blocking", action="store_true",
+                   help="pass the listeners without O_NONBLOCK (the library passes them non-blocking)")
+    i.add_argument("--no-control", action="store_true", help="do not offer @control")
+    i.add_argument("--deadline-ms", type=int, default=30000, help="deadline_ms sent in released")
+    r = sub.choices["raw"]
+    r.set_defaults(ops=[])
+    r.add_argument("--send", action=Op, metavar="TEXT", help="send TEXT (e.g. JSON) as one message")
+    r.add_argument("--send-hex", action=Op, metavar="HEX", help="send these bytes as one message")
+    r.add_argument("--send-big", action=Op, metavar="N", help="send a status message padded to N bytes")
+    r.add_argument("--fds", action=Op, metavar="N", help="attach N fds (/dev/null) to the next send")
+    c = sub.add_parser("check", help="validate JSON lines from stdin")
+    c.add_argument("--expect", choices=["valid", "invalid"], default="valid",
+                   help="exit 0 only if every line is so (default valid)")
+    c.add_argument("--control", help="also send each line to the incumbent at this path; "
+                   "its verdict must agree with the schemas'")
+    c.add_argument("--timeout", type=float, default=10, help="seconds to wait for its answer")
+    f = sub.add_parser("find", help="print a field of the first matching event in a log")
+    f.add_argument("log")
+    f.add_argument("--event", default="recv")
+    f.add_argument("--type", help="message type of the event")
+    f.add_argument("--field", help="dotted path, e.g. msg.code (default: the whole event)")
+    return p.parse_args()
+
+
+def main():
+    a = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run = {"successor": run_successor, "incumbent": run_incumbent, "raw": run_raw,
+           "check": run_check, "find": run_find}[a.role]
+    try:
+        status = run(a, Schemas(a.schemas) if a.role != "find" else None)
+    except PeerExit as e:
+        status = e.args[0]
+    if a.role not in ("check", "find"):
+        emit("exit", status=status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
