@@ -6,11 +6,21 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
-# addresses: "name address" lines of the listeners status reports.
-addresses() {
+# bound_addresses NAME: "name address" lines a fresh start logged.
+bound_addresses() {
+	sed -n 's/.* bound \(l[0-9]*\)=\(.*\)$/\1 \2/p' "$T/$1.log"
+}
+
+# listening PID: the TCP addresses PID listens on, sorted, from the kernel.
+listening() {
+	ss -Hltnp | grep "pid=$1," | awk '{print $4}' | sort
+}
+
+# reported_count: how many listeners status says there are (the report
+# itself lists only as many as fit in one message).
+reported_count() {
 	status_json | python3 -c 'import json, sys
-for l in json.load(sys.stdin)["listeners"]:
-    print(l["name"], l["address"])'
+print(json.load(sys.stdin)["count"])'
 }
 
 for n in 253 504 1000; do
@@ -24,9 +34,14 @@ for n in 253 504 1000; do
 	# shellcheck disable=SC2086
 	serve "v1-$n" $args --tag v1
 	v1=$LAST_PID
-	addresses >"$T/before-$n" || fail "$n listeners: no status from v1"
+	bound_addresses "v1-$n" >"$T/before-$n"
 	[ "$(grep -c '^l' "$T/before-$n")" = "$n" ] ||
-	    fail "$n listeners: v1 reports $(grep -c '^l' "$T/before-$n")"
+	    fail "$n listeners: v1 bound $(grep -c '^l' "$T/before-$n")"
+	[ "$(reported_count)" = "$((n + 1))" ] ||
+	    fail "$n listeners: status counts $(reported_count), want $((n + 1))"
+	listening "$v1" >"$T/ports-before-$n"
+	[ "$(wc -l <"$T/ports-before-$n")" = "$n" ] ||
+	    fail "$n listeners: v1 listens on $(wc -l <"$T/ports-before-$n")"
 
 	start=$(now_ms)
 	# shellcheck disable=SC2086
@@ -43,11 +58,13 @@ for n in 253 504 1000; do
 	    fail "$n listeners: v2 did not log $batches $unit: $(grep 'taking over' "$T/v2-$n.log")"
 	logged "v2-$n" "took over from pid $v1: adopted $n (l1,l2," ||
 	    fail "$n listeners: v2 did not adopt all $n: $(grep 'took over' "$T/v2-$n.log")"
-	addresses >"$T/after-$n" || fail "$n listeners: no status from v2"
-	cmp -s "$T/before-$n" "$T/after-$n" || fail "$n listeners: addresses changed:" \
-	    "$(diff "$T/before-$n" "$T/after-$n" | head -5)"
+	wait_for 20 dead "$v1" || fail "$n listeners: v1 still running"
+	listening "$v2" >"$T/ports-after-$n"
+	cmp -s "$T/ports-before-$n" "$T/ports-after-$n" ||
+	    fail "$n listeners: addresses changed:" \
+	    "$(diff "$T/ports-before-$n" "$T/ports-after-$n" | head -5)"
 	for name in l1 l2 "l$((n / 2))" "l$((n - 1))" "l$n"; do
-		addr=$(sed -n "s/^$name //p" "$T/after-$n")
+		addr=$(sed -n "s/^$name //p" "$T/before-$n")
 		[ -n "$addr" ] || fail "$n listeners: no address for $name"
 		body_has "http://$addr/" "pid=$v2 tag=v2" ||
 		    fail "$n listeners: $name ($addr) does not serve from v2"
