@@ -23,6 +23,7 @@ struct hlistener {
 	char			*spec;		/* as asked for, or NULL */
 	int			 fd;
 	struct listener_id	 id;
+	int			 refusing;	/* retired: shut until rollback */
 };
 
 struct request {

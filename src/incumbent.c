@@ -230,6 +230,60 @@ pass_main_pid(struct handoff *h, pid_t pid)
 		    "another unit, draining", (long)pid);
 }
 
+/*
+ * A TCP port the successor retired would queue connections until we
+ * exit and then reset them; shutdown() makes it refuse them now, and
+ * keeps the port bound so a rollback can listen() again.
+ */
+static void
+refuse_retired(struct handoff *h, json_t *ready)
+{
+	struct hlistener	*l;
+	json_t			*v;
+	size_t			 i, j;
+
+	if (json_is_true(json_object_get(ready, "truncated")))
+		return;		/* not all named: keep them all */
+	json_array_foreach(json_object_get(ready, "retired"), i, v) {
+		for (j = 0; j < h->nlisteners; j++) {
+			l = &h->listeners[j];
+			if (strcmp(l->name, json_string_value(v)) != 0)
+				continue;
+			if (l->id.socktype != SOCK_STREAM || !l->id.listening ||
+			    (l->id.family != AF_INET && l->id.family !=
+			    AF_INET6))
+				break;
+			if (shutdown(l->fd, SHUT_RD) == 0) {
+				l->refusing = 1;
+				hlog(h, "retired %s=%s: refusing new "
+				    "connections", l->name, l->id.address);
+			}
+			break;
+		}
+	}
+}
+
+/* Rollback: listen again on what refuse_retired shut. */
+static void
+listen_again(struct handoff *h)
+{
+	struct hlistener	*l;
+	size_t			 i;
+
+	for (i = 0; i < h->nlisteners; i++) {
+		l = &h->listeners[i];
+		if (!l->refusing)
+			continue;
+		l->refusing = 0;
+		if (listen(l->fd, LISTENER_BACKLOG) == -1)
+			hlog(h, "rollback: cannot listen on %s=%s again: %s",
+			    l->name, l->id.address, strerror(errno));
+		else
+			hlog(h, "rollback: listening on %s=%s again", l->name,
+			    l->id.address);
+	}
+}
+
 static void
 on_ready(struct peer *p, json_t *msg)
 {
@@ -258,6 +312,7 @@ on_ready(struct peer *p, json_t *msg)
 		rel = NULL;
 	}
 	hlog(h, "released to pid %ld", (long)p->pid);
+	refuse_retired(h, msg);
 	peer_send(p, rel);
 	if (h->hstate == HS_DRAINING)
 		hdrain_begin(h);
@@ -591,6 +646,7 @@ successor_gone(struct peer *p)
 	if (h->hstate == HS_DRAINING) {
 		hdrain_cancel(h);
 		h->hstate = HS_SERVING;
+		listen_again(h);
 		control_listen(h);
 		hlog(h, "rolled back: successor pid %ld vanished while we "
 		    "drained; accepting again", (long)p->pid);

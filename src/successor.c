@@ -475,7 +475,8 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 static json_t *
 build_ready(struct handoff *h)
 {
-	static const char *const keys[] = { "adopted", "added", "retired" };
+	/* Retired first: the incumbent closes those to new connections. */
+	static const char *const keys[] = { "retired", "adopted", "added" };
 	json_t	*ready, *counts, *list, *all, *v;
 	size_t	 k, i, bytes = 0;
 	int	 truncated = 0;
