@@ -112,7 +112,13 @@ class Conn:
         try:
             data, anc, flags, _ = self.sock.recvmsg(MAX_MSG + 1, space, socket.MSG_CMSG_CLOEXEC)
         except ConnectionResetError:
-            data, anc, flags = b"", [], 0
+            # Linux reports a peer that closed with our message unread as
+            # ECONNRESET once, before what it sent us: read on.
+            quiet or emit("reset")
+            return self.recv(timeout, quiet)
+        except OSError as e:
+            emit("recv-failed", error=e.strerror)
+            raise PeerExit(1)
         fds = array.array("i")
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

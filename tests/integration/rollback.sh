@@ -1,3 +1,85 @@
 #!/bin/sh
-# placeholder until the test is written
-exit 77
+# A successor that vanishes costs nothing. tests/peer.py plays it:
+# - gone after the offer, before ready: the incumbent never stopped serving;
+# - gone after ready and released, while the incumbent drains an in-flight
+#   request: the incumbent rolls back (logs "rolled back", accepts again,
+#   status says serving), and the in-flight request still completes;
+# - the same, with a request queued while the incumbent was paused: it is
+#   served after the rollback, not lost.
+# Afterwards a real handoff-httpd still takes over.
+. "$(dirname "$0")/../lib.sh"
+
+PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
+/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "/usr/bin/python3 has no jsonschema"
+
+port=$(free_port)
+url="http://127.0.0.1:$port"
+start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1 --drain-timeout 60
+v1=$LAST_PID
+wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
+
+connections() { "$CTL" status --control "$CONTROL" | grep -q "connections $1\$"; }
+state() { "$CTL" status --control "$CONTROL" --json | grep -q "\"state\": \"$1\""; }
+peer_pid() { $PEER find "$T/$1.out" --event sent --type hello --field msg.pid; }
+
+# 1. Gone after the offer, before ready.
+$PEER successor --control "$CONTROL" --stop-after offer --then close >"$T/early.out" 2>&1 ||
+    fail "early peer exit $?: $(tail -n 3 "$T/early.out")"
+[ "$($PEER find "$T/early.out" --type offer --field msg.pid)" = "$v1" ] || fail "no offer from v1"
+p=$(peer_pid early)
+wait_for 10 logged v1 "successor pid $p went away before ready: still serving" ||
+    fail "v1 did not log that pid $p went away before ready"
+wait_for 10 state serving || fail "v1 not serving after the early exit"
+body_has "$url/" "pid=$v1 tag=v1" || fail "v1 does not answer after the early exit"
+
+# 2. Gone after released, while v1 drains a slow request.
+curl -fsS --max-time 30 "$url/slow?ms=4000" >"$T/slow1.body" 2>&1 &
+slow1=$!
+PIDS="$PIDS $slow1"
+wait_for 10 connections 1 || fail "the slow request never reached v1"
+$PEER successor --control "$CONTROL" --then close >"$T/rb.out" 2>&1 ||
+    fail "peer exit $?: $(tail -n 3 "$T/rb.out")"
+[ "$($PEER find "$T/rb.out" --type released --field msg.connections)" = 1 ] ||
+    fail "released does not count the slow request"
+p=$(peer_pid rb)
+wait_for 10 logged v1 "rolled back: successor pid $p vanished while we drained; accepting again" ||
+    fail "v1 did not log the rollback from pid $p"
+wait_for 10 state serving || fail "status does not say serving after the rollback"
+is_serving "$v1" || fail "v1 does not answer status after the rollback"
+body_has "$url/" "pid=$v1 tag=v1" || fail "v1 does not answer GET after the rollback"
+wait_exit "$slow1"
+[ "$STATUS" = 0 ] || fail "the in-flight request failed across the rollback: $(cat "$T/slow1.body")"
+grep -q "pid=$v1" "$T/slow1.body" || fail "in-flight request not answered by v1"
+
+# 3. A request arrives while v1 is paused: served after the rollback.
+curl -fsS --max-time 30 "$url/slow?ms=4000" >"$T/slow2.body" 2>&1 &
+slow2=$!
+PIDS="$PIDS $slow2"
+wait_for 10 connections 1 || fail "the second slow request never reached v1"
+$PEER successor --control "$CONTROL" --then hang >"$T/hang.out" 2>&1 &
+peer=$!
+PIDS="$PIDS $peer"
+wait_for 10 grep -q '"event":"stopped"' "$T/hang.out" || fail "peer never got released"
+established() { [ "$(ss -Htn state established "( dport = :$port )" | wc -l)" -ge 2 ]; }
+curl -fsS --max-time 30 "$url/" >"$T/queued.body" 2>&1 &
+queued=$!
+PIDS="$PIDS $queued"
+wait_for 10 established || fail "the queued request never connected"
+kill -TERM "$peer"
+wait_exit "$peer"
+wait_for 10 logged v1 "rolled back: successor pid $peer vanished" || fail "no second rollback"
+wait_exit "$queued"
+[ "$STATUS" = 0 ] || fail "the request queued during the pause failed: $(cat "$T/queued.body")"
+grep -q "pid=$v1" "$T/queued.body" || fail "queued request not answered by v1"
+
+# 4. A real successor still takes over.
+start_httpd v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
+v2=$LAST_PID
+wait_for 10 is_serving "$v2" || fail "v2 (pid $v2) never took over after the rollbacks"
+body_has "$url/" "pid=$v2 tag=v2 gen=2" || fail "v2 does not answer"
+wait_exit "$v1"
+[ "$STATUS" = 0 ] || fail "v1 exit $STATUS after handing off to v2, want 0"
+wait_exit "$slow2"
+[ "$STATUS" = 0 ] || fail "the slow request v1 drained failed: $(cat "$T/slow2.body")"
+[ "$(grep -c 'rolled back' "$T/v1.log")" = 2 ] || fail "v1 logged other than 2 rollbacks"
+pass
