@@ -527,14 +527,27 @@ handoff_ready(struct handoff *h)
 	return 0;
 }
 
+/* "N connections", or nothing when the application does not count. */
+static const char *
+hconns(struct handoff *h, char *buf, size_t len)
+{
+	unsigned	n = hcount(h);
+
+	if (h->count_cb == NULL)
+		snprintf(buf, len, "the application's connections");
+	else
+		snprintf(buf, len, "%u connection%s", n, n == 1 ? "" : "s");
+	return buf;
+}
+
 static void
 drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct handoff	*h = arg;
+	char		 conns[64];
 
-	hlog(h, "hammered: drain deadline of %u ms passed with %u "
-	    "connection%s left", h->drain_timeout, hcount(h),
-	    hcount(h) == 1 ? "" : "s");
+	hlog(h, "hammered: drain deadline of %u ms passed; closing %s",
+	    h->drain_timeout, hconns(h, conns, sizeof(conns)));
 	hevent(h, HANDOFF_HAMMER);
 }
 
@@ -543,6 +556,7 @@ void
 hdrain_begin(struct handoff *h)
 {
 	struct timeval	tv, now;
+	char		conns[64];
 
 	tv.tv_sec = h->drain_timeout / 1000;
 	tv.tv_usec = (h->drain_timeout % 1000) * 1000;
@@ -552,8 +566,8 @@ hdrain_begin(struct handoff *h)
 		h->drain_ev = evtimer_new(h->base, drain_deadline, h);
 	if (h->drain_ev != NULL)
 		evtimer_add(h->drain_ev, &tv);
-	hlog(h, "draining %u connection%s, deadline %u ms", hcount(h),
-	    hcount(h) == 1 ? "" : "s", h->drain_timeout);
+	hlog(h, "draining %s, deadline %u ms", hconns(h, conns,
+	    sizeof(conns)), h->drain_timeout);
 	hevent(h, HANDOFF_DRAIN);
 }
 

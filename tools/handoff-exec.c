@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "handoff.h"
+#include "toolutil.h"
 
 #define LISTEN_FDS_START	3
 #define NOTIFY_MAX		4096
@@ -679,23 +680,6 @@ on_forward(evutil_socket_t sig, short what, void *arg)
 }
 
 static int
-parse_seconds(const char *opt, const char *s, unsigned *ms)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno == 0 && *end == '\0' && end != s && v >= 0 && v <= 86400) {
-		*ms = (unsigned)(v * 1000);
-		return 0;
-	}
-	fprintf(stderr, "handoff-exec: %s: \"%s\" is not a number of seconds "
-	    "from 0 to 86400\n", opt, s);
-	return -1;
-}
-
-static int
 parse_signal(const char *s)
 {
 	const char	*n = strncmp(s, "SIG", 3) == 0 ? s + 3 : s;
@@ -814,12 +798,12 @@ main(int argc, char *argv[])
 			tag = optarg;
 			break;
 		case 'd':
-			if (parse_seconds("--drain-timeout", optarg,
+			if (tool_seconds("handoff-exec", "--drain-timeout", optarg,
 			    &x.drain_ms) == -1)
 				return 2;
 			break;
 		case 'r':
-			if (parse_seconds("--ready-timeout", optarg,
+			if (tool_seconds("handoff-exec", "--ready-timeout", optarg,
 			    &x.ready_ms) == -1)
 				return 2;
 			break;
@@ -864,8 +848,7 @@ main(int argc, char *argv[])
 	}
 	if ((x.h = handoff_new(x.base, control)) == NULL) {
 		fprintf(stderr, "handoff-exec: --control %s: %s\n", control,
-		    errno == EINVAL ? "must be 1 to 100 bytes (a unix socket "
-		    "path); choose a shorter path" : strerror(errno));
+		    tool_control_error(errno));
 		goto out;
 	}
 	handoff_set_ident(x.h, "handoff-exec");

@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 
 #include "handoff.h"
+#include "toolutil.h"
 
 #define SLOW_MAX_MS	600000
 
@@ -308,23 +309,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-static int
-parse_seconds(const char *opt, const char *s, unsigned *ms)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || end == s || v < 0 || v > 86400) {
-		fprintf(stderr, "handoff-httpd: %s: \"%s\" is not a number of "
-		    "seconds from 0 to 86400\n", opt, s);
-		return -1;
-	}
-	*ms = (unsigned)(v * 1000);
-	return 0;
-}
-
 static char *
 default_control(void)
 {
@@ -450,13 +434,13 @@ main(int argc, char *argv[])
 			d.tag = optarg;
 			break;
 		case 'd':
-			if (parse_seconds("--drain-timeout", optarg,
-			    &drain_ms) == -1)
+			if (tool_seconds("handoff-httpd", "--drain-timeout",
+			    optarg, &drain_ms) == -1)
 				return 2;
 			break;
 		case 'r':
-			if (parse_seconds("--ready-timeout", optarg,
-			    &ready_ms) == -1)
+			if (tool_seconds("handoff-httpd", "--ready-timeout",
+			    optarg, &ready_ms) == -1)
 				return 2;
 			break;
 		case 'h':
@@ -492,8 +476,7 @@ main(int argc, char *argv[])
 	}
 	if ((d.h = handoff_new(d.base, control)) == NULL) {
 		fprintf(stderr, "handoff-httpd: --control %s: %s\n", control,
-		    errno == EINVAL ? "must be 1 to 100 bytes (a unix socket "
-		    "path); choose a shorter path" : strerror(errno));
+		    tool_control_error(errno));
 		goto out;
 	}
 	handoff_set_ident(d.h, "handoff-httpd");

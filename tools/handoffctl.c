@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "message.h"
+#include "toolutil.h"
 #include "wire.h"
 
 /* Exit codes, documented in --help. */
@@ -415,23 +416,6 @@ cmd_upgrade(const char *path, int ms, const char *log, char **argv)
 	return EX_TIMEOUT;
 }
 
-static int
-parse_timeout(const char *s, int *ms)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || end == s || v <= 0 || v > 86400) {
-		fprintf(stderr, "handoffctl: --timeout: \"%s\" is not a number "
-		    "of seconds from 0 to 86400\n", s);
-		return -1;
-	}
-	*ms = (int)(v * 1000);
-	return 0;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -445,7 +429,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	const char	*cmd, *path = NULL, *log = NULL;
-	int		 c, as_json = 0, ms = 60000;
+	unsigned	 ms = 60000;
+	int		 c, as_json = 0;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -474,8 +459,14 @@ main(int argc, char *argv[])
 			log = optarg;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &ms) == -1)
+			if (tool_seconds("handoffctl", "--timeout", optarg,
+			    &ms) == -1)
 				return EX_USAGE;
+			if (ms == 0) {
+				fprintf(stderr, "handoffctl: --timeout must be "
+				    "more than 0\n");
+				return EX_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -495,7 +486,7 @@ main(int argc, char *argv[])
 			    "[ARGS...]\n");
 			return EX_USAGE;
 		}
-		return cmd_upgrade(path, ms, log, argv + optind);
+		return cmd_upgrade(path, (int)ms, log, argv + optind);
 	}
 	if (optind != argc) {
 		fprintf(stderr, "handoffctl: unexpected argument \"%s\"\n",
@@ -505,7 +496,7 @@ main(int argc, char *argv[])
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(path, as_json);
 	if (strcmp(cmd, "stop") == 0)
-		return cmd_stop(path, ms);
+		return cmd_stop(path, (int)ms);
 	fprintf(stderr, "handoffctl: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return EX_USAGE;

@@ -6,6 +6,7 @@
 # line naming the lock holder. Through all of it the incumbent serves, and
 # a takeover succeeds once the way is clear.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
 
 PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
 /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "/usr/bin/python3 has no jsonschema"
@@ -71,10 +72,6 @@ wait_for 10 logged v1 "successor pid $c went away before ready: still serving" |
     fail "v1 did not log that the lock holder went away"
 is_serving "$v1" || fail "v1 not serving after the busy spell"
 
-start_httpd v4 --listen "http=tcp://127.0.0.1:$port" --tag v4
-v4=$LAST_PID
-wait_for 10 is_serving "$v4" || fail "v4 (pid $v4) never took over"
-body_has "$url" "pid=$v4 tag=v4 gen=2" || fail "v4 does not answer"
-wait_exit "$v1"
-[ "$STATUS" = 0 ] || fail "v1 exit $STATUS after handing off, want 0"
+upgrade "$v1" v4 --listen "http=tcp://127.0.0.1:$port" --tag v4
+body_has "$url" "pid=$NEW_PID tag=v4 gen=2" || fail "v4 does not answer"
 pass

@@ -4,10 +4,10 @@
 # stopped serving, and the next real successor takes over. A client that
 # connects and says nothing is cut off at the I/O timeout (5 s).
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../load.sh"
 
 PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
 /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "/usr/bin/python3 has no jsonschema"
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 port=$(free_port)
 url="http://127.0.0.1:$port/"
@@ -54,10 +54,6 @@ took=$(( $(now_ms) - mute_start ))
 [ "$took" -ge 4900 ] && [ "$took" -lt 15000 ] ||
     fail "silent client cut off after $took ms, want about 5000"
 
-start_httpd v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
-v2=$LAST_PID
-wait_for 10 is_serving "$v2" || fail "v2 (pid $v2) never took over"
-body_has "$url" "pid=$v2 tag=v2 gen=2" || fail "v2 does not answer"
-wait_exit "$v1"
-[ "$STATUS" = 0 ] || fail "v1 exit $STATUS after handing off, want 0"
+upgrade "$v1" v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
+body_has "$url" "pid=$NEW_PID tag=v2 gen=2" || fail "v2 does not answer"
 pass

@@ -1,0 +1,39 @@
+/*
+ * toolutil: option parsing and messages the programs share.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "toolutil.h"
+
+/* SECONDS from 0 to 86400, fractions allowed, into milliseconds. */
+int
+tool_seconds(const char *prog, const char *opt, const char *s, unsigned *ms)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || end == s || v < 0 || v > 86400) {
+		fprintf(stderr, "%s: %s: \"%s\" is not a number of seconds "
+		    "from 0 to 86400\n", prog, opt, s);
+		return -1;
+	}
+	*ms = (unsigned)(v * 1000);
+	return 0;
+}
+
+/* Why handoff_new() refused a control path, given its errno. */
+const char *
+tool_control_error(int err)
+{
+	if (err == EINVAL)
+		return "must be 1 to 100 bytes (a unix socket path); choose "
+		    "a shorter path";
+	return strerror(err);
+}
