@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,23 @@ parse_inet(const char *spec, const char *rest, struct listener_spec *ls,
 	return 0;
 }
 
+static int	spec_parse(const char *, struct listener_spec *, char *,
+		    size_t);
+
+/* Formats the address once: matching compares it with 10000 fds. */
 int
 listener_spec_parse(const char *spec, struct listener_spec *ls, char *err,
+    size_t len)
+{
+	if (spec_parse(spec, ls, err, len) == -1)
+		return -1;
+	listener_format((const struct sockaddr *)&ls->addr, ls->addrlen,
+	    ls->address, sizeof(ls->address));
+	return 0;
+}
+
+static int
+spec_parse(const char *spec, struct listener_spec *ls, char *err,
     size_t len)
 {
 	struct sockaddr_un	*sun;
@@ -261,6 +277,44 @@ bad:
 	return -1;
 }
 
+static char *
+put_uint(char *p, unsigned v)
+{
+	char	tmp[10];
+	int	n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* "A.B.C.D:PORT" without printf: identify runs for every passed fd. */
+static void
+format_inet(uint32_t a, unsigned port, char *buf, size_t len)
+{
+	char	tmp[sizeof("255.255.255.255:65535")], *p = tmp;
+
+	p = put_uint(p, a >> 24);
+	*p++ = '.';
+	p = put_uint(p, (a >> 16) & 0xff);
+	*p++ = '.';
+	p = put_uint(p, (a >> 8) & 0xff);
+	*p++ = '.';
+	p = put_uint(p, a & 0xff);
+	*p++ = ':';
+	p = put_uint(p, port);
+	if (len == 0)
+		return;
+	if ((size_t)(p - tmp) >= len)
+		p = tmp + len - 1;
+	memcpy(buf, tmp, (size_t)(p - tmp));
+	buf[p - tmp] = '\0';
+}
+
 void
 listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
     size_t len)
@@ -274,8 +328,8 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 	switch (sa->sa_family) {
 	case AF_INET:
 		sin = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(sin->sin_port));
+		format_inet(ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port),
+		    buf, len);
 		break;
 	case AF_INET6:
 		sin6 = (const struct sockaddr_in6 *)sa;
@@ -331,21 +385,18 @@ listener_identify(int fd, struct listener_id *id)
 int
 listener_matches(const struct listener_spec *ls, const struct listener_id *id)
 {
-	struct listener_id	want;
-	char			*p, *q;
+	const char	*p, *q;
 
 	if (ls->family != id->family || ls->socktype != id->socktype)
 		return 0;
-	listener_format((const struct sockaddr *)&ls->addr, ls->addrlen,
-	    want.address, sizeof(want.address));
 	if (!ls->any_port)
-		return strcmp(want.address, id->address) == 0;
+		return strcmp(ls->address, id->address) == 0;
 	/* Port 0 asks for any port: compare the host part only. */
-	p = strrchr(want.address, ':');
+	p = strrchr(ls->address, ':');
 	q = strrchr(id->address, ':');
-	return p != NULL && q != NULL && p - want.address ==
-	    q - id->address && strncmp(want.address, id->address,
-	    (size_t)(p - want.address)) == 0;
+	return p != NULL && q != NULL && p - ls->address ==
+	    q - id->address && strncmp(ls->address, id->address,
+	    (size_t)(p - ls->address)) == 0;
 }
 
 enum listener_kind

@@ -28,6 +28,7 @@ struct listener_spec {
 	struct sockaddr_storage	addr;
 	socklen_t		addrlen;
 	int			any_port;	/* port 0: whatever was bound */
+	char			address[LISTENER_ADDR_MAX]; /* formatted */
 };
 
 /* What the kernel says an fd is. */
