@@ -92,6 +92,8 @@ class Conn:
     def send(self, obj=None, raw=None, fds=(), quiet=False):
         data = raw if raw is not None else json.dumps(obj, separators=(",", ":")).encode()
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        if obj is None:
+            obj, _ = self.schemas.check(data)   # for the report only
         kind = obj.get("type") if isinstance(obj, dict) else None
         try:
             self.sock.sendmsg([data], anc)
