@@ -52,6 +52,7 @@ struct outmsg {
 
 enum peer_state {
 	PEER_NEW,	/* waiting for the first message */
+	PEER_FORBIDDEN,	/* wrong uid: refused at its first message */
 	PEER_OFFERED,	/* offer sent, waiting for ready */
 	PEER_RELEASED,	/* our successor; we drain */
 	PEER_HOLD,	/* asked us to stop; closed when we exit */
@@ -112,6 +113,9 @@ struct handoff {
 	struct event		*drain_ev;
 	struct timeval		 drain_end;
 	LIST_HEAD(, peer)	 peers;
+	int			 npeers;
+	int			 peers_full;	/* logged once while full */
+	int			 told_stopping;	/* STOPPING=1 sent, as main */
 	struct peer		*successor;	/* the peer taking over from us */
 
 	json_t			*changes;	/* adopted, added, retired */

@@ -22,6 +22,10 @@
 
 /* Keep each batch well under the message limit. */
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
+/* Control connections at once; more are closed as they come. */
+#define MAX_PEERS	256
+/* How long a refused peer has to read its error before we close. */
+#define CLOSE_MS	1000
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -97,13 +101,33 @@ peer_send(struct peer *p, json_t *msg)
 	peer_flush(p);
 }
 
-/* Replies with an error and closes once it is written. */
+static void
+peer_discard(struct peer *p)
+{
+	struct outmsg	*m;
+
+	while ((m = STAILQ_FIRST(&p->queue)) != NULL) {
+		STAILQ_REMOVE_HEAD(&p->queue, entry);
+		free(m->buf);
+		free(m->fds);
+		free(m);
+	}
+}
+
+/*
+ * Replies with an error and closes once it is written, or after CLOSE_MS
+ * if the peer does not read: whatever was still queued (batches of fds)
+ * is dropped first, and nothing more is read.
+ */
 static void
 peer_refuse(struct peer *p, const char *code, const char *text)
 {
 	hlog(p->h, "control: pid %ld uid %ld: %s: %s", (long)p->pid,
 	    (long)p->uid, code, text);
+	peer_discard(p);
 	p->state = PEER_CLOSING;
+	event_del(p->rev);
+	peer_arm(p, CLOSE_MS);
 	peer_send(p, msg_error(code, "%s", text));
 }
 
@@ -161,11 +185,21 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 	struct handoff	*h = arg;
 	struct peer	*p;
 	struct ucred	 cred;
-	socklen_t	 len = sizeof(cred);
+	socklen_t	 len;
 	int		 fd;
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) >= 0) {
+		if (h->npeers >= MAX_PEERS) {
+			if (!h->peers_full)
+				hlog(h, "control: %d connections open; closing "
+				    "new ones until some finish", MAX_PEERS);
+			h->peers_full = 1;
+			close(fd);
+			continue;
+		}
+		h->peers_full = 0;
+		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &len) == -1) {
 			hlog(h, "control: SO_PEERCRED: %s", strerror(errno));
@@ -186,15 +220,15 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 		p->wev = event_new(h->base, fd, EV_WRITE, peer_write, p);
 		p->timer = evtimer_new(h->base, peer_timeout, p);
 		LIST_INSERT_HEAD(&h->peers, p, entry);
+		h->npeers++;
 		if (p->rev == NULL || p->wev == NULL || p->timer == NULL) {
 			peer_free(p, 0);
 			continue;
 		}
-		if (!peer_allowed(h, cred.uid)) {
-			peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on "
-			    "this control socket");
-			continue;
-		}
+		/* Refused at its first message, so that it reads the answer
+		 * instead of a reset. */
+		if (!peer_allowed(h, cred.uid))
+			p->state = PEER_FORBIDDEN;
 		event_add(p->rev, NULL);
 		peer_arm(p, h->io_timeout);
 	}
@@ -225,9 +259,11 @@ pass_main_pid(struct handoff *h, pid_t pid)
 		    "draining", (long)pid, (long)pid);
 		h->gave_main = pid;
 		h->main_pid = 0;
-	} else
+	} else {
 		hnotify(h, "STOPPING=1\nSTATUS=handed over to pid %ld of "
 		    "another unit, draining", (long)pid);
+		h->told_stopping = 1;
+	}
 }
 
 /*
@@ -284,22 +320,11 @@ listen_again(struct handoff *h)
 	}
 }
 
-static void
-on_ready(struct peer *p, json_t *msg)
+static json_t *
+build_released(struct handoff *h, struct peer *p)
 {
-	struct handoff	*h = p->h;
-	json_t		*rel;
-	char		 changes[768];
+	json_t	*rel;
 
-	evtimer_del(p->timer);
-	hchanges(msg, changes, sizeof(changes));
-	hlog(h, "successor pid %ld ready: %s", (long)p->pid, changes);
-	/* Stop accepting first, so released is true when it arrives. */
-	hevent(h, HANDOFF_PAUSE);
-	control_pause(h);
-	pass_main_pid(h, p->pid);
-	p->state = PEER_RELEASED;
-	h->hstate = HS_DRAINING;
 	rel = msg_new("released");
 	if (rel == NULL || json_object_set_new(rel, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(rel,
@@ -309,67 +334,93 @@ on_ready(struct peer *p, json_t *msg)
 	    json_object_set_new(rel, "main", json_boolean(h->gave_main ==
 	    p->pid)) == -1) {
 		json_decref(rel);
-		rel = NULL;
+		return NULL;
 	}
-	hlog(h, "released to pid %ld", (long)p->pid);
-	refuse_retired(h, msg);
-	peer_send(p, rel);
-	if (h->hstate == HS_DRAINING)
-		hdrain_begin(h);
+	return rel;
 }
 
-/* Builds the fds batches after the offer: at most 252 fds and
- * BATCH_BYTES of JSON each. Returns the number of batches or -1. */
+/*
+ * State changes come before the application hears of them, so that a
+ * handoff_stop() from its callback finds a takeover already done.
+ */
+static void
+on_ready(struct peer *p, json_t *msg)
+{
+	struct handoff	*h = p->h;
+	char		 changes[768];
+
+	if (!STAILQ_EMPTY(&p->queue)) {
+		peer_refuse(p, MSG_E_UNEXPECTED, "ready before every batch "
+		    "was sent");
+		return;
+	}
+	evtimer_del(p->timer);
+	hchanges(msg, changes, sizeof(changes));
+	hlog(h, "successor pid %ld ready: %s", (long)p->pid, changes);
+	p->state = PEER_RELEASED;
+	h->hstate = HS_DRAINING;
+	/* Stop accepting first, so released is true when it arrives. */
+	control_pause(h);
+	hevent(h, HANDOFF_PAUSE);
+	pass_main_pid(h, p->pid);
+	refuse_retired(h, msg);
+	hlog(h, "released to pid %ld", (long)p->pid);
+	if (peer_queue(p, build_released(h, p), NULL, 0, 0) == -1) {
+		hlog(h, "cannot build released for pid %ld", (long)p->pid);
+		peer_free(p, 1);
+		return;
+	}
+	if (peer_flush(p) == -1)
+		return;		/* gone: rolled back */
+	hdrain_begin(h);
+}
+
+/*
+ * Queues the fds batches: at most 252 fds and BATCH_BYTES of JSON each.
+ * Returns the number of batches, or -1 (the caller discards the queue).
+ */
 static int
 queue_batches(struct peer *p)
 {
 	struct handoff		*h = p->h;
 	struct hlistener	*l;
-	json_t			*msg = NULL, *list = NULL, *e;
+	json_t			*msg = NULL, *list = NULL;
 	int			 fds[WIRE_MAX_FDS], nb = 0;
 	size_t			 i, n = 0, bytes = 0, elen;
 
 	for (i = 0; i <= h->nlisteners; i++) {
 		l = i == 0 ? &h->control : &h->listeners[i - 1];
-		if ((e = control_entry(l)) == NULL)
-			goto bad;
 		elen = control_entry_len(l) + 1;
-		if (list != NULL && (n == WIRE_MAX_FDS ||
+		if (msg != NULL && (n == WIRE_MAX_FDS ||
 		    bytes + elen > BATCH_BYTES)) {
-			if (peer_queue(p, msg, fds, n, 0) == -1)
-				goto bad_entry;
-			msg = list = NULL;
 			nb++;
+			if (peer_queue(p, msg, fds, n, 0) == -1)
+				return -1;	/* it took msg */
+			msg = NULL;
 		}
-		if (list == NULL) {
-			msg = msg_new("fds");
-			list = json_array();
-			if (msg == NULL || list == NULL ||
+		if (msg == NULL) {
+			if ((msg = msg_new("fds")) == NULL ||
 			    json_object_set_new(msg, "batch",
 			    json_integer(nb)) == -1 ||
-			    json_object_set_new(msg, "listeners", list) == -1) {
-				json_decref(list);
-				list = NULL;
-				goto bad_entry;
-			}
+			    json_object_set_new(msg, "listeners",
+			    list = json_array()) == -1 || list == NULL)
+				goto bad;
 			n = 0;
 			bytes = 128;
 		}
-		if (json_array_append_new(list, e) == -1)
+		if (json_array_append_new(list, control_entry(l)) == -1)
 			goto bad;
 		fds[n++] = l->fd;
 		bytes += elen;
 	}
 	if (msg != NULL) {
+		nb++;
 		if (peer_queue(p, msg, fds, n, 0) == -1)
 			return -1;
-		nb++;
 	}
 	return nb;
-bad_entry:
-	json_decref(e);
 bad:
-	json_decref(msg);
+	json_decref(msg);	/* and list, which it holds */
 	return -1;
 }
 
@@ -383,11 +434,32 @@ monotonic_usec(void)
 	    (unsigned long long)ts.tv_nsec / 1000ULL;
 }
 
+static json_t *
+build_offer(struct handoff *h, size_t count, int nb)
+{
+	json_t	*offer;
+
+	offer = msg_new("offer");
+	if (offer == NULL ||
+	    json_object_set_new(offer, "pid", json_integer(getpid())) == -1 ||
+	    json_object_set_new(offer, "generation",
+	    json_integer(h->generation)) == -1 ||
+	    json_object_set_new(offer, "tag", json_string(h->tag)) == -1 ||
+	    json_object_set_new(offer, "count",
+	    json_integer((json_int_t)count)) == -1 ||
+	    json_object_set_new(offer, "batches", json_integer(nb)) == -1 ||
+	    json_object_set(offer, "state", h->state != NULL ? h->state :
+	    json_null()) == -1) {
+		json_decref(offer);
+		return NULL;
+	}
+	return offer;
+}
+
 static void
 on_hello(struct peer *p, json_t *msg)
 {
 	struct handoff	*h = p->h;
-	json_t		*offer;
 	json_int_t	 max_fds;
 	size_t		 count = h->nlisteners + 1;
 	int		 nb;
@@ -409,17 +481,9 @@ on_hello(struct peer *p, json_t *msg)
 		peer_refuse(p, MSG_E_TOOMANYFDS, text);
 		return;
 	}
-	nb = queue_batches(p);
-	offer = msg_new("offer");
-	if (nb == -1 || offer == NULL ||
-	    json_object_set_new(offer, "pid", json_integer(getpid())) == -1 ||
-	    json_object_set_new(offer, "generation",
-	    json_integer(h->generation)) == -1 ||
-	    json_object_set_new(offer, "tag", json_string(h->tag)) == -1 ||
-	    json_object_set_new(offer, "count", json_integer(count)) == -1 ||
-	    json_object_set_new(offer, "batches", json_integer(nb)) == -1 ||
-	    json_object_set(offer, "state", h->state != NULL ? h->state :
-	    json_null()) == -1 || peer_queue(p, offer, NULL, 0, 1) == -1) {
+	/* The batches first, to count them; the offer goes before them. */
+	if ((nb = queue_batches(p)) == -1 ||
+	    peer_queue(p, build_offer(h, count, nb), NULL, 0, 1) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
 		return;
 	}
@@ -451,8 +515,8 @@ build_report(struct handoff *h)
 	size_t			 i, bytes = 0;
 
 	r = msg_new("report");
-	list = json_array();
-	if (r == NULL || list == NULL)
+	if (r == NULL || json_object_set_new(r, "listeners",
+	    list = json_array()) == -1 || list == NULL)
 		goto bad;
 	/* As many entries as fit; "count" says how many there are. */
 	for (i = 0; i <= h->nlisteners; i++) {
@@ -476,15 +540,11 @@ build_report(struct handoff *h)
 	    json_object_set_new(r, "predecessor",
 	    json_integer(h->predecessor)) == -1 ||
 	    json_object_set_new(r, "successor", h->successor != NULL ?
-	    json_integer(h->successor->pid) : json_null()) == -1 ||
-	    json_object_set_new(r, "listeners", list) == -1) {
-		list = NULL;
+	    json_integer(h->successor->pid) : json_null()) == -1)
 		goto bad;
-	}
 	return r;
 bad:
-	json_decref(list);
-	json_decref(r);
+	json_decref(r);		/* and list, which it holds */
 	return NULL;
 }
 
@@ -524,6 +584,10 @@ dispatch(struct peer *p, json_t *msg)
 	char		 text[256];
 
 	switch (p->state) {
+	case PEER_FORBIDDEN:
+		peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on this "
+		    "control socket");
+		return;
 	case PEER_NEW:
 		evtimer_del(p->timer);
 		if (strcmp(type, "hello") == 0)
@@ -570,12 +634,30 @@ dispatch(struct peer *p, json_t *msg)
 	}
 }
 
+/*
+ * Our successor, once released, serves: nothing it sends may make us
+ * roll back but its going away, so bad input from it is only logged.
+ */
+static void
+peer_bad_input(struct peer *p, const char *code, const char *text)
+{
+	if (p->state == PEER_RELEASED)
+		hlog(p->h, "successor pid %ld: %s: %s; ignored", (long)p->pid,
+		    code, text);
+	else if (p->state == PEER_FORBIDDEN)
+		peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on this "
+		    "control socket");
+	else
+		peer_refuse(p, code, text);
+}
+
 static void
 peer_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct peer	*p = arg;
 	static char	 buf[WIRE_MAX_MSG];
 	int		 fds[WIRE_MAX_FDS];
+	const char	*code;
 	size_t		 nfds;
 	ssize_t		 n;
 	json_t		*msg;
@@ -584,8 +666,8 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 	n = wire_recv(p->fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
-	if (n == 0) {
-		peer_free(p, 1);
+	if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+		peer_free(p, 1);	/* gone: a close is not an error */
 		return;
 	}
 	if (n == -1) {
@@ -593,19 +675,18 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 		    errno == EMSGSIZE ? "message over 65536 bytes" :
 		    errno == ETOOMANYREFS ? "too many fds attached" :
 		    strerror(errno));
-		peer_refuse(p, MSG_E_MALFORMED, err);
+		peer_bad_input(p, MSG_E_MALFORMED, err);
 		return;
 	}
 	if (nfds > 0) {
 		wire_close_fds(fds, nfds);
 		snprintf(err, sizeof(err), "%zu unsolicited fds closed", nfds);
-		peer_refuse(p, MSG_E_MALFORMED, err);
+		peer_bad_input(p, MSG_E_MALFORMED, err);
 		return;
 	}
-	if ((msg = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
-		peer_refuse(p, strncmp(err, "protocol version", 16) == 0 ?
-		    MSG_E_VERSION : strncmp(err, "unknown message", 15) == 0 ?
-		    MSG_E_UNKNOWN : MSG_E_MALFORMED, err);
+	msg = msg_parse_code(buf, (size_t)n, &code, err, sizeof(err));
+	if (msg == NULL) {
+		peer_bad_input(p, code, err);
 		return;
 	}
 	dispatch(p, msg);
@@ -618,6 +699,10 @@ peer_timeout(evutil_socket_t fd, short what, void *arg)
 	struct peer	*p = arg;
 	char		 text[128];
 
+	if (p->state == PEER_CLOSING || p->state == PEER_FORBIDDEN) {
+		peer_free(p, 1);	/* it does not read: no more waiting */
+		return;
+	}
 	if (p->state == PEER_OFFERED)
 		snprintf(text, sizeof(text), "no ready within %u ms; still "
 		    "serving", p->h->ready_timeout);
@@ -629,18 +714,15 @@ peer_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* Rollback and bookkeeping when our successor goes away. */
 static void
-successor_gone(struct peer *p)
+successor_gone(struct handoff *h, pid_t pid)
 {
-	struct handoff	*h = p->h;
-
-	h->successor = NULL;
 	if (h->hstate == HS_OFFERING) {
 		h->hstate = HS_SERVING;
 		hlog(h, "successor pid %ld went away before ready: still "
-		    "serving", (long)p->pid);
+		    "serving", (long)pid);
 		if (h->main_pid)
 			hnotify(h, "READY=1\nSTATUS=serving; takeover by pid "
-			    "%ld failed", (long)p->pid);
+			    "%ld failed", (long)pid);
 		return;
 	}
 	if (h->hstate == HS_DRAINING) {
@@ -649,29 +731,27 @@ successor_gone(struct peer *p)
 		listen_again(h);
 		control_listen(h);
 		hlog(h, "rolled back: successor pid %ld vanished while we "
-		    "drained; accepting again", (long)p->pid);
-		if (h->gave_main == p->pid) {
+		    "drained; accepting again", (long)pid);
+		if (h->gave_main == pid || h->told_stopping) {
 			hnotify(h, "MAINPID=%ld\nREADY=1\nSTATUS=rolled back: "
-			    "pid %ld vanished", (long)getpid(), (long)p->pid);
+			    "pid %ld vanished", (long)getpid(), (long)pid);
 			h->main_pid = 1;
 			h->gave_main = 0;
+			h->told_stopping = 0;
 		}
 		hevent(h, HANDOFF_RESUME);
 	}
 }
 
+/* Frees p; with notify, our successor's going is acted on (rollback). */
 static void
 peer_free(struct peer *p, int notify)
 {
-	struct outmsg	*m;
+	struct handoff	*h = p->h;
 
 	LIST_REMOVE(p, entry);
-	while ((m = STAILQ_FIRST(&p->queue)) != NULL) {
-		STAILQ_REMOVE_HEAD(&p->queue, entry);
-		free(m->buf);
-		free(m->fds);
-		free(m);
-	}
+	h->npeers--;
+	peer_discard(p);
 	if (p->rev != NULL)
 		event_free(p->rev);
 	if (p->wev != NULL)
@@ -679,10 +759,10 @@ peer_free(struct peer *p, int notify)
 	if (p->timer != NULL)
 		event_free(p->timer);
 	close(p->fd);
-	if (p->h->successor == p) {
+	if (h->successor == p) {
+		h->successor = NULL;
 		if (notify)
-			successor_gone(p);
-		p->h->successor = NULL;
+			successor_gone(h, p->pid);
 	}
 	free(p);
 }
@@ -697,7 +777,6 @@ incumbent_abort_takeover(struct handoff *h, const char *why)
 		return;
 	h->successor = NULL;
 	h->hstate = HS_SERVING;
-	evtimer_del(p->timer);
 	peer_refuse(p, MSG_E_STOPPING, why);
 }
 

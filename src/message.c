@@ -43,6 +43,21 @@ static const struct {
 	{ "error",	check_error },
 };
 
+/* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
+static void
+utf8_prefix(const char *s, char *out, size_t len)
+{
+	size_t	n = strlen(s);
+
+	if (n >= len) {
+		n = len - 1;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 static int
 fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -291,24 +306,31 @@ check_error(const json_t *o, const char *t, char *err, size_t len)
 	return 0;
 }
 
+/*
+ * Parses one message. On failure *code (if not NULL) is the error code to
+ * answer with: version, unknown-type or malformed.
+ */
 json_t *
-msg_parse(const char *buf, size_t len, char *err, size_t errlen)
+msg_parse_code(const char *buf, size_t len, const char **code, char *err,
+    size_t errlen)
 {
 	json_error_t	 jerr;
-	json_t		*o, *v;
+	json_t		*o = NULL, *v;
+	const char	*bad_code = MSG_E_MALFORMED;
+	char		 short_type[MSG_NAME_MAX + 1];
 	const char	*type;
 	size_t		 i;
 
 	if (len > WIRE_MAX_MSG) {
 		fail(err, errlen, "message of %zu bytes is over the limit of "
 		    "%d", len, WIRE_MAX_MSG);
-		return NULL;
+		goto bad;
 	}
 	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL) {
 		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
 		    jerr.text);
-		return NULL;
+		goto bad;
 	}
 	if (!json_is_object(o)) {
 		fail(err, errlen, "message is not a JSON object");
@@ -320,13 +342,15 @@ msg_parse(const char *buf, size_t len, char *err, size_t errlen)
 		goto bad;
 	}
 	type = json_string_value(v);
+	utf8_prefix(type, short_type, sizeof(short_type));
 	v = json_object_get(o, "proto");
 	if (!json_is_integer(v)) {
-		fail(err, errlen, "%.64s: missing integer field \"proto\"",
-		    type);
+		fail(err, errlen, "%s: missing integer field \"proto\"",
+		    short_type);
 		goto bad;
 	}
 	if (json_integer_value(v) != MSG_PROTO) {
+		bad_code = MSG_E_VERSION;
 		fail(err, errlen, "protocol version %lld is not supported "
 		    "(this side speaks %d)", (long long)json_integer_value(v),
 		    MSG_PROTO);
@@ -339,10 +363,19 @@ msg_parse(const char *buf, size_t len, char *err, size_t errlen)
 			goto bad;
 		return o;
 	}
-	fail(err, errlen, "unknown message type \"%.64s\"", type);
+	bad_code = MSG_E_UNKNOWN;
+	fail(err, errlen, "unknown message type \"%s\"", short_type);
 bad:
+	if (code != NULL)
+		*code = bad_code;
 	json_decref(o);
 	return NULL;
+}
+
+json_t *
+msg_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+	return msg_parse_code(buf, len, NULL, err, errlen);
 }
 
 json_t *

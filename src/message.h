@@ -32,6 +32,8 @@
 #define MSG_E_INTERNAL		"internal"
 
 json_t		*msg_parse(const char *, size_t, char *, size_t);
+json_t		*msg_parse_code(const char *, size_t, const char **, char *,
+		    size_t);
 json_t		*msg_new(const char *);
 json_t		*msg_error(const char *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
