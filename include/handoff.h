@@ -15,6 +15,10 @@
  * handoff_strerror() then says what failed, where, and what to do. Nothing
  * here installs signal handlers or calls exit().
  *
+ * Callbacks: the event callback may call handoff_stop(), the getters and
+ * handoff_strerror(); never handoff_free(). Break out of the event loop
+ * instead, and free after it.
+ *
  * Fds: every listener fd belongs to the struct handoff, and is CLOEXEC and
  * non-blocking. The application may accept on it, must not close it, and must not use it after
  * handoff_free(), which closes them all.
@@ -39,6 +43,10 @@ enum handoff_event {
 	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_remaining() */
 	HANDOFF_RESUME,	/* rollback: the successor vanished, accept again */
 	HANDOFF_HAMMER,	/* the deadline passed: close what is left and exit */
+	HANDOFF_ABORT,	/* after ready, the predecessor did not let go and
+			 * serves on: after HANDOFF_PAUSE, before
+			 * HANDOFF_DRAIN; exit non-zero once drained, with
+			 * handoff_strerror() as the reason */
 };
 
 typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,

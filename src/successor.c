@@ -59,11 +59,17 @@ send_msg(int sock, json_t *msg)
 	size_t	 len;
 	int	 r = -1;
 
+	int	 save_errno;
+
 	if (msg != NULL && (buf = msg_encode(msg, &len)) != NULL) {
 		r = wire_send(sock, buf, len, NULL, 0);
+		save_errno = errno;
 		free(buf);
+		errno = save_errno;
 	}
+	save_errno = errno;
 	json_decref(msg);
+	errno = save_errno;
 	return r;
 }
 
@@ -380,6 +386,8 @@ bad:
 	return -1;
 }
 
+static void	predecessor_read(evutil_socket_t, short, void *);
+
 static void
 predecessor_closed(struct handoff *h, const char *why)
 {
@@ -390,7 +398,7 @@ predecessor_closed(struct handoff *h, const char *why)
 	h->pred_fd = -1;
 }
 
-/* Serve the control socket: the incumbent has let go, or cannot answer. */
+/* Serve the control socket: the incumbent has let go, or is dead. */
 static void
 become_incumbent(struct handoff *h)
 {
@@ -398,6 +406,62 @@ become_incumbent(struct handoff *h)
 	if (control_listen(h) == -1)
 		hlog(h, "%s", h->err);
 	control_unlock(h);
+}
+
+/*
+ * After ready, the incumbent neither released us nor died: it serves on,
+ * so we must not. The application hears HANDOFF_PAUSE, HANDOFF_ABORT and
+ * then drains as for a stop; handoff_strerror() says why.
+ */
+static void
+successor_abort(struct handoff *h, const char *why)
+{
+	herr(h, "takeover from pid %ld failed after ready: %s; it keeps "
+	    "serving", (long)h->predecessor, why);
+	hlog(h, "%s", h->err);
+	predecessor_closed(h, "keeps serving");
+	control_unlock(h);
+	h->hstate = HS_STOPPING;
+	hevent(h, HANDOFF_PAUSE);
+	hevent(h, HANDOFF_ABORT);
+	hdrain_begin(h);
+}
+
+/* The incumbent is gone or silent while we wait for released. */
+static void
+wait_failed(struct handoff *h, const char *why)
+{
+	if (predecessor_dead(h)) {
+		predecessor_closed(h, "died before releasing us: serving");
+		become_incumbent(h);
+	} else
+		successor_abort(h, why);
+}
+
+static void
+on_released(struct handoff *h, json_t *msg)
+{
+	json_int_t	conns;
+
+	conns = json_integer_value(json_object_get(msg, "connections"));
+	hlog(h, "released by pid %ld: it drains %lld connection%s within "
+	    "%lld ms", (long)h->predecessor, (long long)conns,
+	    conns == 1 ? "" : "s", (long long)json_integer_value(
+	    json_object_get(msg, "deadline_ms")));
+	/* The manager now follows us, or we are the main pid of a unit of
+	 * our own (a template instance). */
+	if (json_is_true(json_object_get(msg, "main")) ||
+	    (systemd_applies() && !h->pred_same_unit)) {
+		h->main_pid = 1;
+		hnotify(h, "READY=1\nSTATUS=serving, generation %u, tag %s",
+		    h->generation, h->tag);
+	}
+	/* Keep watching, without a timeout, to log its exit. */
+	event_del(h->pred_ev);
+	event_assign(h->pred_ev, h->base, h->pred_fd, EV_READ | EV_PERSIST,
+	    predecessor_read, h);
+	event_add(h->pred_ev, NULL);
+	become_incumbent(h);
 }
 
 static void
@@ -412,21 +476,19 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	char		 err[512];
 
 	if (what & EV_TIMEOUT) {
-		hlog(h, "predecessor pid %ld did not answer ready within %u "
-		    "ms; serving anyway", (long)h->predecessor, h->io_timeout);
-		become_incumbent(h);
+		snprintf(err, sizeof(err), "no released within %u ms",
+		    h->io_timeout);
+		wait_failed(h, err);
 		return;
 	}
 	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	wire_close_fds(fds, nfds);
-	if (n <= 0) {
-		if (h->hstate == HS_WAITING) {
-			predecessor_closed(h, "went away before released; "
-			    "serving");
-			become_incumbent(h);
-		} else
+	if (n == 0 || n == -1) {
+		if (h->hstate == HS_WAITING)
+			wait_failed(h, "it closed the connection");
+		else
 			predecessor_closed(h, "has exited");
 		return;
 	}
@@ -435,33 +497,18 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (h->hstate == HS_WAITING && strcmp(msg_type(msg), "released") ==
-	    0) {
-		hlog(h, "released by pid %ld: it drains %lld connection%s "
-		    "within %lld ms", (long)h->predecessor,
-		    (long long)json_integer_value(json_object_get(msg,
-		    "connections")), json_integer_value(json_object_get(msg,
-		    "connections")) == 1 ? "" : "s",
-		    (long long)json_integer_value(json_object_get(msg,
-		    "deadline_ms")));
-		/* The manager now follows us, or we are the main pid of a
-		 * unit of our own (a template instance). */
-		if (json_is_true(json_object_get(msg, "main")) ||
-		    (systemd_applies() && !h->pred_same_unit)) {
-			h->main_pid = 1;
-			hnotify(h, "READY=1\nSTATUS=serving, generation %u, "
-			    "tag %s", h->generation, h->tag);
-		}
-		/* Keep watching, without a timeout, to log its exit. */
-		event_del(h->pred_ev);
-		event_assign(h->pred_ev, h->base, h->pred_fd,
-		    EV_READ | EV_PERSIST, predecessor_read, h);
-		event_add(h->pred_ev, NULL);
-		become_incumbent(h);
-	} else if (strcmp(msg_type(msg), "error") == 0)
-		hlog(h, "predecessor pid %ld: %s: %s", (long)h->predecessor,
+	    0)
+		on_released(h, msg);
+	else if (strcmp(msg_type(msg), "error") == 0) {
+		snprintf(err, sizeof(err), "it answered %s: %s",
 		    json_string_value(json_object_get(msg, "code")),
 		    json_string_value(json_object_get(msg, "message")));
-	else
+		if (h->hstate == HS_WAITING)
+			successor_abort(h, err);
+		else
+			hlog(h, "predecessor pid %ld: %s", (long)h->predecessor,
+			    err);
+	} else
 		hlog(h, "predecessor pid %ld sent \"%s\": ignored",
 		    (long)h->predecessor, msg_type(msg));
 	json_decref(msg);
@@ -482,10 +529,9 @@ build_ready(struct handoff *h)
 	int	 truncated = 0;
 
 	ready = msg_new("ready");
-	counts = json_object();
-	if (ready == NULL || counts == NULL || json_object_set_new(ready,
-	    "counts", counts) == -1 || json_object_set_new(ready, "pid",
-	    json_integer(getpid())) == -1)
+	if (ready == NULL || json_object_set_new(ready, "counts",
+	    counts = json_object()) == -1 || counts == NULL ||
+	    json_object_set_new(ready, "pid", json_integer(getpid())) == -1)
 		goto bad;
 	for (k = 0; k < 3; k++) {
 		all = json_object_get(h->changes, keys[k]);
@@ -518,15 +564,17 @@ successor_ready(struct handoff *h)
 {
 	struct timeval	 tv;
 	json_t		*ready;
+	int		 save_errno;
 
 	if ((ready = build_ready(h)) == NULL)
 		return herr(h, "out of memory");
 	if (send_msg(h->pred_fd, ready) == -1) {
+		save_errno = errno;
 		/* Serving beside a live incumbent would be two servers. */
 		if (!predecessor_dead(h))
 			return herr(h, "cannot send ready to pid %ld: %s; it "
 			    "keeps serving", (long)h->predecessor,
-			    strerror(errno));
+			    strerror(save_errno));
 		hlog(h, "predecessor pid %ld died before ready: serving",
 		    (long)h->predecessor);
 		close(h->pred_fd);

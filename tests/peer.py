@@ -313,6 +313,17 @@ def run_incumbent(a, schemas):
         fds = [s.fileno() for _, _, s in listeners[b * size:b * size + len(part)]]
         conn.send({"type": "fds", "proto": 1, "batch": b, "listeners": part}, fds=fds)
     ready, _ = conn.expect("ready", a.ready_timeout)
+    if a.refuse_ready:
+        # An incumbent that lets its ready timeout win the race.
+        conn.send({"type": "error", "proto": 1, "code": "timeout",
+                   "message": "no ready within the ready timeout; still serving"})
+        emit("refused", adopted=ready["adopted"])
+        linger(conn, a.then, a.hold)
+        return 1 if conn.bad else 0
+    if a.no_release:
+        emit("ready", adopted=ready["adopted"])
+        linger(conn, a.then, a.hold)
+        return 1 if conn.bad else 0
     conn.send({"type": "released", "proto": 1, "pid": os.getpid(), "connections": 0,
                "deadline_ms": a.deadline_ms})
     for _, _, s in listeners:
@@ -428,6 +439,10 @@ def parse_args():
                    help="pass the listeners without O_NONBLOCK (the library passes them non-blocking)")
     i.add_argument("--no-control", action="store_true", help="do not offer @control")
     i.add_argument("--deadline-ms", type=int, default=30000, help="deadline_ms sent in released")
+    i.add_argument("--no-release", action="store_true",
+                   help="take ready and never answer released (then --then)")
+    i.add_argument("--refuse-ready", action="store_true",
+                   help="answer ready with error timeout (then --then)")
     r = sub.choices["raw"]
     r.set_defaults(ops=[])
     r.add_argument("--send", action=Op, metavar="TEXT", help="send TEXT (e.g. JSON) as one message")

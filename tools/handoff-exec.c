@@ -63,6 +63,7 @@ struct hexec {
 	int			 draining;	/* exit once no child is left */
 	int			 signals;
 	int			 exit_code;
+	int			 aborted;	/* takeover failed after ready */
 };
 
 static const struct {
@@ -616,9 +617,9 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		break;
 	case HANDOFF_DRAIN:
 		x->draining = 1;
-		x->exit_code = 0;
+		x->exit_code = x->aborted ? 1 : 0;
 		if (x->nkids == 0)
-			finish(x, 0);
+			finish(x, x->exit_code);
 		break;
 	case HANDOFF_RESUME:
 		x->draining = 0;
@@ -636,7 +637,12 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		break;
 	case HANDOFF_HAMMER:
 		kill_children(x, "hammer");
-		finish(x, 0);
+		finish(x, x->aborted ? 1 : 0);
+		break;
+	case HANDOFF_ABORT:
+		/* The predecessor serves on: our child stops, we fail. */
+		x->aborted = 1;
+		xlog(x, "%s", handoff_strerror(h));
 		break;
 	}
 }

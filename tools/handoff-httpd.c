@@ -41,6 +41,7 @@ struct httpd {
 	unsigned		 conns;
 	int			 draining;
 	int			 signals;
+	int			 aborted;	/* takeover failed after ready */
 	int			 exiting;
 	int			 exit_code;
 	/* Connections accepted in this loop turn, their evcon not yet known. */
@@ -280,6 +281,10 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		break;
 	case HANDOFF_HAMMER:
 		event_base_loopexit(d->base, NULL);
+		break;
+	case HANDOFF_ABORT:
+		/* Drain what we accepted, then exit non-zero. */
+		d->aborted = 1;
 		break;
 	}
 }
@@ -532,6 +537,8 @@ main(int argc, char *argv[])
 	if (handoff_ready(d.h) == -1)
 		goto fail;
 	event_base_dispatch(d.base);
+	if (d.aborted)
+		goto fail;
 	d.exit_code = 0;
 	goto out;
 fail:
