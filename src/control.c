@@ -79,7 +79,7 @@ control_probe(struct handoff *h, int *sock)
 {
 	struct sockaddr_un	sun;
 	struct stat		st;
-	int			fd;
+	int			fd, save_errno;
 
 	*sock = -1;
 	if (lstat(h->control_path, &st) == -1) {
@@ -94,14 +94,20 @@ control_probe(struct handoff *h, int *sock)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full backlog must not hang a start. */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1)
 		return herr(h, "socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		*sock = fd;
 		return 0;
 	}
+	save_errno = errno;
 	close(fd);
+	errno = save_errno;
+	if (errno == EAGAIN)
+		return herr(h, "control socket %s is in use and its backlog is "
+		    "full; try again", h->control_path);
 	if (errno == ECONNREFUSED || errno == ENOENT) {
 		hlog(h, "stale control socket %s (nobody accepts on it): "
 		    "replacing it", h->control_path);

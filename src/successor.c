@@ -28,6 +28,8 @@
 
 /* Fds kept free for the application beyond the ones we receive. */
 #define FD_MARGIN	64
+/* How long a full socket may hold up a message of ours. */
+#define SEND_WAIT_MS	5000
 /* Bytes of listener names in ready; the rest are counted, not named. */
 #define READY_NAMES_BYTES	16384
 
@@ -62,7 +64,11 @@ send_msg(int sock, json_t *msg)
 	int	 save_errno;
 
 	if (msg != NULL && (buf = msg_encode(msg, &len)) != NULL) {
-		r = wire_send(sock, buf, len, NULL, 0);
+		/* The socket is non-blocking: wait, bounded, if it is full. */
+		while ((r = wire_send(sock, buf, len, NULL, 0)) == -1 &&
+		    errno == EAGAIN && wire_wait(sock, POLLOUT,
+		    SEND_WAIT_MS) == 0)
+			;
 		save_errno = errno;
 		free(buf);
 		errno = save_errno;

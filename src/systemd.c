@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -122,6 +123,37 @@ fd_name(const char *names, size_t n, int fd, char *buf, size_t len)
 	snprintf(buf, len, "fd%d", fd);
 }
 
+/*
+ * systemd names every fd of a socket unit after the unit unless told
+ * otherwise: "app.socket:app.socket" is normal, so repeated names get
+ * ".2", ".3"... and the listeners still match by address.
+ */
+static void
+unique_name(struct adopt_set *set, char *name, size_t len)
+{
+	char	base[MSG_NAME_MAX + 1];
+	size_t	i, k;
+
+	snprintf(base, sizeof(base), "%s", name);
+	for (k = 2;; k++) {
+		for (i = 0; i < set->n; i++)
+			if (strcmp(set->l[i].name, name) == 0)
+				break;
+		if (i == set->n)
+			return;
+		snprintf(name, len, "%.*s.%zu", MSG_NAME_MAX - 8, base, k);
+	}
+}
+
+/* Only sockets are ours to adopt; anything else is left as it is. */
+static int
+is_socket(int fd)
+{
+	struct stat	st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 int
 systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 {
@@ -130,8 +162,9 @@ systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 	const char	*names = getenv("LISTEN_FDNAMES");
 	char		*end, name[MSG_NAME_MAX + 1];
 	long		 pid, n, i;
-	int		 fd, r = 0;
+	int		 fd;
 
+	memset(set, 0, sizeof(*set));
 	if (pid_s == NULL || fds_s == NULL)
 		return 0;
 	errno = 0;
@@ -141,20 +174,24 @@ systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 	n = strtol(fds_s, &end, 10);
 	if (errno != 0 || *end != '\0' || n < 0 || n > 65536)
 		return herr(h, "LISTEN_FDS=%s is not a count of fds", fds_s);
-	if (adopt_init(h, set, (size_t)n) == -1)
-		return -1;
+	if (n == 0 || adopt_init(h, set, (size_t)n) == -1)
+		return n == 0 ? 0 : -1;
 	for (i = 0; i < n; i++) {
 		fd = LISTEN_FDS_START + (int)i;
-		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-			r = herr(h, "LISTEN_FDS: fd %d is not open", fd);
+		fd_name(names, (size_t)i, fd, name, sizeof(name));
+		if (!is_socket(fd)) {
+			hlog(h, "LISTEN_FDS: fd %d (%s) is not an open socket: "
+			    "left alone", fd, name);
 			continue;
 		}
-		fd_name(names, (size_t)i, fd, name, sizeof(name));
-		if (hlistener_set(&set->l[set->n], name, NULL, fd,
+		unique_name(set, name, sizeof(name));
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+		    hlistener_set(&set->l[set->n], name, NULL, fd,
 		    NULL) == -1) {
-			hlog(h, "LISTEN_FDS: fd %d (%s) is not a socket: "
-			    "closed", fd, name);
-			continue;
+			herr(h, "LISTEN_FDS: fd %d (%s): %s", fd, name,
+			    strerror(errno));
+			adopt_free(set);
+			return -1;
 		}
 		set->n++;
 	}
@@ -162,9 +199,7 @@ systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
-	if (r == -1) {
+	if (set->n == 0)
 		adopt_free(set);
-		return -1;
-	}
 	return (int)set->n;
 }
