@@ -40,6 +40,7 @@ enum hstate {
 	HS_OFFERING,	/* incumbent: a takeover is under way */
 	HS_DRAINING,	/* incumbent: released, draining */
 	HS_STOPPING,	/* graceful stop, draining */
+	HS_FAILED,	/* handoff_start failed: the handle is spent */
 };
 
 struct outmsg {

@@ -18,10 +18,13 @@
 #include "handoff-int.h"
 #include "message.h"
 #include "systemd.h"
+#include "wire.h"
 
 #define DEFAULT_READY_TIMEOUT	30000
 #define DEFAULT_DRAIN_TIMEOUT	30000
 #define DEFAULT_IO_TIMEOUT	5000
+/* The offer's other fields take well under 4 KiB. */
+#define STATE_MAX		(WIRE_MAX_MSG - 4096)
 
 static void
 log_stderr(const char *line, void *arg)
@@ -66,12 +69,28 @@ herr(struct handoff *h, const char *fmt, ...)
  * line: "adopted 2 (http,api); added 0; retired 1 (old)", at most a few
  * names each so that 10000 listeners still make one readable line.
  */
+/* Appends to buf, never past len; output is cut, not overrun. */
+static void
+append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	if (*off + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off = *off + (size_t)n < len ? *off + (size_t)n : len - 1;
+}
+
 void
 hchanges(const json_t *ready, char *buf, size_t len)
 {
 	static const char *const keys[] = { "adopted", "added", "retired" };
 	const json_t	*list, *v, *count;
-	size_t		 off = 0, k, i, n;
+	size_t		 off = 0, k, i, n, shown;
 
 	buf[0] = '\0';
 	for (k = 0; k < 3; k++) {
@@ -79,23 +98,25 @@ hchanges(const json_t *ready, char *buf, size_t len)
 		/* A ready message may name fewer than it counts. */
 		count = json_object_get(json_object_get(ready, "counts"),
 		    keys[k]);
-		n = json_is_integer(count) && json_integer_value(count) >= 0 ?
-		    (size_t)json_integer_value(count) : json_array_size(list);
-		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
-		    "%s%s %zu", k > 0 ? "; " : "", keys[k], n);
+		n = json_array_size(list);
+		if (json_is_integer(count) && json_integer_value(count) >= 0 &&
+		    (size_t)json_integer_value(count) > n)
+			n = (size_t)json_integer_value(count);
+		append(buf, len, &off, "%s%s %zu", k > 0 ? "; " : "",
+		    keys[k], n);
+		shown = 0;
 		json_array_foreach(list, i, v) {
-			if (i == 8) {
-				off += (size_t)snprintf(buf + off, off < len ?
-				    len - off : 0, ",+%zu more", n - i);
+			if (i == 8)
 				break;
-			}
-			off += (size_t)snprintf(buf + off, off < len ?
-			    len - off : 0, "%s%s", i == 0 ? " (" : ",",
+			append(buf, len, &off, "%s%s", i == 0 ? " (" : ",",
 			    json_string_value(v));
+			shown++;
 		}
-		if (json_array_size(list) > 0)
-			off += (size_t)snprintf(buf + off, off < len ?
-			    len - off : 0, ")");
+		if (shown < n)
+			append(buf, len, &off, "%s+%zu more", shown == 0 ?
+			    " (" : ",", n - shown);
+		if (n > 0)
+			append(buf, len, &off, ")");
 	}
 }
 
@@ -251,13 +272,23 @@ handoff_strerror(const struct handoff *h)
 	return h->err[0] != '\0' ? h->err : "no error";
 }
 
+/* Text that goes into messages must be UTF-8, or no message is built. */
 static int
-replace_string(struct handoff *h, char **dst, const char *src)
+replace_string(struct handoff *h, const char *what, char **dst,
+    const char *src, size_t max)
 {
+	json_t	*j;
 	char	*s;
 
-	if (src == NULL || (s = strdup(src)) == NULL)
-		return herr(h, "out of memory or missing string");
+	if (src == NULL)
+		return herr(h, "%s: missing", what);
+	if (strlen(src) > max)
+		return herr(h, "%s longer than %zu bytes", what, max);
+	if ((j = json_string(src)) == NULL)
+		return herr(h, "%s is not valid UTF-8", what);
+	json_decref(j);
+	if ((s = strdup(src)) == NULL)
+		return herr(h, "out of memory");
 	free(*dst);
 	*dst = s;
 	return 0;
@@ -266,15 +297,13 @@ replace_string(struct handoff *h, char **dst, const char *src)
 int
 handoff_set_ident(struct handoff *h, const char *ident)
 {
-	return replace_string(h, &h->ident, ident);
+	return replace_string(h, "ident", &h->ident, ident, MSG_NAME_MAX);
 }
 
 int
 handoff_set_tag(struct handoff *h, const char *tag)
 {
-	if (tag != NULL && strlen(tag) > MSG_NAME_MAX * 4)
-		return herr(h, "tag longer than %d bytes", MSG_NAME_MAX * 4);
-	return replace_string(h, &h->tag, tag);
+	return replace_string(h, "tag", &h->tag, tag, MSG_NAME_MAX * 4);
 }
 
 void
@@ -330,6 +359,7 @@ handoff_set_state(struct handoff *h, const char *text)
 {
 	json_error_t	 jerr;
 	json_t		*o;
+	char		*dump;
 
 	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL)
@@ -338,6 +368,15 @@ handoff_set_state(struct handoff *h, const char *text)
 		json_decref(o);
 		return herr(h, "state must be a JSON object");
 	}
+	/* It travels in the offer, which must fit in one message. */
+	if ((dump = json_dumps(o, JSON_COMPACT)) == NULL ||
+	    strlen(dump) > STATE_MAX) {
+		free(dump);
+		json_decref(o);
+		return herr(h, "state must encode to at most %d bytes",
+		    STATE_MAX);
+	}
+	free(dump);
 	json_decref(h->state);
 	h->state = o;
 	return 0;
@@ -361,6 +400,9 @@ handoff_listen(struct handoff *h, const char *name, const char *spec)
 		return herr(h, "listener name \"%s\": use 1 to %d of A-Z a-z "
 		    "0-9 _ . : - (not starting with @)", name ? name : "",
 		    MSG_NAME_MAX);
+	if (spec == NULL || strlen(spec) > MSG_ADDR_MAX)
+		return herr(h, "listener \"%s\": spec missing or longer than "
+		    "%d bytes", name, MSG_ADDR_MAX);
 	/* Names given twice are found once, in handoff_start. */
 	if (h->nrequests == h->caprequests) {
 		cap = h->caprequests ? h->caprequests * 2 : 16;
@@ -394,6 +436,7 @@ start_fresh(struct handoff *h)
 	struct adopt_set	set;
 	size_t			i;
 	int			n, r;
+	char			changes[768];
 
 	if ((n = systemd_listen_fds(h, &set)) == -1)
 		return -1;
@@ -407,10 +450,9 @@ start_fresh(struct handoff *h)
 		return -1;
 	}
 	if (n > 0) {
-		hchanges(h->changes, h->err, sizeof(h->err));
+		hchanges(h->changes, changes, sizeof(changes));
 		hlog(h, "socket activation passed %d fd%s: %s", n,
-		    n == 1 ? "" : "s", h->err);
-		h->err[0] = '\0';
+		    n == 1 ? "" : "s", changes);
 	}
 	for (i = 0; i < h->nlisteners; i++)
 		hlog(h, "%s %s=%s", n > 0 ? "listening" : "bound",
@@ -452,7 +494,10 @@ handoff_start(struct handoff *h)
 	int	sock = -1;
 
 	if (h->hstate != HS_NEW)
-		return herr(h, "handoff_start called twice");
+		return herr(h, h->hstate == HS_FAILED ? "handoff_start failed "
+		    "before; make a new handle to try again" :
+		    "handoff_start called twice");
+	h->hstate = HS_FAILED;	/* until it succeeds */
 	if (check_requests(h) == -1)
 		return -1;
 	if (control_lock(h) == -1)
@@ -464,8 +509,13 @@ handoff_start(struct handoff *h)
 			goto bad;
 	} else {
 		h->generation = 1;
-		if (control_bind(h) == -1 || start_fresh(h) == -1)
+		if (control_bind(h) == -1)
 			goto bad;
+		if (start_fresh(h) == -1) {
+			/* Ours, made under the lock: leave no stale file. */
+			unlink(h->control_path);
+			goto bad;
+		}
 		/* Started by the service manager as its main process. */
 		h->main_pid = systemd_applies();
 		hlog(h, "started fresh with %zu listener%s, control %s",
@@ -475,6 +525,12 @@ handoff_start(struct handoff *h)
 	h->hstate = HS_STARTED;
 	return 0;
 bad:
+	while (h->nlisteners > 0)
+		hlistener_close(&h->listeners[--h->nlisteners]);
+	free(h->listeners);
+	h->listeners = NULL;
+	json_decref(h->changes);
+	h->changes = NULL;
 	hlistener_close(&h->control);
 	control_unlock(h);
 	h->generation = 0;

@@ -508,7 +508,7 @@ build_report(struct handoff *h)
 		[HS_NEW] = "starting", [HS_STARTED] = "starting",
 		[HS_WAITING] = "starting", [HS_SERVING] = "serving",
 		[HS_OFFERING] = "offering", [HS_DRAINING] = "draining",
-		[HS_STOPPING] = "stopping",
+		[HS_STOPPING] = "stopping", [HS_FAILED] = "starting",
 	};
 	const struct hlistener	*l;
 	json_t			*r, *list;

@@ -519,9 +519,16 @@ main(int argc, char *argv[])
 		/* Backlog 0: the socket already listens; the library owns it. */
 		d.lev[i] = evconnlistener_new(d.base, NULL, NULL,
 		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d.h, i));
-		if (d.lev[i] == NULL ||
-		    evhttp_bind_listener(d.http, d.lev[i]) == NULL) {
-			fprintf(stderr, "handoff-httpd: cannot serve on %s\n",
+		if (d.lev[i] == NULL) {
+			fprintf(stderr, "handoff-httpd: cannot watch listener "
+			    "%s: %s\n", handoff_listener_name(d.h, i),
+			    strerror(errno));
+			goto out;
+		}
+		if (evhttp_bind_listener(d.http, d.lev[i]) == NULL) {
+			evconnlistener_free(d.lev[i]);
+			fprintf(stderr, "handoff-httpd: cannot serve HTTP on "
+			    "%s: out of memory\n",
 			    handoff_listener_name(d.h, i));
 			goto out;
 		}

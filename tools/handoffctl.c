@@ -62,6 +62,7 @@ usage(FILE *f)
 "             6 timed out\n");
 }
 
+static long	now_ms(void);
 static int	quiet;	/* polling: failures are expected, say nothing */
 
 static void
@@ -91,11 +92,19 @@ ctl_connect(const char *path)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	strcpy(sun.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1) {
+	/* Non-blocking: a server with a full backlog must not hang us. */
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1) {
 		ctl_warn("socket: %s\n", strerror(errno));
 		return -EX_FAIL;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		if (errno == EAGAIN) {
+			ctl_warn("%s is busy: its backlog is full; try "
+			    "again\n", path);
+			close(fd);
+			return -EX_FAIL;
+		}
 		ctl_warn("no server at %s: %s%s\n", path,
 		    strerror(errno), errno == ECONNREFUSED ?
 		    " (stale socket: nobody accepts on it)" : "");
@@ -120,12 +129,14 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 	req = msg_new(type);
 	s = req != NULL ? msg_encode(req, &len) : NULL;
 	json_decref(req);
-	if (s == NULL || wire_send(fd, s, len, NULL, 0) == -1) {
+	if (s == NULL || (wire_send(fd, s, len, NULL, 0) == -1 &&
+	    errno != EPIPE && errno != ECONNRESET)) {
 		ctl_warn("cannot send %s to %s: %s\n", type,
 		    path, strerror(errno));
 		free(s);
 		return NULL;
 	}
+	/* On EPIPE the server may have answered before closing: read on. */
 	free(s);
 	if (wire_wait(fd, POLLIN, ms) == -1) {
 		ctl_warn("no answer from %s within %d ms\n",
@@ -233,10 +244,12 @@ cmd_status(const char *path, int as_json)
 static int
 cmd_stop(const char *path, int ms)
 {
-	json_t	*r;
-	char	 c;
-	int	 fd, code;
-	long long pid;
+	json_t		*r;
+	char		 c;
+	int		 fd, code;
+	long long	 pid;
+	long		 end, left;
+	ssize_t		 n;
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
@@ -251,14 +264,17 @@ cmd_stop(const char *path, int ms)
 	    "deadline_ms")));
 	json_decref(r);
 	/* The server holds this connection until it exits. */
-	if (wire_wait(fd, POLLIN, ms) == -1) {
-		fprintf(stderr, "handoffctl: pid %lld still running after %d "
-		    "ms\n", pid, ms);
-		close(fd);
-		return EX_TIMEOUT;
-	}
-	while (recv(fd, &c, 1, 0) > 0)
-		;
+	end = now_ms() + ms;
+	do {
+		left = end - now_ms();
+		if (left <= 0 || wire_wait(fd, POLLIN, (int)left) == -1) {
+			fprintf(stderr, "handoffctl: pid %lld still running "
+			    "after %d ms\n", pid, ms);
+			close(fd);
+			return EX_TIMEOUT;
+		}
+		n = recv(fd, &c, 1, 0);
+	} while (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)));
 	close(fd);
 	printf("pid %lld exited\n", pid);
 	return EX_OK;

@@ -27,6 +27,7 @@ systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" \
     --tag v1 >"$T/v1.log" 2>&1 &
 act=$!
 PIDS="$PIDS $act"
+wait_for 10 logged v1 "as 4\." || fail "systemd-socket-activate did not listen"
 # systemd-socket-activate starts the program at the first connection.
 curl -fsS --max-time 5 "http://127.0.0.1:$p1/" >"$T/first.out" ||
     fail "no answer through socket activation: $(cat "$T/v1.log")"
@@ -52,6 +53,7 @@ systemd-socket-activate -l "127.0.0.1:$p3" -l "127.0.0.1:$p4" \
     --listen "web=tcp://127.0.0.1:$p3" --listen "api=tcp://127.0.0.1:$p4" \
     --tag d1 >"$T/d1.log" 2>&1 &
 PIDS="$PIDS $!"
+wait_for 10 logged d1 "as 4\." || fail "systemd-socket-activate did not listen"
 curl -fsS --max-time 5 "http://127.0.0.1:$p3/" >/dev/null ||
     fail "default names: no answer: $(cat "$T/d1.log")"
 logged d1 "socket activation passed 2 fds: adopted 2 (web,api)" ||
