@@ -112,6 +112,8 @@ struct handoff {
 	struct event		*control_ev;
 	struct event		*retry_ev;	/* accept again after EMFILE */
 	struct event		*drain_ev;
+	struct event		*progress_ev;	/* tells our successor */
+	json_t			*pred_progress;	/* our predecessor's */
 	struct timeval		 drain_end;
 	LIST_HEAD(, peer)	 peers;
 	int			 npeers;
@@ -153,6 +155,7 @@ json_t	*control_entry(const struct hlistener *);
 size_t	 control_entry_len(const struct hlistener *);
 
 /* incumbent.c */
+json_t	*incumbent_drainers(struct handoff *);
 void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);

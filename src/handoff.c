@@ -242,6 +242,9 @@ handoff_free(struct handoff *h)
 		event_free(h->drain_ev);
 	if (h->retry_ev != NULL)
 		event_free(h->retry_ev);
+	if (h->progress_ev != NULL)
+		event_free(h->progress_ev);
+	json_decref(h->pred_progress);
 	if (h->pred_ev != NULL)
 		event_free(h->pred_ev);
 	if (h->pred_fd >= 0)

@@ -22,6 +22,8 @@
 
 /* Keep each batch well under the message limit. */
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
+/* How often a draining incumbent tells its successor how it goes. */
+#define PROGRESS_MS	1000
 /* Control connections at once; more are closed as they come. */
 #define MAX_PEERS	256
 /* How long a refused peer has to read its error before we close. */
@@ -340,6 +342,76 @@ build_released(struct handoff *h, struct peer *p)
 }
 
 /*
+ * The generations older than us still draining, as our predecessor last
+ * said: them, then the ones it knew of. A new reference, or NULL.
+ */
+json_t *
+incumbent_drainers(struct handoff *h)
+{
+	json_t	*list, *p = h->pred_progress, *e;
+
+	if ((list = json_array()) == NULL)
+		return NULL;
+	if (p == NULL)
+		return list;
+	e = json_pack("{s:O, s:O, s:O}", "pid", json_object_get(p, "pid"),
+	    "connections", json_object_get(p, "connections"),
+	    "remaining_ms", json_object_get(p, "remaining_ms"));
+	if (json_array_append_new(list, e) == -1 ||
+	    (json_is_array(json_object_get(p, "draining")) &&
+	    json_array_extend(list, json_object_get(p, "draining")) == -1)) {
+		json_decref(list);
+		return NULL;
+	}
+	while (json_array_size(list) > MSG_DRAINERS_MAX)
+		json_array_remove(list, MSG_DRAINERS_MAX);
+	return list;
+}
+
+/* Every PROGRESS_MS while draining, so status can show who drains. */
+static void
+send_progress(evutil_socket_t fd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+	struct peer	*p = h->successor;
+	json_t		*m;
+
+	if (p == NULL || p->state != PEER_RELEASED) {
+		evtimer_del(h->progress_ev);
+		return;
+	}
+	m = msg_new("progress");
+	if (m == NULL || json_object_set_new(m, "pid",
+	    json_integer(getpid())) == -1 || json_object_set_new(m,
+	    "connections", json_integer(hcount(h))) == -1 ||
+	    json_object_set_new(m, "remaining_ms",
+	    json_integer(handoff_drain_remaining(h))) == -1 ||
+	    json_object_set_new(m, "draining", incumbent_drainers(h)) == -1) {
+		json_decref(m);
+		return;
+	}
+	/* Progress is best effort: a full socket drops it, not the peer. */
+	if (STAILQ_EMPTY(&p->queue) && peer_queue(p, m, NULL, 0, 0) == 0)
+		peer_flush(p);
+	else
+		json_decref(m);
+}
+
+static void
+start_progress(struct handoff *h)
+{
+	static const struct timeval every = { PROGRESS_MS / 1000,
+	    (PROGRESS_MS % 1000) * 1000 };
+
+	if (h->progress_ev == NULL)
+		h->progress_ev = event_new(h->base, -1, EV_PERSIST,
+		    send_progress, h);
+	if (h->progress_ev != NULL)
+		evtimer_add(h->progress_ev, &every);
+	send_progress(-1, EV_TIMEOUT, h);	/* the first at once */
+}
+
+/*
  * State changes come before the application hears of them, so that a
  * handoff_stop() from its callback finds a takeover already done.
  */
@@ -372,6 +444,7 @@ on_ready(struct peer *p, json_t *msg)
 	}
 	if (peer_flush(p) == -1)
 		return;		/* gone: rolled back */
+	start_progress(h);
 	hdrain_begin(h);
 }
 
@@ -540,7 +613,8 @@ build_report(struct handoff *h)
 	    json_object_set_new(r, "predecessor",
 	    json_integer(h->predecessor)) == -1 ||
 	    json_object_set_new(r, "successor", h->successor != NULL ?
-	    json_integer(h->successor->pid) : json_null()) == -1)
+	    json_integer(h->successor->pid) : json_null()) == -1 ||
+	    json_object_set_new(r, "draining", incumbent_drainers(h)) == -1)
 		goto bad;
 	return r;
 bad:
@@ -727,6 +801,8 @@ successor_gone(struct handoff *h, pid_t pid)
 	}
 	if (h->hstate == HS_DRAINING) {
 		hdrain_cancel(h);
+		if (h->progress_ev != NULL)
+			evtimer_del(h->progress_ev);
 		h->hstate = HS_SERVING;
 		listen_again(h);
 		control_listen(h);

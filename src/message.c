@@ -23,6 +23,7 @@ static int	check_offer(const json_t *, const char *, char *, size_t);
 static int	check_fds(const json_t *, const char *, char *, size_t);
 static int	check_ready(const json_t *, const char *, char *, size_t);
 static int	check_released(const json_t *, const char *, char *, size_t);
+static int	check_progress(const json_t *, const char *, char *, size_t);
 static int	check_report(const json_t *, const char *, char *, size_t);
 static int	check_error(const json_t *, const char *, char *, size_t);
 
@@ -40,6 +41,7 @@ static const struct {
 	{ "report",	check_report },
 	{ "stop",	check_none },
 	{ "stopping",	check_released },
+	{ "progress",	check_progress },
 	{ "error",	check_error },
 };
 
@@ -270,6 +272,46 @@ check_released(const json_t *o, const char *t, char *err, size_t len)
 	return 0;
 }
 
+/* A draining generation: {pid, connections, remaining_ms}. */
+static int
+check_drainer(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (!json_is_object(o))
+		return fail(err, len, "%s: a draining entry is not an object",
+		    t);
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+/* Optional "draining": the older generations still draining. */
+static int
+check_drainers(const json_t *o, const char *t, char *err, size_t len)
+{
+	json_t	*list = json_object_get(o, "draining"), *e;
+	size_t	 i;
+
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > MSG_DRAINERS_MAX)
+		return fail(err, len, "%s: field \"draining\" must be an "
+		    "array of at most %d entries", t, MSG_DRAINERS_MAX);
+	json_array_foreach(list, i, e)
+		if (check_drainer(e, t, err, len) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+check_progress(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (check_drainer(o, t, err, len) == -1)
+		return -1;
+	return check_drainers(o, t, err, len);
+}
+
 static int
 check_report(const json_t *o, const char *t, char *err, size_t len)
 {
@@ -284,6 +326,8 @@ check_report(const json_t *o, const char *t, char *err, size_t len)
 	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
 	    need_enum(o, t, "state", states, err, len) == -1 ||
 	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	if (check_drainers(o, t, err, len) == -1)
 		return -1;
 	list = json_object_get(o, "listeners");
 	if (!json_is_array(list))

@@ -16,6 +16,7 @@
 #define MSG_NAME_MAX	64
 #define MSG_ADDR_MAX	256
 #define MSG_TEXT_MAX	1024
+#define MSG_DRAINERS_MAX	64	/* generations listed as draining */
 
 /* Error codes carried by "error" messages. */
 #define MSG_E_FORBIDDEN		"forbidden"

@@ -398,6 +398,8 @@ static void
 predecessor_closed(struct handoff *h, const char *why)
 {
 	hlog(h, "predecessor pid %ld %s", (long)h->predecessor, why);
+	json_decref(h->pred_progress);
+	h->pred_progress = NULL;
 	event_free(h->pred_ev);
 	h->pred_ev = NULL;
 	close(h->pred_fd);
@@ -505,6 +507,10 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	if (h->hstate == HS_WAITING && strcmp(msg_type(msg), "released") ==
 	    0)
 		on_released(h, msg);
+	else if (strcmp(msg_type(msg), "progress") == 0) {
+		json_decref(h->pred_progress);
+		h->pred_progress = json_incref(msg);
+	}
 	else if (strcmp(msg_type(msg), "error") == 0) {
 		snprintf(err, sizeof(err), "it answered %s: %s",
 		    json_string_value(json_object_get(msg, "code")),

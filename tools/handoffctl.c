@@ -188,6 +188,14 @@ print_report(json_t *r)
 	if (json_is_integer(json_object_get(r, "successor")))
 		printf("successor pid %lld\n", (long long)json_integer_value(
 		    json_object_get(r, "successor")));
+	json_array_foreach(json_object_get(r, "draining"), i, l)
+		printf("draining: pid %lld, %lld connection%s, %lld ms to the "
+		    "deadline\n", (long long)json_integer_value(
+		    json_object_get(l, "pid")), (long long)json_integer_value(
+		    json_object_get(l, "connections")), json_integer_value(
+		    json_object_get(l, "connections")) == 1 ? "" : "s",
+		    (long long)json_integer_value(json_object_get(l,
+		    "remaining_ms")));
 	printf("listeners:\n");
 	json_array_foreach(json_object_get(r, "listeners"), i, l)
 		printf("  %-16s %-4s %-9s %s\n",

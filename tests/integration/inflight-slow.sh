@@ -35,6 +35,13 @@ gone "$v1" && fail "v1 exited with $N requests in flight"
 body_has "$url/" "pid=$v2 tag=v2" || fail "a new request was not served by v2"
 logged v1 "gen 1: draining $N connections, deadline 10000 ms" ||
     fail "v1 did not log draining $N connections"
+# The successor's status shows the generation still draining.
+draining_shown() {
+	"$CTL" status --control "$CONTROL" |
+	    grep -q "^draining: pid $v1, $N connections, [0-9]* ms to the deadline\$"
+}
+wait_for 2 draining_shown || fail "status does not show v1 draining:" \
+    "$("$CTL" status --control "$CONTROL")"
 
 i=1
 for p in $slows; do
