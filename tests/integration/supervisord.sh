@@ -183,6 +183,7 @@ switch() {
 # check_exited PROGRAM: EXITED with exit status 0 and no pid over
 # XML-RPC, and it stays so, not spawned again.
 check_exited() {
+	# shellcheck disable=SC2046
 	set -- "$1" $(info "$1")
 	log "getProcessInfo($1): state $2, pid $3, exitstatus $4"
 	[ "$2 $3 $4" = "EXITED 0 0" ] ||
