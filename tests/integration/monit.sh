@@ -99,7 +99,8 @@ mon() { monit -c "$MONITRC" "$@"; }
 
 # mon_field NAME: one field of `monit status app` ("status", "pid").
 mon_field() { mon status app 2>&1 | sed -n "s/^  $1   *//p"; }
-mon_ok_with() { [ "$(mon_field status)" = OK ] && [ "$(mon_field pid)" = "$1" ]; }
+mon_status_is() { [ "$(mon_field status)" = "$1" ]; }
+mon_ok_with() { mon_status_is OK && [ "$(mon_field pid)" = "$1" ]; }
 
 # Stopped the way its users stop it; what is left of our servers is
 # killed by pid.
@@ -251,7 +252,7 @@ body_has "$url" "pid=$p3 tag= gen=3" || fail "pid $p3 does not answer $url"
 # 4. `monit stop app`: the stop program stops it gracefully.
 mon stop app >"$T/stop.out" 2>&1 || fail "monit stop app: $(cat "$T/stop.out")"
 wait_for 15 gone "$p3" || fail "monit stop did not stop pid $p3"
-wait_for 10 eval '[ "$(mon_field status)" = "Not monitored" ]' ||
+wait_for 10 mon_status_is "Not monitored" ||
     fail "after stop: $(mon status app 2>&1)"
 grep -q "gen 3: exiting" "$T/app.log" || fail "pid $p3 did not exit gracefully"
 log "after monit stop app: status $(mon_field status)"
