@@ -9,39 +9,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
-# install_package COMMAND PACKAGE: installs the Debian PACKAGE if COMMAND
-# is missing, with policy-rc.d keeping its service from starting, one
-# test at a time (make -j2 check runs tests in parallel); skips if it
-# cannot.
-install_package() {
-	command -v "$1" >/dev/null && return 0
-	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null &&
-	    command -v flock >/dev/null ||
-	    skip "$1 is not installed; installing $2 needs root, apt-get, flock"
-	log "installing $2"
-	(
-		flock -w 300 9 || exit 1
-		command -v "$1" >/dev/null && exit 0
-		policy=/usr/sbin/policy-rc.d
-		if [ -e "$policy" ]; then
-			policy=""
-		else
-			printf '#!/bin/sh\nexit 101\n' >"$policy" &&
-			    chmod 755 "$policy" || exit 1
-		fi
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get -o DPkg::Lock::Timeout=120 install -y "$2" || {
-			apt-get update &&
-			    apt-get -o DPkg::Lock::Timeout=120 install -y "$2"
-		}
-		rc=$?
-		[ -z "$policy" ] || rm -f "$policy"
-		exit "$rc"
-	) 9>>"${TMPDIR:-/tmp}/handoff-apt.lock" >"$T/apt.out" 2>&1
-	command -v "$1" >/dev/null ||
-	    skip "cannot install $2: $(tail -n 3 "$T/apt.out")"
-}
-
 command -v wrk >/dev/null || skip "wrk is not installed"
 install_package supervisord supervisor
 # supervisor's own Python modules, for the exit status over XML-RPC.
