@@ -60,14 +60,35 @@ utf8_prefix(const char *s, char *out, size_t len)
 	out[n] = '\0';
 }
 
+/*
+ * jansson quotes the offending token in its error text, cut anywhere, even
+ * inside a UTF-8 character, which no "error" reply can carry (json_string
+ * wants UTF-8): its bytes beyond ASCII become '?'.
+ */
+static void
+ascii_only(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+/*
+ * Error texts quote what the peer sent and end up in one log line: a
+ * control byte (a newline forging a second line) becomes '?'.
+ */
 static int
 fail(char *err, size_t len, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list	 ap;
+	char	*p;
 
 	va_start(ap, fmt);
 	vsnprintf(err, len, fmt, ap);
 	va_end(ap);
+	for (p = err; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 
@@ -372,6 +393,7 @@ msg_parse_code(const char *buf, size_t len, const char **code, char *err,
 	}
 	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL) {
+		ascii_only(jerr.text);
 		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
 		    jerr.text);
 		goto bad;
@@ -474,8 +496,9 @@ msg_escaped_len(const char *s)
 	size_t	n = 0;
 
 	for (; *s != '\0'; s++) {
+		/* jansson escapes '/' only with JSON_ESCAPE_SLASH. */
 		if (*s == '"' || *s == '\\' || *s == '\b' || *s == '\f' ||
-		    *s == '\n' || *s == '\r' || *s == '\t' || *s == '/')
+		    *s == '\n' || *s == '\r' || *s == '\t')
 			n += 2;
 		else if ((unsigned char)*s < 0x20)
 			n += 6;

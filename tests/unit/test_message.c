@@ -149,6 +149,12 @@ test_envelope(void)
 		{ "{'type':'bogus','proto':1}", "unknown message type 'bogus'" },
 		{ "{'type':'','proto':1}", "unknown message type ''" },
 		{ "{'type':'Hello','proto':1}", "unknown message type 'Hello'" },
+		/* Control bytes never reach a log line as they are. */
+		{ "{'type':'a\\nb','proto':1}", "unknown message type 'a?b'" },
+		{ "{'type':'x\\r\\nready: serving','proto':1}",
+		    "unknown message type 'x??ready: serving'" },
+		{ "{'type':'hello','proto':1,'pid':1,'max_fds':0,'tag':7}",
+		    "hello: field 'tag' must be a string of at most 256 bytes" },
 	};
 	char	buf[256], want[256];
 	size_t	i;
@@ -158,6 +164,23 @@ test_envelope(void)
 		CHECK_STR(parse_err(buf, strlen(buf)),
 		    sq(bad[i].err, want, sizeof(want)));
 	}
+}
+
+/* jansson's text may cut a UTF-8 character: only ASCII comes out. */
+static void
+test_error_text_ascii(void)
+{
+	const char	*in = "{\"type\":\"status\",\"proto\":1,\"x\":\"\\\xc3\xa9\"}";
+	const char	*err = parse_err(in, strlen(in));
+	json_t		*reply;
+	const char	*p;
+
+	CHECK(err != NULL && strncmp(err, "invalid JSON at byte ", 21) == 0);
+	for (p = err; p != NULL && *p != '\0'; p++)
+		CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+	reply = msg_error(MSG_E_MALFORMED, "%s", err);
+	CHECK(reply != NULL);
+	json_decref(reply);
 }
 
 /* Positions are jansson's: bytes read when the error was found. */
@@ -543,6 +566,7 @@ main(void)
 {
 	test_valid();
 	test_envelope();
+	test_error_text_ascii();
 	test_invalid_json();
 	test_fields();
 	test_string_limits();
