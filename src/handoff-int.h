@@ -67,6 +67,8 @@ struct peer {
 	uid_t			 uid;
 	pid_t			 pid;
 	enum peer_state		 state;
+	size_t			 next_entry;	/* offer: first not yet batched */
+	int			 next_batch;
 	struct event		*rev;
 	struct event		*wev;
 	struct event		*timer;

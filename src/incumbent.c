@@ -34,6 +34,8 @@ static void	peer_write(evutil_socket_t, short, void *);
 static void	peer_timeout(evutil_socket_t, short, void *);
 static void	peer_free(struct peer *, int);
 static int	peer_flush(struct peer *);
+static int	queue_next_batch(struct peer *);
+static void	peer_refuse(struct peer *, const char *, const char *);
 
 static int
 peer_allowed(struct handoff *h, uid_t uid)
@@ -139,7 +141,21 @@ peer_flush(struct peer *p)
 {
 	struct outmsg	*m;
 
-	while ((m = STAILQ_FIRST(&p->queue)) != NULL) {
+	for (;;) {
+		if (STAILQ_EMPTY(&p->queue) && p->state == PEER_OFFERED) {
+			switch (queue_next_batch(p)) {
+			case -1:
+				peer_refuse(p, MSG_E_INTERNAL, "cannot build "
+				    "a batch of the offer");
+				return -1;
+			case 0:
+				break;
+			default:
+				continue;
+			}
+		}
+		if ((m = STAILQ_FIRST(&p->queue)) == NULL)
+			break;
 		if (wire_send(p->fd, m->buf, m->len, m->fds, m->nfds) == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				event_add(p->wev, NULL);
@@ -421,7 +437,7 @@ on_ready(struct peer *p, json_t *msg)
 	struct handoff	*h = p->h;
 	char		 changes[768];
 
-	if (!STAILQ_EMPTY(&p->queue)) {
+	if (!STAILQ_EMPTY(&p->queue) || p->next_entry <= p->h->nlisteners) {
 		peer_refuse(p, MSG_E_UNEXPECTED, "ready before every batch "
 		    "was sent");
 		return;
@@ -448,50 +464,75 @@ on_ready(struct peer *p, json_t *msg)
 	hdrain_begin(h);
 }
 
-/*
- * Queues the fds batches: at most 252 fds and BATCH_BYTES of JSON each.
- * Returns the number of batches, or -1 (the caller discards the queue).
- */
-static int
-queue_batches(struct peer *p)
+static struct hlistener *
+entry_at(struct handoff *h, size_t i)
 {
-	struct handoff		*h = p->h;
-	struct hlistener	*l;
-	json_t			*msg = NULL, *list = NULL;
-	int			 fds[WIRE_MAX_FDS], nb = 0;
-	size_t			 i, n = 0, bytes = 0, elen;
+	return i == 0 ? &h->control : &h->listeners[i - 1];
+}
 
-	for (i = 0; i <= h->nlisteners; i++) {
-		l = i == 0 ? &h->control : &h->listeners[i - 1];
-		elen = control_entry_len(l) + 1;
-		if (msg != NULL && (n == WIRE_MAX_FDS ||
-		    bytes + elen > BATCH_BYTES)) {
-			nb++;
-			if (peer_queue(p, msg, fds, n, 0) == -1)
-				return -1;	/* it took msg */
-			msg = NULL;
-		}
-		if (msg == NULL) {
-			if ((msg = msg_new("fds")) == NULL ||
-			    json_object_set_new(msg, "batch",
-			    json_integer(nb)) == -1 ||
-			    json_object_set_new(msg, "listeners",
-			    list = json_array()) == -1 || list == NULL)
-				goto bad;
-			n = 0;
-			bytes = 128;
-		}
-		if (json_array_append_new(list, control_entry(l)) == -1)
-			goto bad;
-		fds[n++] = l->fd;
-		bytes += elen;
+/*
+ * Where the batch that starts at entry `start` ends (exclusive): at most
+ * 252 fds and BATCH_BYTES of JSON. Planning and building both use it, so
+ * the count in the offer is the count sent.
+ */
+static size_t
+batch_end(struct handoff *h, size_t start)
+{
+	size_t	i, bytes = 128;
+
+	for (i = start; i <= h->nlisteners && i - start < WIRE_MAX_FDS; i++) {
+		bytes += control_entry_len(entry_at(h, i)) + 1;
+		if (bytes > BATCH_BYTES && i > start)
+			break;
 	}
-	if (msg != NULL) {
+	return i;
+}
+
+static int
+count_batches(struct handoff *h)
+{
+	size_t	start = 0;
+	int	nb = 0;
+
+	while (start <= h->nlisteners) {
+		start = batch_end(h, start);
 		nb++;
-		if (peer_queue(p, msg, fds, n, 0) == -1)
-			return -1;
 	}
 	return nb;
+}
+
+/*
+ * Queues the next batch of the offer. Batches are built one at a time as
+ * the socket drains, so that the successor decodes one while we encode
+ * the next (on another core). Returns 1 if one was queued, 0 if none is
+ * left, -1 on failure (nothing queued).
+ */
+static int
+queue_next_batch(struct peer *p)
+{
+	struct handoff	*h = p->h;
+	json_t		*msg, *list;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 i, end, n = 0;
+
+	if (p->next_entry > h->nlisteners)
+		return 0;
+	end = batch_end(h, p->next_entry);
+	if ((msg = msg_new("fds")) == NULL || json_object_set_new(msg, "batch",
+	    json_integer(p->next_batch)) == -1 || json_object_set_new(msg,
+	    "listeners", list = json_array()) == -1 || list == NULL)
+		goto bad;
+	for (i = p->next_entry; i < end; i++) {
+		if (json_array_append_new(list, control_entry(entry_at(h,
+		    i))) == -1)
+			goto bad;
+		fds[n++] = entry_at(h, i)->fd;
+	}
+	if (peer_queue(p, msg, fds, n, 0) == -1)
+		return -1;	/* it took msg */
+	p->next_entry = end;
+	p->next_batch++;
+	return 1;
 bad:
 	json_decref(msg);	/* and list, which it holds */
 	return -1;
@@ -554,12 +595,13 @@ on_hello(struct peer *p, json_t *msg)
 		peer_refuse(p, MSG_E_TOOMANYFDS, text);
 		return;
 	}
-	/* The batches first, to count them; the offer goes before them. */
-	if ((nb = queue_batches(p)) == -1 ||
-	    peer_queue(p, build_offer(h, count, nb), NULL, 0, 1) == -1) {
+	nb = count_batches(h);
+	if (peer_queue(p, build_offer(h, count, nb), NULL, 0, 0) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
 		return;
 	}
+	p->next_entry = 0;
+	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;
 	h->hstate = HS_OFFERING;
