@@ -127,8 +127,9 @@ note(json_t *changes, const char *key, const char *name)
 
 /*
  * Adopt what matches by name and address (or by address alone), bind the
- * rest, retire what nobody asked for. On failure the fds bound here are
- * closed; adopted ones go back to the offer, which the caller frees.
+ * rest, retire what nobody asked for. On failure what was adopted or bound
+ * so far stays in h->listeners (h->nlisteners of them) for the caller to
+ * close; the set keeps, and frees, the rest.
  */
 int
 adopt_match(struct handoff *h, struct adopt_set *o)

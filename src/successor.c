@@ -320,7 +320,7 @@ successor_takeover(struct handoff *h, int sock)
 	const char	*code = MSG_E_MISMATCH;
 	char		 changes[768];
 	size_t		 i;
-	int		 r;
+	int		 r, other;
 
 	memset(&o, 0, sizeof(o));
 	h->pred_fd = sock;
@@ -353,14 +353,18 @@ successor_takeover(struct handoff *h, int sock)
 		    (long)h->predecessor);
 		goto bad;
 	}
-	if (r == 1 && (control_probe(h, &r) == -1 || r >= 0 ||
-	    control_bind(h) == -1)) {
-		if (r >= 0) {
-			close(r);
+	/* No control socket received from a dead incumbent: bind one. */
+	if (r == 1) {
+		if (control_probe(h, &other) == -1)
+			goto bad;
+		if (other >= 0) {
+			close(other);
 			herr(h, "another server answers on %s",
 			    h->control_path);
+			goto bad;
 		}
-		goto bad;
+		if (control_bind(h) == -1)
+			goto bad;
 	}
 	code = MSG_E_BIND;
 	if (adopt_match(h, &o) == -1)
