@@ -9,12 +9,13 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 
 /* Fds kept free for the application beyond the ones we receive. */
 #define FD_MARGIN	64
+/* How long a predecessor that closed on us may take to finish exiting. */
+#define EXIT_WAIT_MS	1000
 /* How long a full socket may hold up a message of ours. */
 #define SEND_WAIT_MS	5000
 /* Bytes of listener names in ready; the rest are counted, not named. */
@@ -310,6 +313,31 @@ predecessor_dead(struct handoff *h)
 	return n == 1 && (state == 'Z' || state == 'X');
 }
 
+/*
+ * An exiting process closes its fds before it is a zombie: after its
+ * connection closed, give it a moment to be seen gone. A pidfd turns
+ * readable when it exits.
+ */
+static int
+predecessor_dies(struct handoff *h, int ms)
+{
+	struct pollfd	pfd;
+	int		fd, r;
+
+	if (predecessor_dead(h))
+		return 1;
+	fd = (int)syscall(SYS_pidfd_open, h->predecessor, 0);
+	if (fd == -1)
+		return predecessor_dead(h);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	do {
+		r = poll(&pfd, 1, ms);
+	} while (r == -1 && errno == EINTR);
+	close(fd);
+	return r == 1 || predecessor_dead(h);
+}
+
 /* Takes sock, connected to the incumbent's control socket. */
 int
 successor_takeover(struct handoff *h, int sock)
@@ -329,7 +357,7 @@ successor_takeover(struct handoff *h, int sock)
 	if (receive_offer(h, &o) == -1) {
 		/* Before the offer we do not know who answered: SO_PEERCRED
 		 * names whoever bound the shared socket. */
-		if (o.l == NULL || !predecessor_dead(h))
+		if (o.l == NULL || !predecessor_dies(h, EXIT_WAIT_MS))
 			goto bad;
 		/* What arrived is ours alone now: start fresh with it. */
 		hlog(h, "incumbent pid %ld died during the offer (%s): "
@@ -443,7 +471,7 @@ successor_abort(struct handoff *h, const char *why)
 static void
 wait_failed(struct handoff *h, const char *why)
 {
-	if (predecessor_dead(h)) {
+	if (predecessor_dies(h, EXIT_WAIT_MS)) {
 		predecessor_closed(h, "died before releasing us: serving");
 		become_incumbent(h);
 	} else

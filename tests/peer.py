@@ -310,6 +310,9 @@ def run_incumbent(a, schemas):
                "tag": a.tag, "count": len(entries), "batches": len(batches),
                "state": json.loads(a.state)})
     for b, part in enumerate(batches):
+        if a.die_after_batches is not None and b == a.die_after_batches:
+            emit("dying", batches_sent=b)
+            os._exit(9)     # an incumbent killed in the middle of an offer
         fds = [s.fileno() for _, _, s in listeners[b * size:b * size + len(part)]]
         conn.send({"type": "fds", "proto": 1, "batch": b, "listeners": part}, fds=fds)
     ready, _ = conn.expect("ready", a.ready_timeout)
@@ -439,6 +442,8 @@ def parse_args():
                    help="pass the listeners without O_NONBLOCK (the library passes them non-blocking)")
     i.add_argument("--no-control", action="store_true", help="do not offer @control")
     i.add_argument("--deadline-ms", type=int, default=30000, help="deadline_ms sent in released")
+    i.add_argument("--die-after-batches", type=int, metavar="K",
+                   help="exit at once after sending K batches of the offer")
     i.add_argument("--no-release", action="store_true",
                    help="take ready and never answer released (then --then)")
     i.add_argument("--refuse-ready", action="store_true",
