@@ -461,7 +461,9 @@ on_ready(struct peer *p, json_t *msg)
 	if (peer_flush(p) == -1)
 		return;		/* gone: rolled back */
 	start_progress(h);
-	hdrain_begin(h);
+	/* A failed send there means the successor is gone: rolled back. */
+	if (h->hstate == HS_DRAINING)
+		hdrain_begin(h);
 }
 
 static struct hlistener *
