@@ -43,15 +43,26 @@ fail() {
 skip() { log "SKIP: $*"; exit 77; }
 pass() { log "PASS"; exit 0; }
 
+# poll_pause [SECONDS]: the pause between two polls of a bounded loop
+# (default 0.05 s); never a wait for a condition by itself.
+poll_pause() { sleep "${1:-0.05}"; }
+
 # wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {
 	_limit=$1; shift
 	_end=$(( $(date +%s%N) / 1000000 + _limit * 1000 ))
 	while ! "$@" >/dev/null 2>&1; do
 		[ $(( $(date +%s%N) / 1000000 )) -lt "$_end" ] || return 1
-		sleep 0.05
+		poll_pause
 	done
 	return 0
+}
+
+# use_peer: $PEER runs tests/peer.py, which needs Debian's jsonschema.
+use_peer() {
+	PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
+	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null ||
+	    skip "/usr/bin/python3 has no jsonschema (python3-jsonschema)"
 }
 
 # free_port: a TCP port on 127.0.0.1 that nobody listens on right now.

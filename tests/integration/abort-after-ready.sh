@@ -6,8 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
-PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
-/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "/usr/bin/python3 has no jsonschema"
+use_peer
 
 port=$(free_port)
 for mode in refuse-ready no-release; do

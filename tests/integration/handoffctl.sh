@@ -59,14 +59,15 @@ grep -q "last lines of $T/bad.log" "$T/bad.out" &&
 grep -q "pid $v2 still serves" "$T/bad.out" || fail "does not say v2 serves on"
 is_serving "$v2" || fail "v2 no longer serves after a failed upgrade"
 
-# COMMAND that never serves: exit 6 at the timeout, and it is stopped.
-"$CTL" upgrade --control "$CONTROL" --timeout 1 -- sleep 60 >"$T/slow.out" 2>&1
+# COMMAND that never serves (it runs until killed): exit 6 at the
+# timeout, and it is stopped.
+"$CTL" upgrade --control "$CONTROL" --timeout 1 -- tail -f /dev/null >"$T/slow.out" 2>&1
 rc=$?
 [ "$rc" = 6 ] || fail "COMMAND that never serves: exit $rc, want 6"
 grep -q "did not serve on $CONTROL within 1000 ms; stopping it" "$T/slow.out" ||
     fail "timeout message: $(cat "$T/slow.out")"
-sleeper=$(sed -n 's/.*sleep (pid \([0-9]*\)).*/\1/p' "$T/slow.out")
-[ -n "$sleeper" ] && wait_for 5 gone "$sleeper" || fail "the sleep was not stopped"
+idle=$(sed -n 's/.*tail (pid \([0-9]*\)).*/\1/p' "$T/slow.out")
+[ -n "$idle" ] && wait_for 5 gone "$idle" || fail "the idle COMMAND was not stopped"
 "$CTL" upgrade --control "$CONTROL" -- /nonexistent/cmd >"$T/noexec.out" 2>&1
 [ $? = 5 ] || fail "COMMAND that cannot run: want exit 5"
 grep -q "cannot run /nonexistent/cmd: No such file or directory" "$T/noexec.out" ||

@@ -144,7 +144,7 @@ sample_until() {
 		*"restart pending"*)
 			[ -e "$T/pending.out" ] || cp "$T/status.out" "$T/pending.out" ;;
 		esac
-		sleep 0.2
+		poll_pause 0.2
 	done
 	fail "no takeover from pid $2 that monit reported within $1 s:" \
 	    "$(tail -n 5 "$T/samples")"

@@ -4,8 +4,7 @@
 # The incumbent logs each refusal, keeps serving, and does not stop.
 . "$(dirname "$0")/../lib.sh"
 
-PEER="/usr/bin/python3 $top_srcdir/tests/peer.py"
-/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "/usr/bin/python3 has no jsonschema"
+use_peer
 [ "$(id -u)" = 0 ] || skip "needs root to run a peer as another uid (running as uid $(id -u))"
 command -v setpriv >/dev/null || skip "needs setpriv (util-linux) to change uid"
 uid=$(id -u nobody 2>/dev/null) || skip "no user nobody"

@@ -12,10 +12,10 @@ url="http://127.0.0.1:$port/"
 serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
 
-# Something else listens on $held, for at most 60 s.
-python3 -c 'import socket, sys, time
+# Something else listens on $held until cleanup kills it.
+python3 -c 'import signal, socket, sys
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
-print("holding", flush=True); time.sleep(60)' "$held" >"$T/holder.out" 2>&1 &
+print("holding", flush=True); signal.pause()' "$held" >"$T/holder.out" 2>&1 &
 holder=$!
 PIDS="$PIDS $holder"
 wait_for 10 grep -q holding "$T/holder.out" || fail "cannot hold port $held"

@@ -110,7 +110,7 @@ unchanged() {
 		esac
 		[ "$(grep -c "spawned: '$2'" "$SV_LOG")" = "$_spawned" ] ||
 		    fail "$2 was spawned again: $(grep "spawned: '$2'" "$SV_LOG")"
-		sleep 0.1
+		poll_pause 0.1
 	done
 }
 
