@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include <sys/wait.h>
@@ -249,19 +250,70 @@ cmd_status(const char *path, int as_json)
 	return EX_OK;
 }
 
+/*
+ * A pidfd of the server behind fd, opened before we ask it to stop so the
+ * pid cannot be reused under us; -1 if the kernel has none or the server
+ * is outside our pid namespace.
+ */
+static int
+peer_pidfd(int fd)
+{
+	struct ucred	uc;
+	socklen_t	len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1 ||
+	    uc.pid <= 0)
+		return -1;
+	return (int)syscall(SYS_pidfd_open, uc.pid, 0);
+}
+
+/*
+ * Waits until the server has exited: its pidfd turns readable. The
+ * connection's EOF comes a little earlier (fds close before the process
+ * is gone), so it is only the sign used when there is no pidfd.
+ */
+static int
+wait_exit(int fd, int pidfd, int ms)
+{
+	struct pollfd	pfd;
+	char		c;
+	long		end, left;
+	ssize_t		n;
+
+	end = now_ms() + ms;
+	pfd.fd = pidfd != -1 ? pidfd : fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		if ((left = end - now_ms()) <= 0)
+			return -1;
+		if (poll(&pfd, 1, (int)left) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (pfd.revents == 0)
+			continue;
+		if (pidfd != -1)
+			return 0;
+		n = recv(fd, &c, 1, 0);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			return 0;
+	}
+}
+
 static int
 cmd_stop(const char *path, int ms)
 {
 	json_t		*r;
-	char		 c;
-	int		 fd, code;
+	int		 fd, pidfd, code;
 	long long	 pid;
-	long		 end, left;
-	ssize_t		 n;
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
+	pidfd = peer_pidfd(fd);
 	if ((r = ctl_request(fd, "stop", path, 5000, &code)) == NULL) {
+		if (pidfd != -1)
+			close(pidfd);
 		close(fd);
 		return code;
 	}
@@ -271,19 +323,15 @@ cmd_stop(const char *path, int ms)
 	    "connections")), (long long)json_integer_value(json_object_get(r,
 	    "deadline_ms")));
 	json_decref(r);
-	/* The server holds this connection until it exits. */
-	end = now_ms() + ms;
-	do {
-		left = end - now_ms();
-		if (left <= 0 || wire_wait(fd, POLLIN, (int)left) == -1) {
-			fprintf(stderr, "handoffctl: pid %lld still running "
-			    "after %d ms\n", pid, ms);
-			close(fd);
-			return EX_TIMEOUT;
-		}
-		n = recv(fd, &c, 1, 0);
-	} while (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)));
+	code = wait_exit(fd, pidfd, ms);
+	if (pidfd != -1)
+		close(pidfd);
 	close(fd);
+	if (code == -1) {
+		fprintf(stderr, "handoffctl: pid %lld still running after %d "
+		    "ms\n", pid, ms);
+		return EX_TIMEOUT;
+	}
 	printf("pid %lld exited\n", pid);
 	return EX_OK;
 }
