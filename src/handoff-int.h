@@ -51,6 +51,13 @@ struct outmsg {
 	size_t			 nfds;
 };
 
+/* One "fds" message of the offer, encoded once for every successor. */
+struct hbatch {
+	char			*buf;
+	size_t			 len;
+	size_t			 first, end;	/* its entries: [first, end) */
+};
+
 enum peer_state {
 	PEER_NEW,	/* waiting for the first message */
 	PEER_FORBIDDEN,	/* wrong uid: refused at its first message */
@@ -67,8 +74,7 @@ struct peer {
 	uid_t			 uid;
 	pid_t			 pid;
 	enum peer_state		 state;
-	size_t			 next_entry;	/* offer: first not yet batched */
-	int			 next_batch;
+	size_t			 next_batch;	/* offer: the next to send */
 	struct event		*rev;
 	struct event		*wev;
 	struct event		*timer;
@@ -104,6 +110,8 @@ struct handoff {
 	struct hlistener	*listeners;
 	size_t			 nlisteners;
 	struct hlistener	 control;
+	struct hbatch		*batches;	/* the offer, planned once */
+	size_t			 nbatches;
 
 	enum hstate		 hstate;
 	unsigned		 generation;
@@ -161,6 +169,7 @@ json_t	*incumbent_drainers(struct handoff *);
 void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);
+void	 incumbent_free_offer(struct handoff *);
 
 /* successor.c */
 int	 successor_takeover(struct handoff *, int);

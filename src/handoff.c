@@ -244,6 +244,7 @@ handoff_free(struct handoff *h)
 		event_free(h->retry_ev);
 	if (h->progress_ev != NULL)
 		event_free(h->progress_ev);
+	incumbent_free_offer(h);
 	json_decref(h->pred_progress);
 	if (h->pred_ev != NULL)
 		event_free(h->pred_ev);

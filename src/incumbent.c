@@ -34,7 +34,9 @@ static void	peer_write(evutil_socket_t, short, void *);
 static void	peer_timeout(evutil_socket_t, short, void *);
 static void	peer_free(struct peer *, int);
 static int	peer_flush(struct peer *);
-static int	queue_next_batch(struct peer *);
+static char	*encode_batch(struct handoff *, size_t, size_t, size_t,
+		    size_t *);
+static struct hlistener *entry_at(struct handoff *, size_t);
 static void	peer_refuse(struct peer *, const char *, const char *);
 
 static int
@@ -135,39 +137,54 @@ peer_refuse(struct peer *p, const char *code, const char *text)
 	peer_send(p, msg_error(code, "%s", text));
 }
 
-/* Writes what it can; returns -1 if the peer was freed. */
+/*
+ * Writes what it can, the queue first, then the batches of the offer;
+ * returns -1 if the peer was freed.
+ */
 static int
 peer_flush(struct peer *p)
 {
+	struct handoff	*h = p->h;
 	struct outmsg	*m;
+	struct hbatch	*b;
+	int		 bfds[WIRE_MAX_FDS];
+	size_t		 i;
+	int		 r;
 
 	for (;;) {
-		if (STAILQ_EMPTY(&p->queue) && p->state == PEER_OFFERED) {
-			switch (queue_next_batch(p)) {
-			case -1:
-				peer_refuse(p, MSG_E_INTERNAL, "cannot build "
+		if ((m = STAILQ_FIRST(&p->queue)) != NULL)
+			r = wire_send(p->fd, m->buf, m->len, m->fds, m->nfds);
+		else if (p->state == PEER_OFFERED &&
+		    p->next_batch < h->nbatches) {
+			b = &h->batches[p->next_batch];
+			if (b->buf == NULL && (b->buf = encode_batch(h,
+			    p->next_batch, b->first, b->end, &b->len)) == NULL) {
+				peer_refuse(p, MSG_E_INTERNAL, "cannot encode "
 				    "a batch of the offer");
 				return -1;
-			case 0:
-				break;
-			default:
-				continue;
 			}
-		}
-		if ((m = STAILQ_FIRST(&p->queue)) == NULL)
+			for (i = b->first; i < b->end; i++)
+				bfds[i - b->first] = entry_at(h, i)->fd;
+			r = wire_send(p->fd, b->buf, b->len, bfds,
+			    b->end - b->first);
+		} else
 			break;
-		if (wire_send(p->fd, m->buf, m->len, m->fds, m->nfds) == -1) {
+		if (r == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				event_add(p->wev, NULL);
 				return 0;
 			}
 			if (p->state != PEER_CLOSING)
-				hlog(p->h, "control: sending to pid %ld "
+				hlog(h, "control: sending to pid %ld "
 				    "failed: %s%s", (long)p->pid,
 				    strerror(errno), errno == ETOOMANYREFS ?
 				    " (raise RLIMIT_NOFILE)" : "");
 			peer_free(p, 1);
 			return -1;
+		}
+		if (m == NULL) {
+			p->next_batch++;
+			continue;
 		}
 		STAILQ_REMOVE_HEAD(&p->queue, entry);
 		free(m->buf);
@@ -437,7 +454,7 @@ on_ready(struct peer *p, json_t *msg)
 	struct handoff	*h = p->h;
 	char		 changes[768];
 
-	if (!STAILQ_EMPTY(&p->queue) || p->next_entry <= p->h->nlisteners) {
+	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
 		peer_refuse(p, MSG_E_UNEXPECTED, "ready before every batch "
 		    "was sent");
 		return;
@@ -473,71 +490,119 @@ entry_at(struct handoff *h, size_t i)
 }
 
 /*
- * Where the batch that starts at entry `start` ends (exclusive): at most
- * 252 fds and BATCH_BYTES of JSON. Planning and building both use it, so
- * the count in the offer is the count sent.
+ * Bytes entry l adds to the columns of an "fds" message once encoded:
+ * seven values and their commas, strings quoted, "false" or "null" at
+ * most for the others.
  */
 static size_t
-batch_end(struct handoff *h, size_t start)
+row_len(const struct hlistener *l)
 {
-	size_t	i, bytes = 128;
+	return 7 + 2 * 5 + 5 + msg_escaped_len(l->name) +
+	    strlen(listener_kind_name(listener_kind_of(&l->id))) +
+	    strlen(listener_family_name(l->id.family)) +
+	    strlen(listener_socktype_name(l->id.socktype)) +
+	    msg_escaped_len(l->id.address) +
+	    (l->spec != NULL ? 2 + msg_escaped_len(l->spec) : 4);
+}
 
-	for (i = start; i <= h->nlisteners && i - start < WIRE_MAX_FDS; i++) {
-		bytes += control_entry_len(entry_at(h, i)) + 1;
-		if (bytes > BATCH_BYTES && i > start)
+/*
+ * Where the batch that starts at entry `first` ends (exclusive): at most
+ * 252 fds and BATCH_BYTES of JSON (the message around the columns is
+ * under 160 bytes).
+ */
+static size_t
+batch_end(struct handoff *h, size_t first)
+{
+	size_t	i, bytes = 160;
+
+	for (i = first; i <= h->nlisteners && i - first < WIRE_MAX_FDS; i++) {
+		bytes += row_len(entry_at(h, i));
+		if (bytes > BATCH_BYTES && i > first)
 			break;
 	}
 	return i;
 }
 
-static int
-count_batches(struct handoff *h)
+/* The "fds" message of entries [first, end), its listeners in columns. */
+static char *
+encode_batch(struct handoff *h, size_t batch, size_t first, size_t end,
+    size_t *len)
 {
-	size_t	start = 0;
-	int	nb = 0;
+	struct hlistener	*l;
+	json_t			*msg, *list, *col[MSG_NCOLUMNS];
+	char			*buf = NULL;
+	size_t			 i, k;
+	int			 bad = 0;
 
-	while (start <= h->nlisteners) {
-		start = batch_end(h, start);
-		nb++;
+	msg = msg_new("fds");
+	list = json_object();
+	if (msg == NULL || list == NULL ||
+	    json_object_set_new(msg, "batch", json_integer((json_int_t)batch))
+	    == -1 || json_object_set(msg, "listeners", list) == -1)
+		goto done;
+	for (k = 0; k < MSG_NCOLUMNS; k++)
+		if ((col[k] = json_array()) == NULL ||
+		    json_object_set_new(list, msg_column(k), col[k]) == -1)
+			goto done;
+	for (i = first; i < end; i++) {
+		l = entry_at(h, i);
+		bad |= json_array_append_new(col[MSG_COL_NAME],
+		    json_string(l->name));
+		bad |= json_array_append_new(col[MSG_COL_KIND],
+		    json_string(listener_kind_name(listener_kind_of(&l->id))));
+		bad |= json_array_append_new(col[MSG_COL_FAMILY],
+		    json_string(listener_family_name(l->id.family)));
+		bad |= json_array_append_new(col[MSG_COL_SOCKTYPE],
+		    json_string(listener_socktype_name(l->id.socktype)));
+		bad |= json_array_append_new(col[MSG_COL_ADDRESS],
+		    json_string(l->id.address));
+		bad |= json_array_append_new(col[MSG_COL_LISTENING],
+		    json_boolean(l->id.listening));
+		bad |= json_array_append_new(col[MSG_COL_SPEC],
+		    l->spec != NULL ? json_string(l->spec) : json_null());
 	}
-	return nb;
+	if (!bad)
+		buf = msg_encode(msg, len);
+done:
+	json_decref(list);
+	json_decref(msg);
+	return buf;
 }
 
 /*
- * Queues the next batch of the offer. Batches are built one at a time as
- * the socket drains, so that the successor decodes one while we encode
- * the next (on another core). Returns 1 if one was queued, 0 if none is
- * left, -1 on failure (nothing queued).
+ * Plans the offer's batches once: the listeners and what the kernel says
+ * of them do not change while we serve. Each is encoded when it is first
+ * sent (the successor decodes one while we encode the next) and kept for
+ * any later successor.
  */
 static int
-queue_next_batch(struct peer *p)
+plan_offer(struct handoff *h)
 {
-	struct handoff	*h = p->h;
-	json_t		*msg, *list;
-	int		 fds[WIRE_MAX_FDS];
-	size_t		 i, end, n = 0;
+	size_t	first, n = 0;
 
-	if (p->next_entry > h->nlisteners)
+	if (h->batches != NULL)
 		return 0;
-	end = batch_end(h, p->next_entry);
-	if ((msg = msg_new("fds")) == NULL || json_object_set_new(msg, "batch",
-	    json_integer(p->next_batch)) == -1 || json_object_set_new(msg,
-	    "listeners", list = json_array()) == -1 || list == NULL)
-		goto bad;
-	for (i = p->next_entry; i < end; i++) {
-		if (json_array_append_new(list, control_entry(entry_at(h,
-		    i))) == -1)
-			goto bad;
-		fds[n++] = entry_at(h, i)->fd;
+	for (first = 0; first <= h->nlisteners; first = batch_end(h, first))
+		n++;
+	if ((h->batches = calloc(n, sizeof(*h->batches))) == NULL)
+		return -1;
+	for (first = 0; first <= h->nlisteners; first = batch_end(h, first)) {
+		h->batches[h->nbatches].first = first;
+		h->batches[h->nbatches++].end = batch_end(h, first);
 	}
-	if (peer_queue(p, msg, fds, n, 0) == -1)
-		return -1;	/* it took msg */
-	p->next_entry = end;
-	p->next_batch++;
-	return 1;
-bad:
-	json_decref(msg);	/* and list, which it holds */
-	return -1;
+	return 0;
+}
+
+void
+incumbent_free_offer(struct handoff *h)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nbatches; i++)
+		free(h->batches[i].buf);
+	free(h->batches);
+	h->batches = NULL;
+	h->nbatches = 0;
 }
 
 static unsigned long long
@@ -597,12 +662,16 @@ on_hello(struct peer *p, json_t *msg)
 		peer_refuse(p, MSG_E_TOOMANYFDS, text);
 		return;
 	}
-	nb = count_batches(h);
+	if (plan_offer(h) == -1) {
+		peer_refuse(p, MSG_E_INTERNAL, "cannot plan the offer: out of "
+		    "memory");
+		return;
+	}
+	nb = (int)h->nbatches;
 	if (peer_queue(p, build_offer(h, count, nb), NULL, 0, 0) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
 		return;
 	}
-	p->next_entry = 0;
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;

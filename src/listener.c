@@ -363,9 +363,6 @@ listener_identify(int fd, struct listener_id *id)
 	socklen_t		sslen = sizeof(ss), olen;
 
 	memset(id, 0, sizeof(*id));
-	olen = sizeof(id->family);
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &id->family, &olen) == -1)
-		return -1;
 	olen = sizeof(id->socktype);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &id->socktype, &olen) == -1)
 		return -1;
@@ -377,6 +374,8 @@ listener_identify(int fd, struct listener_id *id)
 	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 		return -1;
+	/* The same as SO_DOMAIN, one system call fewer for each fd. */
+	id->family = ss.ss_family;
 	listener_format((struct sockaddr *)&ss, sslen, id->address,
 	    sizeof(id->address));
 	return 0;

@@ -32,6 +32,12 @@
 #define MSG_E_STOPPING		"stopping"
 #define MSG_E_INTERNAL		"internal"
 
+/* The columns of an "fds" message's listeners, in this order. */
+enum msg_column {
+	MSG_COL_NAME, MSG_COL_KIND, MSG_COL_FAMILY, MSG_COL_SOCKTYPE,
+	MSG_COL_ADDRESS, MSG_COL_LISTENING, MSG_COL_SPEC, MSG_NCOLUMNS
+};
+
 json_t		*msg_parse(const char *, size_t, char *, size_t);
 json_t		*msg_parse_code(const char *, size_t, const char **, char *,
 		    size_t);
@@ -43,5 +49,6 @@ const char	*msg_type(const json_t *);
 int		 msg_entry_check(const json_t *, char *, size_t);
 int		 msg_name_valid(const char *);
 size_t		 msg_escaped_len(const char *);
+const char	*msg_column(enum msg_column);
 
 #endif

@@ -135,31 +135,44 @@ bad:
 }
 
 /* Checks what the kernel says of fd against what the entry claims. */
-static int
-verify_entry(struct handoff *h, json_t *e, int fd, struct listener_id *id)
-{
-	const char	*name = json_string_value(json_object_get(e, "name"));
+/* Row i of the columns of an "fds" message (checked by msg_parse). */
+struct row {
+	const char	*name, *family, *socktype, *address, *spec;
+	int		 listening;
+};
 
+static void
+row_at(json_t *const cols[], size_t i, struct row *r)
+{
+	r->name = json_string_value(json_array_get(cols[MSG_COL_NAME], i));
+	r->family = json_string_value(json_array_get(cols[MSG_COL_FAMILY],
+	    i));
+	r->socktype = json_string_value(json_array_get(
+	    cols[MSG_COL_SOCKTYPE], i));
+	r->address = json_string_value(json_array_get(cols[MSG_COL_ADDRESS],
+	    i));
+	r->listening = json_is_true(json_array_get(cols[MSG_COL_LISTENING],
+	    i));
+	r->spec = json_string_value(json_array_get(cols[MSG_COL_SPEC], i));
+}
+
+static int
+verify_row(struct handoff *h, const struct row *r, int fd,
+    struct listener_id *id)
+{
 	if (listener_identify(fd, id) == -1)
 		return herr(h, "listener \"%s\": the fd passed is not a "
-		    "socket we can inspect: %s", name, strerror(errno));
-	if (strcmp(listener_family_name(id->family),
-	    json_string_value(json_object_get(e, "family"))) != 0 ||
-	    strcmp(listener_socktype_name(id->socktype),
-	    json_string_value(json_object_get(e, "socktype"))) != 0 ||
-	    strcmp(id->address,
-	    json_string_value(json_object_get(e, "address"))) != 0 ||
-	    id->listening != json_is_true(json_object_get(e, "listening")))
+		    "socket we can inspect: %s", r->name, strerror(errno));
+	if (strcmp(listener_family_name(id->family), r->family) != 0 ||
+	    strcmp(listener_socktype_name(id->socktype), r->socktype) != 0 ||
+	    strcmp(id->address, r->address) != 0 ||
+	    id->listening != r->listening)
 		return herr(h, "listener \"%s\": the fd is %s %s %s%s but the "
-		    "offer says %s %s %s%s", name,
+		    "offer says %s %s %s%s", r->name,
 		    listener_family_name(id->family),
 		    listener_socktype_name(id->socktype), id->address,
-		    id->listening ? " listening" : "",
-		    json_string_value(json_object_get(e, "family")),
-		    json_string_value(json_object_get(e, "socktype")),
-		    json_string_value(json_object_get(e, "address")),
-		    json_is_true(json_object_get(e, "listening")) ?
-		    " listening" : "");
+		    id->listening ? " listening" : "", r->family, r->socktype,
+		    r->address, r->listening ? " listening" : "");
 	return 0;
 }
 
@@ -169,13 +182,17 @@ receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 {
 	struct hlistener	*l;
 	struct listener_id	 id;
-	json_t			*msg, *list, *e;
+	struct row		 r;
+	json_t			*msg, *list, *cols[MSG_NCOLUMNS];
 	int			 fds[WIRE_MAX_FDS];
-	size_t			 nfds, i;
+	size_t			 nfds, i, n;
 
 	if ((msg = recv_msg(h, "fds", fds, &nfds)) == NULL)
 		return -1;
 	list = json_object_get(msg, "listeners");
+	for (i = 0; i < MSG_NCOLUMNS; i++)
+		cols[i] = json_object_get(list, msg_column(i));
+	n = json_array_size(cols[MSG_COL_NAME]);
 	if (json_integer_value(json_object_get(msg, "batch")) !=
 	    (json_int_t)want) {
 		herr(h, "batch %lld arrived where batch %zu was due",
@@ -183,20 +200,17 @@ receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 		    "batch")), want);
 		goto bad;
 	}
-	if (json_array_size(list) != nfds || nfds == 0 ||
-	    o->n + nfds > o->count) {
+	if (n != nfds || nfds == 0 || o->n + nfds > o->count) {
 		herr(h, "batch %zu: %zu entries with %zu fds (%zu of %zu "
-		    "received before)", want, json_array_size(list), nfds,
-		    o->n, o->count);
+		    "received before)", want, n, nfds, o->n, o->count);
 		goto bad;
 	}
-	json_array_foreach(list, i, e) {
+	for (i = 0; i < nfds; i++) {
 		l = &o->l[o->n];
-		if (verify_entry(h, e, fds[i], &id) == -1)
+		row_at(cols, i, &r);
+		if (verify_row(h, &r, fds[i], &id) == -1)
 			goto bad;
-		if (hlistener_set(l, json_string_value(json_object_get(e,
-		    "name")), json_string_value(json_object_get(e, "spec")),
-		    fds[i], &id) == -1) {
+		if (hlistener_set(l, r.name, r.spec, fds[i], &id) == -1) {
 			fds[i] = -1;
 			herr(h, "out of memory");
 			goto bad;

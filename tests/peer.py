@@ -226,6 +226,20 @@ def linger(conn, then, hold):
             pass
 
 
+COLUMNS = ("name", "kind", "family", "socktype", "address", "listening", "spec")
+
+
+def columns(entries):
+    """The listeners of an fds message: the entries' fields in columns."""
+    return {k: [e.get(k) for e in entries] for k in COLUMNS}
+
+
+def rows(cols):
+    """The entries of an fds message's columns; a null spec is no spec."""
+    n = len(cols["name"])
+    return [{k: cols[k][i] for k in COLUMNS if cols[k][i] is not None} for i in range(n)]
+
+
 def run_successor(a, schemas):
     lock = take_lock(a.control) if a.lock else None
     conn = Conn(connect(a.control), schemas, a.timeout)
@@ -239,7 +253,7 @@ def run_successor(a, schemas):
     names = []
     for b in range(offer["batches"] if stop >= 3 else 0):
         msg, fds = conn.expect("fds")
-        entries = msg["listeners"]
+        entries = rows(msg["listeners"])
         if msg["batch"] != b or len(entries) != len(fds):
             emit("unexpected", want="batch %d with one fd per entry" % b)
             raise PeerExit(1)
@@ -314,7 +328,7 @@ def run_incumbent(a, schemas):
             emit("dying", batches_sent=b)
             os._exit(9)     # an incumbent killed in the middle of an offer
         fds = [s.fileno() for _, _, s in listeners[b * size:b * size + len(part)]]
-        conn.send({"type": "fds", "proto": 1, "batch": b, "listeners": part}, fds=fds)
+        conn.send({"type": "fds", "proto": 1, "batch": b, "listeners": columns(part)}, fds=fds)
     ready, _ = conn.expect("ready", a.ready_timeout)
     if a.refuse_ready:
         # An incumbent that lets its ready timeout win the race.

@@ -106,20 +106,43 @@ check_strings(const json_t *v, int depth)
 	}
 }
 
-/* The listener entries of fds and report were checked; others are not. */
+/*
+ * The listener entries of report were checked, and so were the columns of
+ * fds: each row of them, made an entry, passes the entry check too.
+ */
 static void
 check_entries(const json_t *msg)
 {
-	json_t	*list = json_object_get(msg, "listeners"), *e;
-	size_t	 i;
+	static const char *const keys[] = { "name", "kind", "family",
+	    "socktype", "address", "listening", "spec" };
+	json_t	*list = json_object_get(msg, "listeners"), *e, *v;
+	size_t	 i, k, n;
 	char	 err[256];
 
-	if (strcmp(msg_type(msg), "fds") != 0 &&
-	    strcmp(msg_type(msg), "report") != 0)
+	if (strcmp(msg_type(msg), "report") == 0) {
+		FUZZ_ASSERT(json_is_array(list));
+		json_array_foreach(list, i, e)
+			FUZZ_ASSERT(msg_entry_check(e, err, sizeof(err)) == 0);
 		return;
-	FUZZ_ASSERT(json_is_array(list));
-	json_array_foreach(list, i, e)
+	}
+	if (strcmp(msg_type(msg), "fds") != 0)
+		return;
+	FUZZ_ASSERT(json_is_object(list));
+	n = json_array_size(json_object_get(list, "name"));
+	FUZZ_ASSERT(n <= WIRE_MAX_FDS);
+	for (k = 0; k < 7; k++)
+		FUZZ_ASSERT(json_array_size(json_object_get(list, keys[k])) ==
+		    n);
+	for (i = 0; i < n; i++) {
+		FUZZ_ASSERT((e = json_object()) != NULL);
+		for (k = 0; k < 7; k++) {
+			v = json_array_get(json_object_get(list, keys[k]), i);
+			if (!json_is_null(v))
+				json_object_set(e, keys[k], v);
+		}
 		FUZZ_ASSERT(msg_entry_check(e, err, sizeof(err)) == 0);
+		json_decref(e);
+	}
 }
 
 static void

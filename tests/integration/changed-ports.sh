@@ -20,7 +20,7 @@ for p in $keep $moved_from $removed; do
 done
 
 # A slow request keeps v1 draining while the successor serves.
-curl -fsS --max-time 20 "$(u "$keep")slow?ms=3000" >"$T/slow.out" 2>&1 &
+curl -fsS --max-time 20 "$(u "$keep")slow?ms=6000" >"$T/slow.out" 2>&1 &
 slow=$!
 PIDS="$PIDS $slow"
 wait_for 10 has_connections 1 || fail "the slow request never reached v1"

@@ -21,7 +21,13 @@
 #define HELLO	"{'type':'hello','proto':1,'pid':42,'tag':'v2','max_fds':252}"
 #define OFFER	"{'type':'offer','proto':1,'pid':41,'generation':3,"	\
 		"'tag':'v1','count':1,'batches':1,'state':{'k':1}}"
-#define FDS	"{'type':'fds','proto':1,'batch':0,'listeners':[" ENTRY "]}"
+/* The same entry as the columns of an "fds" message. */
+#define COLUMNS	"{'name':['http'],'kind':['tcp'],'family':['inet'],"	\
+		"'socktype':['stream'],'address':['127.0.0.1:8080'],"	\
+		"'listening':[true],'spec':['tcp://127.0.0.1:8080']}"
+#define NO_ROWS	"{'name':[],'kind':[],'family':[],'socktype':[],"	\
+		"'address':[],'listening':[],'spec':[]}"
+#define FDS	"{'type':'fds','proto':1,'batch':0,'listeners':" COLUMNS "}"
 #define READY	"{'type':'ready','proto':1,'pid':42,'adopted':['http'],"	\
 		"'added':['admin'],'retired':[]}"
 #define RELEASED "{'type':'released','proto':1,'pid':41,'connections':7,"	\
@@ -103,7 +109,8 @@ test_valid(void)
 		{ "offer", "{'type':'offer','proto':1,'pid':1,'generation':1,"
 		    "'tag':'','count':0,'batches':0,'state':null}" },
 		{ "fds", FDS },
-		{ "fds", "{'type':'fds','proto':1,'batch':2,'listeners':[]}" },
+		{ "fds", "{'type':'fds','proto':1,'batch':2,'listeners':"
+		    NO_ROWS "}" },
 		{ "ready", READY },
 		{ "released", RELEASED },
 		{ "hammer", "{'type':'hammer','proto':1}" },
@@ -253,9 +260,9 @@ static const struct field_case {
 	    "offer: field 'state' must be an object or null" },
 	{ FDS, "batch", "-1", "fds: missing field 'batch'",
 	    "fds: field 'batch' must be an integer from 0 to 2147483647" },
-	{ FDS, "listeners", "{}",
-	    "fds: field 'listeners' must be an array of at most 252 entries",
-	    "fds: field 'listeners' must be an array of at most 252 entries" },
+	{ FDS, "listeners", "[]",
+	    "fds: field 'listeners' must be an object of columns",
+	    "fds: field 'listeners' must be an object of columns" },
 	{ READY, "pid", "-5", "ready: missing field 'pid'",
 	    "ready: field 'pid' must be an integer from 1 to 2147483647" },
 	{ READY, "adopted", "'http'", "ready: missing field 'adopted'",
@@ -359,13 +366,13 @@ test_string_limits(void)
 	    "string of at most 1024 bytes");
 }
 
-/* One listener entry, changed, inside "fds" and inside "report". */
+/* One listener entry, changed, inside "report". */
 static const char *
-entry_err(const char *type, const char *key, json_t *value)
+entry_err(const char *key, json_t *value)
 {
 	json_t	*o, *e;
 
-	o = load(strcmp(type, "fds") == 0 ? FDS : REPORT);
+	o = load(REPORT);
 	e = json_array_get(json_object_get(o, "listeners"), 0);
 	if (value == NULL)
 		json_object_del(e, key);
@@ -413,33 +420,24 @@ test_entries(void)
 		{ "spec", "[]", "listener: field 'spec' must be a string of "
 		    "at most 272 bytes" },
 	};
-	static const char *const types[] = { "fds", "report" };
 	json_t	*e;
 	char	want[512], sub[256];
-	size_t	i, t;
+	size_t	i;
 
-	for (t = 0; t < 2; t++) {
-		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			snprintf(want, sizeof(want), "%s: listeners[0]: %s",
-			    types[t], sq(bad[i].err, sub, sizeof(sub)));
-			CHECK_STR(entry_err(types[t], bad[i].key,
-			    bad[i].value ? load(bad[i].value) : NULL), want);
-		}
-		/* "spec" is optional; every value of the enums is known. */
-		CHECK_STR(entry_err(types[t], "spec", NULL), "");
-		CHECK_STR(entry_err(types[t], "kind", json_string("fd")), "");
-		CHECK_STR(entry_err(types[t], "family", json_string("other")),
-		    "");
-		CHECK_STR(entry_err(types[t], "socktype",
-		    json_string("seqpacket")), "");
-		CHECK_STR(entry_err(types[t], "name", json_string("@control")),
-		    "");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(want, sizeof(want), "report: listeners[0]: %s",
+		    sq(bad[i].err, sub, sizeof(sub)));
+		CHECK_STR(entry_err(bad[i].key, bad[i].value ?
+		    load(bad[i].value) : NULL), want);
 	}
-	CHECK_STR(parse_obj_err(load("{'type':'fds','proto':1,'batch':0,"
-	    "'listeners':[" ENTRY ",[]]}")), "fds: listeners[1]: listener "
-	    "entry is not an object");
+	/* "spec" is optional; every value of the enums is known. */
+	CHECK_STR(entry_err("spec", NULL), "");
+	CHECK_STR(entry_err("kind", json_string("fd")), "");
+	CHECK_STR(entry_err("family", json_string("other")), "");
+	CHECK_STR(entry_err("socktype", json_string("seqpacket")), "");
+	CHECK_STR(entry_err("name", json_string("@control")), "");
 
-	/* msg_entry_check on its own, as the successor calls it. */
+	/* msg_entry_check on its own. */
 	e = load(ENTRY);
 	CHECK_INT(msg_entry_check(e, sub, sizeof(sub)), 0);
 	json_decref(e);
@@ -447,22 +445,110 @@ test_entries(void)
 	CHECK_STR(sub, "listener entry is not an object");
 }
 
-/* 252 entries fit in one "fds" message; 253 do not. */
-static void
-test_entry_count(void)
+/*
+ * An "fds" message's first row, changed in column key (value NULL: the
+ * column removed; extra: a second value appended to that column only).
+ */
+static const char *
+cell_err(const char *key, json_t *value, int extra)
 {
-	json_t	*o, *list;
-	size_t	 i;
+	json_t	*o, *col;
 
-	o = load("{'type':'fds','proto':1,'batch':0,'listeners':[]}");
-	list = json_object_get(o, "listeners");
-	for (i = 0; i < WIRE_MAX_FDS; i++)
-		json_array_append_new(list, load(ENTRY));
-	json_incref(o);
-	CHECK_STR(parse_obj_err(o), "");
-	json_array_append_new(list, load(ENTRY));
-	CHECK_STR(parse_obj_err(o), "fds: field \"listeners\" must be an "
-	    "array of at most 252 entries");
+	o = load(FDS);
+	col = json_object_get(json_object_get(o, "listeners"), key);
+	if (value == NULL)
+		json_object_del(json_object_get(o, "listeners"), key);
+	else if (extra)
+		json_array_append_new(col, value);
+	else
+		json_array_set_new(col, 0, value);
+	return parse_obj_err(o);
+}
+
+static void
+test_columns(void)
+{
+	static const struct {
+		const char	*key, *value, *err;
+	} bad[] = {
+		{ "name", "'a b'", "name[0] is not 1 to 64 of A-Z a-z 0-9 _ . "
+		    ": @ -" },
+		{ "name", "''", "name[0] is not 1 to 64 of A-Z a-z 0-9 _ . : "
+		    "@ -" },
+		{ "name", "'" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaa" "'", "name[0] is not 1 to 64 of A-Z a-z "
+		    "0-9 _ . : @ -" },
+		{ "name", "null", "name[0] is not 1 to 64 of A-Z a-z 0-9 _ . "
+		    ": @ -" },
+		{ "kind", "'sctp'", "kind[0] must be one of tcp udp unix fd" },
+		{ "kind", "1", "kind[0] must be one of tcp udp unix fd" },
+		{ "family", "'inet4'", "family[0] must be one of inet inet6 "
+		    "unix other" },
+		{ "socktype", "'raw'", "socktype[0] must be one of stream "
+		    "dgram seqpacket other" },
+		{ "address", "8080", "address[0] must be a string of at most "
+		    "256 bytes" },
+		{ "address", "null", "address[0] must be a string of at most "
+		    "256 bytes" },
+		{ "listening", "'yes'", "listening[0] must be true or false" },
+		{ "listening", "null", "listening[0] must be true or false" },
+		{ "spec", "[]", "spec[0] must be a string of at most 272 bytes "
+		    "or null" },
+	};
+	static const char *const keys[] = { "name", "kind", "family",
+	    "socktype", "address", "listening", "spec" };
+	char	want[512], sub[256];
+	size_t	i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(want, sizeof(want), "fds: listeners: %s",
+		    sq(bad[i].err, sub, sizeof(sub)));
+		CHECK_STR(cell_err(bad[i].key, load(bad[i].value), 0), want);
+	}
+	/* Every column is required and has one value per fd. */
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(want, sizeof(want), "fds: listeners: column \"%s\" "
+		    "must be an array of at most 252 values", keys[i]);
+		CHECK_STR(cell_err(keys[i], NULL, 0), want);
+		if (i == 0)
+			continue;
+		snprintf(want, sizeof(want), "fds: listeners: column \"%s\" "
+		    "has 2 values, column \"name\" 1", keys[i]);
+		CHECK_STR(cell_err(keys[i], json_null(), 1), want);
+	}
+	/* A null spec is no spec; every value of the enums is known. */
+	CHECK_STR(cell_err("spec", json_null(), 0), "");
+	CHECK_STR(cell_err("kind", json_string("fd"), 0), "");
+	CHECK_STR(cell_err("family", json_string("other"), 0), "");
+	CHECK_STR(cell_err("socktype", json_string("seqpacket"), 0), "");
+	CHECK_STR(cell_err("name", json_string("@control"), 0), "");
+	CHECK_STR(cell_err("listening", json_false(), 0), "");
+}
+
+/* 252 rows fit in one "fds" message; 253 do not. */
+static void
+test_row_count(void)
+{
+	static const char *const keys[] = { "name", "kind", "family",
+	    "socktype", "address", "listening", "spec" };
+	json_t	*o, *cols, *one;
+	size_t	 i, k;
+
+	o = load("{'type':'fds','proto':1,'batch':0,'listeners':" NO_ROWS "}");
+	cols = json_object_get(o, "listeners");
+	one = load(COLUMNS);
+	for (i = 0; i <= WIRE_MAX_FDS; i++) {
+		if (i == WIRE_MAX_FDS) {
+			json_incref(o);
+			CHECK_STR(parse_obj_err(o), "");
+		}
+		for (k = 0; k < 7; k++)
+			json_array_append(json_object_get(cols, keys[k]),
+			    json_array_get(json_object_get(one, keys[k]), 0));
+	}
+	json_decref(one);
+	CHECK_STR(parse_obj_err(o), "fds: listeners: column \"name\" must be "
+	    "an array of at most 252 values");
 }
 
 /* A message of exactly 65536 bytes parses; 65537 is refused unread. */
@@ -571,7 +657,8 @@ main(void)
 	test_fields();
 	test_string_limits();
 	test_entries();
-	test_entry_count();
+	test_columns();
+	test_row_count();
 	test_size_limit();
 	test_build();
 	test_names();
