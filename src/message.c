@@ -176,12 +176,15 @@ need_enum(const json_t *o, const char *t, const char *key,
 int
 msg_name_valid(const char *s)
 {
-	size_t	n = strlen(s);
+	size_t		n;
+	unsigned char	c;
 
-	if (n == 0 || n > MSG_NAME_MAX)
-		return 0;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789_.:@-") == n;
+	for (n = 0; (c = (unsigned char)s[n]) != '\0'; n++)
+		if (n == MSG_NAME_MAX || !((c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '.' || c == ':' || c == '@' || c == '-'))
+			return 0;
+	return n > 0;
 }
 
 static int

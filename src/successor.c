@@ -497,6 +497,9 @@ on_released(struct handoff *h, json_t *msg)
 {
 	json_int_t	conns;
 
+	/* Serving and unlocked before we say so: whoever reads the log
+	 * line may start the next successor at once. */
+	become_incumbent(h);
 	conns = json_integer_value(json_object_get(msg, "connections"));
 	hlog(h, "released by pid %ld: it drains %lld connection%s within "
 	    "%lld ms", (long)h->predecessor, (long long)conns,
@@ -515,7 +518,6 @@ on_released(struct handoff *h, json_t *msg)
 	event_assign(h->pred_ev, h->base, h->pred_fd, EV_READ | EV_PERSIST,
 	    predecessor_read, h);
 	event_add(h->pred_ev, NULL);
-	become_incumbent(h);
 }
 
 static void
