@@ -73,6 +73,9 @@ client() {
 	done >"$T/client-$_n.out" 2>&1
 }
 
+# idle: the server on $CONTROL counts no connection.
+idle() { [ "$(status_field connections)" = 0 ]; }
+
 export RUNTIME_DIRECTORY="$T"
 CONTROL="$T/handoff-httpd.sock"
 port=$(free_port)
@@ -97,6 +100,7 @@ else
 fi
 
 # In flight across the takeover: a slow request, then keep-alive clients.
+wait_for 60 idle || fail "v1 never saw its first connections close"
 curl -sS --max-time 120 -o "$T/slow1.body" "${url}slow?ms=4000" \
     >"$T/slow1.out" 2>&1 &
 slow1=$!
@@ -138,6 +142,7 @@ grep -q "^pid $v2  generation 2  tag v2" "$T/status.out" ||
 memcheck_clean ctl-status
 
 # Stopped with a request that outlives the drain deadline: the hammer.
+wait_for 60 idle || fail "v2 never saw the clients' connections close"
 curl -sS --max-time 120 -o /dev/null "${url}slow?ms=600000" \
     >"$T/slow2.out" 2>&1 &
 slow2=$!
