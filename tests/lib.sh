@@ -143,3 +143,9 @@ install_package() {
 	command -v "$1" >/dev/null ||
 	    skip "cannot install $2: $(tail -n 3 "$T/apt.out")"
 }
+
+# sanitized: this build compiles with -fsanitize (configure
+# --enable-sanitizers, or in CFLAGS).
+sanitized() {
+	grep -Eq '^(SAN_CFLAGS|CFLAGS) = .*-fsanitize' "$top_builddir/Makefile"
+}

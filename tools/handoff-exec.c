@@ -775,7 +775,7 @@ main(int argc, char *argv[])
 	struct hexec	 x;
 	struct event	*sigs[3 + NFORWARD];
 	const char	*control = NULL, *tag = "";
-	char		**listens = NULL;
+	char		**listens = NULL, **more;
 	size_t		 nlisten = 0, i;
 	int		 c;
 
@@ -793,11 +793,13 @@ main(int argc, char *argv[])
 			control = optarg;
 			break;
 		case 'l':
-			if ((listens = reallocarray(listens, nlisten + 1,
+			if ((more = reallocarray(listens, nlisten + 1,
 			    sizeof(*listens))) == NULL) {
 				fprintf(stderr, "handoff-exec: out of memory\n");
+				free(listens);
 				return 1;
 			}
+			listens = more;
 			listens[nlisten++] = optarg;
 			break;
 		case 't':

@@ -48,9 +48,11 @@ struct httpd {
 	struct bufferevent	**fresh;
 	size_t			 nfresh, capfresh;
 	struct event		*fresh_ev;
+	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
 };
 
 struct slow {
+	LIST_ENTRY(slow)	 entry;
 	struct httpd		*d;
 	struct evhttp_request	*req;
 	struct event		*ev;
@@ -180,13 +182,20 @@ hello(struct httpd *d, struct evhttp_request *req)
 }
 
 static void
+slow_free(struct slow *s)
+{
+	LIST_REMOVE(s, entry);
+	event_free(s->ev);
+	free(s);
+}
+
+static void
 slow_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct slow	*s = arg;
 
 	hello(s->d, s->req);
-	event_free(s->ev);
-	free(s);
+	slow_free(s);
 }
 
 static void
@@ -226,6 +235,7 @@ slow(struct httpd *d, struct evhttp_request *req)
 		respond(d, req, 500, "Internal Server Error", "no memory\n");
 		return;
 	}
+	LIST_INSERT_HEAD(&d->slows, s, entry);
 	tv.tv_sec = n / 1000;
 	tv.tv_usec = (n % 1000) * 1000;
 	evtimer_add(s->ev, &tv);
@@ -412,12 +422,15 @@ main(int argc, char *argv[])
 	struct httpd	 d;
 	struct event	*sigterm = NULL, *sigint = NULL;
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
-	char		*control = NULL, **listens = NULL, state[128];
+	struct slow	*s;
+	char		*control = NULL, *def_control = NULL, state[128];
+	char		**listens = NULL, **more;
 	unsigned	 drain_ms = 30000, ready_ms = 30000, nlisten = 0, n = 0;
 	size_t		 i;
 	int		 c;
 
 	memset(&d, 0, sizeof(d));
+	LIST_INIT(&d.slows);
 	d.tag = "";
 	d.exit_code = 1;
 	while ((c = getopt_long(argc, argv, "c:l:t:d:r:hV", opts,
@@ -428,11 +441,13 @@ main(int argc, char *argv[])
 			break;
 		case 'l':
 			/* argv outlives the array, so pointers suffice. */
-			if ((listens = reallocarray(listens, nlisten + 2,
+			if ((more = reallocarray(listens, nlisten + 2,
 			    sizeof(*listens))) == NULL) {
 				fprintf(stderr, "handoff-httpd: out of memory\n");
+				free(listens);
 				return 1;
 			}
+			listens = more;
 			listens[nlisten++] = optarg;
 			break;
 		case 't':
@@ -466,7 +481,8 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	if (control == NULL && (control = default_control()) == NULL) {
+	if (control == NULL &&
+	    (control = def_control = default_control()) == NULL) {
 		fprintf(stderr, "handoff-httpd: cannot make a directory for "
 		    "the control socket: %s; use --control PATH\n",
 		    strerror(errno));
@@ -557,6 +573,9 @@ out:
 		    handoff_generation(d.h), d.conns, d.conns == 1 ? "" : "s");
 	if (d.http != NULL)
 		evhttp_free(d.http);	/* frees d.lev[] and connections */
+	/* Cut short by the hammer or a second signal. */
+	while ((s = LIST_FIRST(&d.slows)) != NULL)
+		slow_free(s);
 	free(d.lev);
 	free(d.fresh);
 	if (listens != def_listen)
@@ -569,5 +588,6 @@ out:
 		event_free(sigint);
 	handoff_free(d.h);
 	event_base_free(d.base);
+	free(def_control);
 	return d.exit_code;
 }
