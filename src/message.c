@@ -278,20 +278,20 @@ msg_entry_check(const json_t *e, char *err, size_t len)
  */
 static const struct column {
 	const char		*key;
-	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL } type;
 	const char *const	*values;	/* COL_ENUM */
 	size_t			 max;		/* COL_STRING */
+	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL } type;
 	int			 nullable;
 } fds_columns[MSG_NCOLUMNS] = {
-	[MSG_COL_NAME] =	{ "name",	COL_NAME,	NULL,	   0, 0 },
-	[MSG_COL_KIND] =	{ "kind",	COL_ENUM,	kinds,	   0, 0 },
-	[MSG_COL_FAMILY] =	{ "family",	COL_ENUM,	families,  0, 0 },
-	[MSG_COL_SOCKTYPE] =	{ "socktype",	COL_ENUM,	socktypes, 0, 0 },
-	[MSG_COL_ADDRESS] =	{ "address",	COL_STRING,	NULL,
-	    MSG_ADDR_MAX, 0 },
-	[MSG_COL_LISTENING] =	{ "listening",	COL_BOOL,	NULL,	   0, 0 },
-	[MSG_COL_SPEC] =	{ "spec",	COL_STRING,	NULL,
-	    MSG_ADDR_MAX + 16, 1 },
+	[MSG_COL_NAME] =	{ "name",	NULL,	   0, COL_NAME,	  0 },
+	[MSG_COL_KIND] =	{ "kind",	kinds,	   0, COL_ENUM,	  0 },
+	[MSG_COL_FAMILY] =	{ "family",	families,  0, COL_ENUM,	  0 },
+	[MSG_COL_SOCKTYPE] =	{ "socktype",	socktypes, 0, COL_ENUM,	  0 },
+	[MSG_COL_ADDRESS] =	{ "address",	NULL,	   MSG_ADDR_MAX,
+	    COL_STRING, 0 },
+	[MSG_COL_LISTENING] =	{ "listening",	NULL,	   0, COL_BOOL,	  0 },
+	[MSG_COL_SPEC] =	{ "spec",	NULL,	   MSG_ADDR_MAX + 16,
+	    COL_STRING, 1 },
 };
 
 const char *
