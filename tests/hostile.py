@@ -6,7 +6,7 @@ JSON line on stdout with what the server answered; with --expect-log FILE
 the one line the server must have logged for it is appended to FILE:
 
   {"case":"random","pid":123,"code":"malformed","message":"...","ok":true}
-  control: pid 123 uid 0: malformed: invalid JSON at byte 0: ...
+  control: pid 123 uid 0: malformed: invalid JSON at byte 1: ...
 
 Commands (CONTROL is the control socket path):
   inputs CONTROL [--rounds N] [--case NAME]...
@@ -20,8 +20,8 @@ Commands (CONTROL is the control socket path):
   silent CONTROL [--count N]
       N peers that connect and say nothing; each must get error timeout
   flood CONTROL [--count N] [--cap N]
-      N connections at once; all but the server's cap must be closed by
-      the server; the cap it keeps then get their status report
+      N connections at once: the server must close all but CAP (256) of
+      them, and answer status on each of those it keeps
   list
       the cases of `inputs`, with the code and message expected
 
@@ -51,6 +51,9 @@ def padded(n):
 # name: (bytes sent, error code expected, message expected (a regex))
 CASES = {
     "random": (random.Random(5).randbytes(4096), "malformed", r"invalid JSON at byte \d+: .+"),
+    "random-short": (random.Random(6).randbytes(3), "malformed",
+                     r"invalid JSON at byte \d+: .+|message is not a JSON object"),
+    "random-65536": (random.Random(7).randbytes(MAX_MSG), "malformed", r"invalid JSON at byte \d+: .+"),
     "over-limit": (padded(MAX_MSG + 1), "malformed", r"receive failed: message over 65536 bytes"),
     "far-over-limit": (padded(3 * MAX_MSG), "malformed", r"receive failed: message over 65536 bytes"),
     "truncated-json": (hello()[:-9], "malformed", r"invalid JSON at byte \d+: .+"),
@@ -144,6 +147,11 @@ def expect_log(a, text):
             f.write("control: %s\n" % text)
 
 
+def matches(code, message, want):
+    """want: (code, a regex the whole message must match)."""
+    return code == want[0] and re.fullmatch(want[1], message or "") is not None
+
+
 def report(a, case, code, message, ok):
     emit(case=case, pid=os.getpid(), code=code, message=message, ok=ok)
     expect_log(a, "pid %d uid %d: %s: %s" % (os.getpid(), os.geteuid(), code, message))
@@ -155,17 +163,15 @@ def run_inputs(a):
     ok = True
     for _ in range(a.rounds):
         for name in names:
-            data, want, pattern, *nfds = CASES[name]
-            if a.forbidden:
-                want, pattern = FORBIDDEN
+            data, code, pattern, *nfds = CASES[name]
+            want = FORBIDDEN if a.forbidden else (code, pattern)
             fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) for _ in range(nfds[0] if nfds else 0)]
             with connect(a.control) as s:
                 send(s, data, fds)
                 for fd in fds:
                     os.close(fd)
                 code, message = refusal(s, a.timeout)
-            good = code == want and re.fullmatch(pattern, message or "") is not None
-            ok &= report(a, name, code, message, good)
+            ok &= report(a, name, code, message, matches(code, message, want))
     return ok
 
 
@@ -191,8 +197,7 @@ def run_fds(a):
             code, message = refusal(s, a.timeout)
         eof = bool(select.select([r], [], [], a.timeout)[0]) and os.read(r, 1) == b""
         os.close(r)
-        ok &= report(a, "fds-%d" % a.count, code, message, code == want[0] and
-                     re.fullmatch(want[1], message or "") is not None)
+        ok &= report(a, "fds-%d" % a.count, code, message, matches(code, message, want))
         emit(case="fds-%d" % a.count, pipe_eof=eof, ok=eof)
         ok &= eof
     return ok
@@ -200,13 +205,12 @@ def run_fds(a):
 
 def run_silent(a):
     socks = [connect(a.control) for _ in range(a.count)]
+    want = FORBIDDEN if a.forbidden else ("timeout", r"nothing received within \d+ ms")
     ok = True
     for s in socks:
         code, message = refusal(s, a.timeout)
         s.close()
-        want = FORBIDDEN if a.forbidden else ("timeout", r"nothing received within \d+ ms")
-        ok &= report(a, "silent", code, message, code == want[0] and
-                     re.fullmatch(want[1], message or "") is not None)
+        ok &= report(a, "silent", code, message, matches(code, message, want))
     return ok
 
 
@@ -239,26 +243,26 @@ def run_flood(a):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, a.count + 64)), hard))
     socks, retries = open_flood(a.control, a.count, a.timeout)
-    open_ = {s.fileno(): s for s in socks}
+    kept = {s.fileno(): s for s in socks}
     end = time.monotonic() + a.timeout
-    while len(open_) > a.cap and time.monotonic() < end:
+    while len(kept) > a.cap and time.monotonic() < end:
         poller = select.poll()
-        for fd in open_:
+        for fd in kept:
             poller.register(fd, select.POLLIN)
         for fd, _ in poller.poll(100):
-            if closed_by_server(open_[fd]):
-                open_.pop(fd).close()
+            if closed_by_server(kept[fd]):
+                kept.pop(fd).close()
     # What is left must be the peers the server keeps: each is served.
     reports = 0
-    for s in open_.values():
+    for s in kept.values():
         s.setblocking(True)
         send(s, b'{"type":"status","proto":1}')
         data = recv(s, a.timeout)
         reports += bool(data) and json.loads(data).get("type") == "report"
         s.close()
-    ok = len(socks) == a.count and len(open_) == a.cap and reports == a.cap
+    ok = len(socks) == a.count and len(kept) == a.cap and reports == a.cap
     emit(case="flood", pid=os.getpid(), connected=len(socks), retried=retries,
-         closed_by_server=len(socks) - len(open_), kept=len(open_), reports=reports, ok=ok)
+         closed_by_server=len(socks) - len(kept), kept=len(kept), reports=reports, ok=ok)
     expect_log(a, "%d connections open; closing new ones until some finish (the first from pid %d uid %d)"
                % (a.cap, os.getpid(), os.geteuid()))
     return ok
