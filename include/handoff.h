@@ -83,7 +83,10 @@ int		 handoff_listen(struct handoff *, const char *, const char *);
 
 /* Takes over from the incumbent or binds fresh. Blocks, bounded by the
  * I/O timeout. On failure nothing is left bound and the incumbent, if
- * any, carries on. */
+ * any, carries on. Fails, touching nothing there, on a control directory
+ * of another uid than an allowed one (ours, root) or that others may
+ * write to without the sticky bit, and on a symbolic link, a file or a
+ * socket of another uid at the control path (proto/PROTOCOL.md 6.1). */
 int		 handoff_start(struct handoff *);
 
 size_t		 handoff_listener_count(const struct handoff *);

@@ -18,6 +18,49 @@
 #include "message.h"
 
 /*
+ * Whoever may write to the control directory may replace the control
+ * socket and the lock, and so pose as the incumbent: the directory must
+ * belong to an allowed uid (ours or root), and others may not write to
+ * it unless it is sticky (then only an entry's owner removes it, and
+ * control_probe and control_lock check the owners of ours).
+ */
+int
+control_check_dir(struct handoff *h)
+{
+	struct stat	 st;
+	char		*dir, *slash;
+	int		 r = 0;
+
+	if ((dir = strdup(h->control_path)) == NULL)
+		return herr(h, "out of memory");
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");	/* fits: the path is not empty */
+	else if (slash == dir)
+		slash[1] = '\0';	/* "/x" is in "/" */
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1)
+		r = herr(h, "cannot use control directory %s: %s", dir,
+		    strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		r = herr(h, "control directory %s is not a directory", dir);
+	else if (!huid_allowed(h, st.st_uid))
+		r = herr(h, "control directory %s belongs to uid %ld, who "
+		    "could replace the control socket; use a directory of "
+		    "uid %ld%s", dir, (long)st.st_uid, (long)geteuid(),
+		    geteuid() != 0 ? " or root" : "");
+	else if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(st.st_mode & S_ISVTX))
+		r = herr(h, "control directory %s is writable by %s (mode "
+		    "%04o), who could replace the control socket; run "
+		    "chmod go-w %s (or chmod +t), or use another directory",
+		    dir, st.st_mode & S_IWOTH ? "others" : "its group",
+		    (unsigned)(st.st_mode & 07777), dir);
+	free(dir);
+	return r;
+}
+
+/*
  * A POSIX record lock, not flock(2), so a failed attempt can name the pid
  * that holds it. Released on close, or when the process dies.
  */
@@ -25,14 +68,25 @@ int
 control_lock(struct handoff *h)
 {
 	struct flock	fl;
+	struct stat	st;
 	int		fd;
 
 	fd = open(h->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
+	if (fd == -1 && errno == ELOOP)
+		return herr(h, "lock file %s is a symbolic link, which is "
+		    "never followed; remove it", h->lock_path);
 	if (fd == -1)
-		return herr(h, "cannot open lock file %s: %s (does the "
-		    "directory exist and is it writable?)", h->lock_path,
-		    strerror(errno));
+		return herr(h, "cannot open lock file %s: %s (is the "
+		    "directory writable?)", h->lock_path, strerror(errno));
+	/* In a sticky directory another uid could have made it first. */
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    !huid_allowed(h, st.st_uid)) {
+		herr(h, "lock file %s is not a regular file of an allowed uid; "
+		    "remove it", h->lock_path);
+		close(fd);
+		return -1;
+	}
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_WRLCK;
 	fl.l_whence = SEEK_SET;
@@ -88,9 +142,18 @@ control_probe(struct handoff *h, int *sock)
 		return herr(h, "cannot stat control socket %s: %s",
 		    h->control_path, strerror(errno));
 	}
+	/* Never followed, and nothing but our own socket is removed. */
+	if (S_ISLNK(st.st_mode))
+		return herr(h, "control path %s is a symbolic link, which is "
+		    "never followed; give the socket's own path or remove "
+		    "the link", h->control_path);
 	if (!S_ISSOCK(st.st_mode))
 		return herr(h, "control path %s exists and is not a socket; "
 		    "remove it or choose another --control", h->control_path);
+	if (!huid_allowed(h, st.st_uid))
+		return herr(h, "control socket %s belongs to uid %ld, which is "
+		    "not allowed; remove it or choose another --control",
+		    h->control_path, (long)st.st_uid);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);

@@ -151,10 +151,12 @@ void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);
 unsigned hcount(struct handoff *);
+int	 huid_allowed(const struct handoff *, uid_t);
 void	 hdrain_begin(struct handoff *);
 void	 hdrain_cancel(struct handoff *);
 
 /* control.c */
+int	 control_check_dir(struct handoff *);
 int	 control_lock(struct handoff *);
 void	 control_unlock(struct handoff *);
 int	 control_probe(struct handoff *, int *);

@@ -328,6 +328,18 @@ handoff_set_io_timeout(struct handoff *h, unsigned ms)
 	h->io_timeout = ms > 0 ? ms : DEFAULT_IO_TIMEOUT;
 }
 
+/* Our euid, root, and what handoff_allow_uid added. */
+int
+huid_allowed(const struct handoff *h, uid_t uid)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nallow; i++)
+		if (h->allow[i] == uid)
+			return 1;
+	return 0;
+}
+
 int
 handoff_allow_uid(struct handoff *h, uid_t uid)
 {
@@ -502,7 +514,7 @@ handoff_start(struct handoff *h)
 		    "before; make a new handle to try again" :
 		    "handoff_start called twice");
 	h->hstate = HS_FAILED;	/* until it succeeds */
-	if (check_requests(h) == -1)
+	if (check_requests(h) == -1 || control_check_dir(h) == -1)
 		return -1;
 	if (control_lock(h) == -1)
 		return -1;

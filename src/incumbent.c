@@ -28,6 +28,7 @@
 #define MAX_PEERS	256
 /* How long a refused peer has to read its error before we close. */
 #define CLOSE_MS	1000
+#define FORBIDDEN_TEXT	"uid not allowed on this control socket"
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -38,17 +39,6 @@ static char	*encode_batch(struct handoff *, size_t, size_t, size_t,
 		    size_t *);
 static struct hlistener *entry_at(struct handoff *, size_t);
 static void	peer_refuse(struct peer *, const char *, const char *);
-
-static int
-peer_allowed(struct handoff *h, uid_t uid)
-{
-	size_t	i;
-
-	for (i = 0; i < h->nallow; i++)
-		if (h->allow[i] == uid)
-			return 1;
-	return 0;
-}
 
 static void
 peer_arm(struct peer *p, unsigned ms)
@@ -225,15 +215,6 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) >= 0) {
-		if (h->npeers >= MAX_PEERS) {
-			if (!h->peers_full)
-				hlog(h, "control: %d connections open; closing "
-				    "new ones until some finish", MAX_PEERS);
-			h->peers_full = 1;
-			close(fd);
-			continue;
-		}
-		h->peers_full = 0;
 		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &len) == -1) {
@@ -241,6 +222,17 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 			close(fd);
 			continue;
 		}
+		if (h->npeers >= MAX_PEERS) {
+			if (!h->peers_full)
+				hlog(h, "control: %d connections open; closing "
+				    "new ones until some finish (the first from "
+				    "pid %ld uid %ld)", MAX_PEERS,
+				    (long)cred.pid, (long)cred.uid);
+			h->peers_full = 1;
+			close(fd);
+			continue;
+		}
+		h->peers_full = 0;
 		if ((p = calloc(1, sizeof(*p))) == NULL) {
 			close(fd);
 			continue;
@@ -262,7 +254,7 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		/* Refused at its first message, so that it reads the answer
 		 * instead of a reset. */
-		if (!peer_allowed(h, cred.uid))
+		if (!huid_allowed(h, cred.uid))
 			p->state = PEER_FORBIDDEN;
 		event_add(p->rev, NULL);
 		peer_arm(p, h->io_timeout);
@@ -772,8 +764,7 @@ dispatch(struct peer *p, json_t *msg)
 
 	switch (p->state) {
 	case PEER_FORBIDDEN:
-		peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on this "
-		    "control socket");
+		peer_refuse(p, MSG_E_FORBIDDEN, FORBIDDEN_TEXT);
 		return;
 	case PEER_NEW:
 		evtimer_del(p->timer);
@@ -832,8 +823,7 @@ peer_bad_input(struct peer *p, const char *code, const char *text)
 		hlog(p->h, "successor pid %ld: %s: %s; ignored", (long)p->pid,
 		    code, text);
 	else if (p->state == PEER_FORBIDDEN)
-		peer_refuse(p, MSG_E_FORBIDDEN, "uid not allowed on this "
-		    "control socket");
+		peer_refuse(p, MSG_E_FORBIDDEN, FORBIDDEN_TEXT);
 	else
 		peer_refuse(p, code, text);
 }
@@ -858,16 +848,19 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (n == -1) {
+		/* wire_recv has closed whatever fds came with it. */
 		snprintf(err, sizeof(err), "receive failed: %s",
 		    errno == EMSGSIZE ? "message over 65536 bytes" :
-		    errno == ETOOMANYREFS ? "too many fds attached" :
+		    errno == ETOOMANYREFS ? "more than 252 fds attached" :
+		    errno == EBADMSG ? "empty message carrying fds" :
 		    strerror(errno));
 		peer_bad_input(p, MSG_E_MALFORMED, err);
 		return;
 	}
 	if (nfds > 0) {
 		wire_close_fds(fds, nfds);
-		snprintf(err, sizeof(err), "%zu unsolicited fds closed", nfds);
+		snprintf(err, sizeof(err), "%zu unsolicited fd%s closed", nfds,
+		    nfds == 1 ? "" : "s");
 		peer_bad_input(p, MSG_E_MALFORMED, err);
 		return;
 	}
@@ -886,8 +879,13 @@ peer_timeout(evutil_socket_t fd, short what, void *arg)
 	struct peer	*p = arg;
 	char		 text[128];
 
-	if (p->state == PEER_CLOSING || p->state == PEER_FORBIDDEN) {
+	if (p->state == PEER_CLOSING) {
 		peer_free(p, 1);	/* it does not read: no more waiting */
+		return;
+	}
+	if (p->state == PEER_FORBIDDEN) {
+		/* It said nothing; it may still read why it is refused. */
+		peer_refuse(p, MSG_E_FORBIDDEN, FORBIDDEN_TEXT);
 		return;
 	}
 	if (p->state == PEER_OFFERED)

@@ -94,6 +94,17 @@ EOF
 	PIDS="$PIDS $WRK_PID"
 }
 
+# serve_under_wrk NAME SECONDS URL ARGS...: serve NAME ARGS, then wrk on
+# URL for SECONDS, and waits until the server counts wrk's 64
+# connections; the server's pid stays in $LAST_PID.
+serve_under_wrk() {
+	_lname=$1 _lsecs=$2 _lurl=$3
+	shift 3
+	serve "$_lname" "$@"
+	start_wrk "$_lsecs" "$_lurl"
+	wait_for 10 has_connections 64 || fail "wrk never made its 64 connections"
+}
+
 # totals_field KEY: a number from wrk's "totals" line.
 totals_field() {
 	sed -n "s/^totals.* $1=\([0-9]*\).*/\1/p" "$T/wrk.out"

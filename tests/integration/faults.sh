@@ -16,10 +16,9 @@ use_peer
 set -- $(free_ports 3)
 port=$1 p2=$2 p3=$3
 url="http://127.0.0.1:$port/"
-serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1 --drain-timeout 10
+serve_under_wrk v1 60 "$url" --listen "http=tcp://127.0.0.1:$port" --tag v1 \
+    --drain-timeout 10
 v1=$LAST_PID
-start_wrk 60 "$url"
-wait_for 10 has_connections 64 || fail "wrk never made its 64 connections"
 base_fds=$(fd_count "$v1")	# with wrk's 64 keep-alive connections
 
 # kill_at STEP: a peer successor stops after STEP and hangs; SIGKILL it.
