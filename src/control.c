@@ -34,7 +34,7 @@ control_check_dir(struct handoff *h)
 	if ((dir = strdup(h->control_path)) == NULL)
 		return herr(h, "out of memory");
 	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");	/* fits: the path is not empty */
+		memcpy(dir, ".", 2);	/* fits: the path is not empty */
 	else if (slash == dir)
 		slash[1] = '\0';	/* "/x" is in "/" */
 	else
