@@ -420,6 +420,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct httpd	 d;
+	struct event_config	*cfg;
 	struct event	*sigterm = NULL, *sigint = NULL;
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
 	struct slow	*s;
@@ -491,7 +492,22 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
-	if ((d.base = event_base_new()) == NULL) {
+	/*
+	 * epoll's changelist: event_add and event_del are applied by the
+	 * next dispatch, one epoll_ctl for each fd whose interest changed.
+	 * A takeover adds (successor) or removes (incumbent) one event a
+	 * listener: with it, ready and released go out first and those
+	 * calls follow, before any accept. It is unsafe only for fds
+	 * cloned by dup(), which nothing here gives libevent.
+	 */
+	if ((cfg = event_config_new()) == NULL) {
+		fprintf(stderr, "handoff-httpd: out of memory\n");
+		return 1;
+	}
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	d.base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (d.base == NULL) {
 		fprintf(stderr, "handoff-httpd: cannot create event base\n");
 		return 1;
 	}

@@ -51,7 +51,8 @@ wait_exit "$slow1"
 grep -q "pid=$v1" "$T/slow1.body" || fail "in-flight request not answered by v1"
 
 # 3. A request arrives while v1 is paused: served after the rollback.
-curl -fsS --max-time 30 "$url/slow?ms=4000" >"$T/slow2.body" 2>&1 &
+# Long enough to keep v1 draining however slowly the steps below run.
+curl -fsS --max-time 60 "$url/slow?ms=12000" >"$T/slow2.body" 2>&1 &
 slow2=$!
 PIDS="$PIDS $slow2"
 wait_for 10 has_connections 1 || fail "the second slow request never reached v1"
