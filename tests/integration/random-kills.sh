@@ -99,26 +99,6 @@ rolled_back() {
 	held=$((held + K_HELD))
 }
 
-# wrk_failed: socket errors plus non-2xx in wrk's totals.
-wrk_failed() {
-	_f=0
-	for _k in connect read write timeout non2xx; do
-		_f=$((_f + $(totals_field "$_k")))
-	done
-	echo "$_f"
-}
-
-# stop_wrk WHAT: interrupts wrk (it prints its totals then), checks that
-# it ran until now and made requests, and keeps its output as wrk-WHAT.out.
-stop_wrk() {
-	alive "$WRK_PID" || fail "wrk ended before the kills $1 did"
-	kill -INT "$WRK_PID"
-	reap 15 "$WRK_PID" wrk
-	grep -q '^totals ' "$T/wrk.out" || fail "no totals from wrk: $(cat "$T/wrk.out")"
-	[ "$(totals_field requests)" -gt 0 ] || fail "wrk made no request"
-	cp "$T/wrk.out" "$T/wrk-$1.out"
-}
-
 late=0 held=0
 start_wrk 600 "$url"
 wait_for 15 has_connections 65 || fail "wrk never made its 64 connections"
@@ -138,10 +118,10 @@ while [ "$i" -lt "$kills_after" ]; do
 	offer_ms=$(min "$(awk -v r="$K_READY_MS" -v o="$K_OFFER_MS" \
 	    'BEGIN { print r - o }')" "$offer_ms")
 done
-stop_wrk after
+stop_wrk after-ready
 failed_after=$(wrk_failed)
 log "after ready: $late kills; exec to ready took at least $ready_ms ms," \
-    "offer to ready $offer_ms ms; $(grep '^totals' "$T/wrk-after.out")"
+    "offer to ready $offer_ms ms; $(grep '^totals' "$T/wrk-after-ready.out")"
 
 # Before ready.
 start_wrk 600 "$url"
@@ -189,12 +169,12 @@ kill "$hold"
 # shellcheck disable=SC2086
 upgrade "$v1" v2 $args --tag v2
 body_has "$url" "pid=$NEW_PID tag=v2 gen=2" || fail "v2 does not serve $url"
-stop_wrk before
+stop_wrk before-ready
 failed_before=$(wrk_failed)
 log "before ready: $n kills: $before_hello before v1 had a hello," \
     "$in_offer during the offer ($had_offer after the successor had it);" \
     "$((late - late_before)) more landed after ready;" \
-    "$(grep '^totals' "$T/wrk-before.out")"
+    "$(grep '^totals' "$T/wrk-before-ready.out")"
 [ "$failed_before" -le $((held - held_before)) ] ||
     fail "$failed_before requests failed while successors were killed" \
     "before ready; those killed after ready had accepted" \
