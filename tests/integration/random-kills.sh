@@ -2,12 +2,14 @@
 # Real successors SIGKILLed at random moments under wrk load. Each is
 # started by tests/kill-successor.py, which stops it at the moment drawn,
 # counts the client connections it had accepted, then kills it.
-# - After ready (RANDOM_KILLS_AFTER, default 20): 0 to 250 ms after the
+# - After ready (RANDOM_KILLS_AFTER, default 20): 0 to 200 ms after the
 #   successor's ready line. An idle connection held open on v1 keeps its
 #   drain going, so every kill finds v1 draining: it must roll back and
 #   serve again. Only requests on connections the killed successor had
-#   accepted may fail: wrk's failures must not exceed their count. These
-#   kills also time exec to ready, so they come first.
+#   accepted may fail: wrk's failures must not exceed their count. Every
+#   other one asks for http alone: v1 shuts the listeners it retires and
+#   must listen on each at its own address again. These kills also time
+#   exec to ready, so they come first.
 # - Before ready (RANDOM_KILLS_BEFORE, default 100): half at a random
 #   moment under the shortest exec to ready measured, half under the
 #   shortest offer to ready after the successor logged the offer (the
@@ -31,9 +33,11 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 # Extra listeners on port 0 (matched by name) make the offer take a few
 # ms (two batches): long enough for random moments to land in it too.
-args="--listen http=tcp://127.0.0.1:$port --drain-timeout 60"
+http_only="--listen http=tcp://127.0.0.1:$port --drain-timeout 60"
+args=$http_only
+extra=${RANDOM_KILLS_EXTRA:-260}
 i=0
-while [ "$i" -lt "${RANDOM_KILLS_EXTRA:-500}" ]; do
+while [ "$i" -lt "$extra" ]; do
 	i=$((i + 1))
 	args="$args --listen x$i=tcp://127.0.0.1:0"
 done
@@ -72,16 +76,17 @@ v1_settled() {
 	    [ "$(fd_count "$v1")" = "$1" ]
 }
 
-# kill_one NAME [--after TEXT] --ms MS: a successor started and killed by
-# the helper; its pid, ms to the offer and to ready, and the connections
-# it held in K_PID, K_OFFER_MS, K_READY_MS, K_HELD.
+# kill_one NAME ARGS [--after TEXT] --ms MS: a successor (handoff-httpd
+# ARGS) started and killed by the helper; its pid, ms to the offer and to
+# ready, and the connections it held in K_PID, K_OFFER_MS, K_READY_MS,
+# K_HELD.
 kill_one() {
-	_name=$1
-	shift
+	_name=$1 _args=$2
+	shift 2
 	rm -f "$T/successor.log"
 	# shellcheck disable=SC2086
 	$KILLER --port "$port" --log "$T/successor.log" "$@" -- \
-	    "$HTTPD" --control "$CONTROL" $args --tag "$_name" >"$T/kill.out" 2>&1 ||
+	    "$HTTPD" --control "$CONTROL" $_args --tag "$_name" >"$T/kill.out" 2>&1 ||
 	    fail "$_name: $(cat "$T/kill.out")"
 	read -r K_PID _ K_OFFER_MS K_READY_MS K_HELD _ <"$T/kill.out"
 	[ -n "$K_HELD" ] || fail "$_name: no result from the helper: $(cat "$T/kill.out")"
@@ -106,18 +111,30 @@ wait_for 10 v1_settled "$(fd_count "$v1")"
 base_fds=$(fd_count "$v1")
 
 # After ready.
-delays "$kills_after" 250 >"$T/delays-after"
-ready_ms=100000 offer_ms=100000 i=0
+delays "$kills_after" 200 >"$T/delays-after"
+ready_ms=100000 offer_ms=100000 relistens=0 i=0
 while [ "$i" -lt "$kills_after" ]; do
 	i=$((i + 1))
 	alive "$hold" || fail "v1 closed the idle connection that keeps it draining"
-	kill_one "after$i" --after "ready: serving" \
+	if [ $((i % 2)) = 0 ]; then
+		kill_one "after$i" "$http_only" --after "ready: serving" \
+		    --ms "$(sed -n "${i}p" "$T/delays-after")"
+		rolled_back
+		relistens=$((relistens + 1))
+		[ "$extra" = 0 ] || [ "$(grep -c "rollback: listening on x$extra=" \
+		    "$T/v1.log")" = "$relistens" ] ||
+		    fail "v1 did not listen again on what pid $K_PID retired"
+		continue
+	fi
+	kill_one "after$i" "$args" --after "ready: serving" \
 	    --ms "$(sed -n "${i}p" "$T/delays-after")"
 	rolled_back
 	ready_ms=$(min "$K_READY_MS" "$ready_ms")
 	offer_ms=$(min "$(awk -v r="$K_READY_MS" -v o="$K_OFFER_MS" \
 	    'BEGIN { print r - o }')" "$offer_ms")
 done
+! grep -E "rollback: .*(listens on .* now|cannot)|cannot keep" "$T/v1.log" ||
+    fail "v1 lost the address of a listener it had retired, at a rollback"
 stop_wrk after-ready
 failed_after=$(wrk_failed)
 log "after ready: $late kills; exec to ready took at least $ready_ms ms," \
@@ -136,9 +153,9 @@ while [ "$n" -lt "$kills_before" ]; do
 	[ "$tries" -le $((kills_before * 2)) ] ||
 	    fail "$tries kills, only $n of them before ready"
 	if [ $((tries % 2)) = 1 ]; then
-		kill_one "before$tries" --ms "$(sed -n "${tries}p" "$T/delays-exec")"
+		kill_one "before$tries" "$args" --ms "$(sed -n "${tries}p" "$T/delays-exec")"
 	else
-		kill_one "before$tries" --after "taking over from" \
+		kill_one "before$tries" "$args" --after "taking over from" \
 		    --ms "$(sed -n "${tries}p" "$T/delays-offer")"
 	fi
 	wait_for 15 v1_settled "$base_fds" ||
