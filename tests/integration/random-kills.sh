@@ -18,7 +18,7 @@
 #   counted with the kills after ready, and another is drawn). No failed
 #   request; after each kill v1 serves with exactly the fds it had.
 # Then a real successor takes over normally. RANDOM_KILLS_SEED=N draws the
-# same delays again.
+# same random numbers again (the bounds they scale are measured each run).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -27,7 +27,8 @@ KILLER="/usr/bin/python3 $top_srcdir/tests/kill-successor.py"
 kills_after=${RANDOM_KILLS_AFTER:-20}
 kills_before=${RANDOM_KILLS_BEFORE:-100}
 seed=${RANDOM_KILLS_SEED:-$(date +%s)}
-log "seed $seed (RANDOM_KILLS_SEED=$seed draws the same delays)"
+[ "$kills_after" -ge 1 ] || skip "RANDOM_KILLS_AFTER=0: the kills after ready time the others"
+log "seed $seed (RANDOM_KILLS_SEED=$seed draws the same numbers)"
 
 port=$(free_port)
 url="http://127.0.0.1:$port/"
@@ -55,16 +56,30 @@ hold=$!
 PIDS="$PIDS $hold"
 wait_for 10 has_connections 1 || fail "the idle connection never reached v1"
 
-# delays N MAX_MS: N random delays in [0, MAX_MS), one a line, from the seed.
+# fractions N: N random numbers in [0, 1), one a line, from the seed.
 draws=0
-delays() {
+fractions() {
 	draws=$((draws + 1))
-	awk -v seed=$((seed + draws)) -v n="$1" -v max="$2" 'BEGIN {
-		srand(seed); for (i = 0; i < n; i++) printf "%.2f\n", rand() * max }'
+	awk -v seed=$((seed + draws)) -v n="$1" 'BEGIN {
+		srand(seed); for (i = 0; i < n; i++) printf "%.4f\n", rand() }'
 }
 
-# min A B: the smaller of two decimal numbers.
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0) ? a : b }'; }
+# delay FILE I MAX_MS: line I of FILE times MAX_MS.
+delay() {
+	awk -v i="$2" -v max="$3" 'NR == i { printf "%.2f\n", $1 * max }' "$1"
+}
+
+# min A B: the smaller of two decimal numbers; "-" stands for none.
+min() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		print (b == "-" || (a != "-" && a + 0 < b + 0)) ? a : b }'
+}
+
+# minus A B: A - B, or "-" if either is "-".
+minus() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "-" || b == "-") print "-"; else print a - b }'
+}
 
 # v1_settled FDS: v1 answers status as serving, then holds FDS fds. In
 # that order: a dead successor's connection, queued on the control socket
@@ -110,15 +125,22 @@ wait_for 15 has_connections 65 || fail "wrk never made its 64 connections"
 wait_for 10 v1_settled "$(fd_count "$v1")"
 base_fds=$(fd_count "$v1")
 
+# note_times: the shortest exec to ready and offer to ready seen so far,
+# the bounds of the kills before ready.
+note_times() {
+	ready_ms=$(min "$K_READY_MS" "$ready_ms")
+	offer_ms=$(min "$(minus "$K_READY_MS" "$K_OFFER_MS")" "$offer_ms")
+}
+
 # After ready.
-delays "$kills_after" 200 >"$T/delays-after"
-ready_ms=100000 offer_ms=100000 relistens=0 i=0
+fractions "$kills_after" >"$T/after"
+ready_ms=- offer_ms=- relistens=0 i=0
 while [ "$i" -lt "$kills_after" ]; do
 	i=$((i + 1))
 	alive "$hold" || fail "v1 closed the idle connection that keeps it draining"
 	if [ $((i % 2)) = 0 ]; then
 		kill_one "after$i" "$http_only" --after "ready: serving" \
-		    --ms "$(sed -n "${i}p" "$T/delays-after")"
+		    --ms "$(delay "$T/after" "$i" 200)"
 		rolled_back
 		relistens=$((relistens + 1))
 		[ "$extra" = 0 ] || [ "$(grep -c "rollback: listening on x$extra=" \
@@ -127,11 +149,9 @@ while [ "$i" -lt "$kills_after" ]; do
 		continue
 	fi
 	kill_one "after$i" "$args" --after "ready: serving" \
-	    --ms "$(sed -n "${i}p" "$T/delays-after")"
+	    --ms "$(delay "$T/after" "$i" 200)"
 	rolled_back
-	ready_ms=$(min "$K_READY_MS" "$ready_ms")
-	offer_ms=$(min "$(awk -v r="$K_READY_MS" -v o="$K_OFFER_MS" \
-	    'BEGIN { print r - o }')" "$offer_ms")
+	note_times
 done
 ! grep -E "rollback: .*(listens on .* now|cannot)|cannot keep" "$T/v1.log" ||
     fail "v1 lost the address of a listener it had retired, at a rollback"
@@ -144,8 +164,7 @@ log "after ready: $late kills; exec to ready took at least $ready_ms ms," \
 start_wrk 600 "$url"
 wait_for 15 v1_settled "$base_fds" ||
     fail "v1 does not hold $base_fds fds with wrk's 64 connections ($(fd_count "$v1"))"
-delays $((kills_before * 2)) "$ready_ms" >"$T/delays-exec"
-delays $((kills_before * 2)) "$offer_ms" >"$T/delays-offer"
+fractions $((kills_before * 2)) >"$T/before"
 n=0 tries=0 before_hello=0 in_offer=0 had_offer=0
 late_before=$late held_before=$held
 while [ "$n" -lt "$kills_before" ]; do
@@ -153,16 +172,18 @@ while [ "$n" -lt "$kills_before" ]; do
 	[ "$tries" -le $((kills_before * 2)) ] ||
 	    fail "$tries kills, only $n of them before ready"
 	if [ $((tries % 2)) = 1 ]; then
-		kill_one "before$tries" "$args" --ms "$(sed -n "${tries}p" "$T/delays-exec")"
+		kill_one "before$tries" "$args" \
+		    --ms "$(delay "$T/before" "$tries" "$ready_ms")"
 	else
 		kill_one "before$tries" "$args" --after "taking over from" \
-		    --ms "$(sed -n "${tries}p" "$T/delays-offer")"
+		    --ms "$(delay "$T/before" "$tries" "$offer_ms")"
 	fi
 	wait_for 15 v1_settled "$base_fds" ||
 	    fail "after pid $K_PID was killed, v1 does not serve with" \
 	    "$base_fds fds ($(fd_count "$v1"))"
 	if logged v1 "successor pid $K_PID ready"; then
 		rolled_back
+		note_times
 		continue
 	fi
 	[ "$K_READY_MS" = - ] ||
