@@ -9,8 +9,8 @@ COMMAND runs with stdout and stderr appended to FILE. MS milliseconds
 after it was started, or after a line containing TEXT appeared in FILE,
 it is stopped (SIGSTOP), so that nothing changes while its TCP
 connections with local port PORT are counted (accepted ones, not the
-listener; ss(8) lists them), then killed (SIGKILL) and reaped. FILE is read every
-millisecond meanwhile.
+listener; ss(8) lists them), then killed (SIGKILL) and reaped. FILE is
+read every millisecond meanwhile.
 
 Prints one line of five fields:
 

@@ -23,6 +23,7 @@
 . "$(dirname "$0")/../load.sh"
 
 command -v wrk >/dev/null || skip "wrk is not installed"
+command -v ss >/dev/null || skip "ss is not installed (iproute2)"
 KILLER="/usr/bin/python3 $top_srcdir/tests/kill-successor.py"
 kills_after=${RANDOM_KILLS_AFTER:-20}
 kills_before=${RANDOM_KILLS_BEFORE:-100}
