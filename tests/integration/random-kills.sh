@@ -35,13 +35,15 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 # Extra listeners on port 0 (matched by name) make the offer take a few
 # ms (two batches): long enough for random moments to land in it too.
+# On 127.0.0.2: the ports they take stay free on 127.0.0.1, where the
+# tests running beside this one bind theirs.
 http_only="--listen http=tcp://127.0.0.1:$port --drain-timeout 60"
 args=$http_only
 extra=${RANDOM_KILLS_EXTRA:-260}
 i=0
 while [ "$i" -lt "$extra" ]; do
 	i=$((i + 1))
-	args="$args --listen x$i=tcp://127.0.0.1:0"
+	args="$args --listen x$i=tcp://127.0.0.2:0"
 done
 # shellcheck disable=SC2086
 serve v1 $args --tag v1
