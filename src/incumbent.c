@@ -294,6 +294,30 @@ pass_main_pid(struct handoff *h, pid_t pid)
 }
 
 /*
+ * shutdown() gives a port the kernel chose (bound to port 0) back to it,
+ * and a later listen() would choose another: bind it again at once. A
+ * port asked for stays bound, and bind() says EINVAL.
+ */
+static void
+shut_listener(struct handoff *h, struct hlistener *l)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+
+	if (getsockname(l->fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    shutdown(l->fd, SHUT_RD) == -1)
+		return;
+	l->refusing = 1;
+	if (bind(l->fd, (struct sockaddr *)&ss, len) == -1 && errno != EINVAL)
+		hlog(h, "retired %s=%s: refusing new connections, but cannot "
+		    "keep its port: %s", l->name, l->id.address,
+		    strerror(errno));
+	else
+		hlog(h, "retired %s=%s: refusing new connections", l->name,
+		    l->id.address);
+}
+
+/*
  * A TCP port the successor retired would queue connections until we
  * exit and then reset them; shutdown() makes it refuse them now, and
  * keeps the port bound so a rollback can listen() again.
@@ -316,11 +340,7 @@ refuse_retired(struct handoff *h, json_t *ready)
 			    (l->id.family != AF_INET && l->id.family !=
 			    AF_INET6))
 				break;
-			if (shutdown(l->fd, SHUT_RD) == 0) {
-				l->refusing = 1;
-				hlog(h, "retired %s=%s: refusing new "
-				    "connections", l->name, l->id.address);
-			}
+			shut_listener(h, l);
 			break;
 		}
 	}
@@ -331,19 +351,34 @@ static void
 listen_again(struct handoff *h)
 {
 	struct hlistener	*l;
+	struct listener_id	 id;
 	size_t			 i;
+	int			 r;
 
 	for (i = 0; i < h->nlisteners; i++) {
 		l = &h->listeners[i];
 		if (!l->refusing)
 			continue;
 		l->refusing = 0;
-		if (listen(l->fd, LISTENER_BACKLOG) == -1)
+		if ((r = listen(l->fd, LISTENER_BACKLOG)) == -1)
 			hlog(h, "rollback: cannot listen on %s=%s again: %s",
 			    l->name, l->id.address, strerror(errno));
-		else
-			hlog(h, "rollback: listening on %s=%s again", l->name,
-			    l->id.address);
+		/* What the next offer says must be what the fd is: the
+		 * offer is encoded anew if anything changed. */
+		if (listener_identify(l->fd, &id) == -1)
+			continue;
+		if (strcmp(id.address, l->id.address) == 0 &&
+		    id.listening == l->id.listening) {
+			if (r == 0)
+				hlog(h, "rollback: listening on %s=%s again",
+				    l->name, l->id.address);
+			continue;
+		}
+		if (strcmp(id.address, l->id.address) != 0)
+			hlog(h, "rollback: %s=%s listens on %s now", l->name,
+			    l->id.address, id.address);
+		l->id = id;
+		incumbent_free_offer(h);
 	}
 }
 

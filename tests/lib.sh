@@ -88,16 +88,25 @@ alive() {
 dead() { ! alive "$1"; }
 
 # wait_exit PID: waits for a child of this shell; its status in $STATUS.
-# Not in $(...): a subshell cannot wait for its parent's children.
+# Not in $(...): a subshell cannot wait for its parent's children. The
+# pid leaves $PIDS: once reaped it may be reused by any process, which
+# cleanup must not kill.
 wait_exit() {
 	wait "$1"
 	STATUS=$?
+	_keep=""
+	for _p in $PIDS; do
+		[ "$_p" = "$1" ] || _keep="$_keep $_p"
+	done
+	PIDS=$_keep
 }
 
-# serving_pid: the pid that answers status on $CONTROL, or nothing.
+# serving_pid: the pid that answers status on $CONTROL, or nothing. From
+# the first line of the text report ("pid P  generation G ..."): no
+# interpreter started for each poll.
 serving_pid() {
-	"$CTL" status --control "$CONTROL" --json 2>/dev/null |
-	    python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'
+	"$CTL" status --control "$CONTROL" 2>/dev/null |
+	    sed -n '1s/^pid \([0-9]*\) .*/\1/p'
 }
 
 is_serving() { [ "$(serving_pid)" = "$1" ]; }

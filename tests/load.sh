@@ -157,3 +157,24 @@ load_with_upgrades() {
 	body_has "$_url" "pid=$_pid tag=v$(( _ups + 1 )) gen=$(( _ups + 1 ))" ||
 	    fail "the last successor (pid $_pid) does not answer $_url"
 }
+
+# wrk_failed: socket errors plus non-2xx in wrk's totals line.
+wrk_failed() {
+	_f=0
+	for _k in connect read write timeout non2xx; do
+		_f=$((_f + $(totals_field "$_k")))
+	done
+	echo "$_f"
+}
+
+# stop_wrk NAME: interrupts wrk started by start_wrk (it prints its totals
+# then), after checking it was still running: what came before was under
+# load. Checks it made requests, and keeps its output as $T/wrk-NAME.out.
+stop_wrk() {
+	alive "$WRK_PID" || fail "wrk ended before $1 was over: $(cat "$T/wrk.out")"
+	kill -INT "$WRK_PID"
+	reap 15 "$WRK_PID" wrk
+	grep -q '^totals ' "$T/wrk.out" || fail "no totals from wrk: $(cat "$T/wrk.out")"
+	[ "$(totals_field requests)" -gt 0 ] || fail "wrk made no request"
+	cp "$T/wrk.out" "$T/wrk-$1.out"
+}
