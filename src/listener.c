@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -355,14 +356,33 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 	}
 }
 
-/* Returns 0, or -1 with errno (ENOTSOCK for a non-socket fd). */
+/*
+ * Returns 0, or -1 with errno (ENOTSOCK for a non-socket fd). It runs for
+ * every fd a successor receives, so it asks little: getsockname gives the
+ * family (as SO_DOMAIN would), and for inet sockets TCP_INFO, which only
+ * a TCP socket answers, says both "stream" and whether it listens.
+ */
 int
 listener_identify(int fd, struct listener_id *id)
 {
 	struct sockaddr_storage	ss;
+	struct tcp_info		ti;
 	socklen_t		sslen = sizeof(ss), olen;
 
 	memset(id, 0, sizeof(*id));
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return -1;
+	id->family = ss.ss_family;
+	listener_format((struct sockaddr *)&ss, sslen, id->address,
+	    sizeof(id->address));
+	olen = sizeof(ti);
+	if ((id->family == AF_INET || id->family == AF_INET6) &&
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &olen) == 0) {
+		id->socktype = SOCK_STREAM;
+		id->listening = ti.tcpi_state == TCP_LISTEN;
+		return 0;
+	}
 	olen = sizeof(id->socktype);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &id->socktype, &olen) == -1)
 		return -1;
@@ -371,13 +391,6 @@ listener_identify(int fd, struct listener_id *id)
 	    &olen) == -1)
 		return -1;
 	id->listening = id->listening != 0;
-	memset(&ss, 0, sizeof(ss));
-	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
-		return -1;
-	/* The same as SO_DOMAIN, one system call fewer for each fd. */
-	id->family = ss.ss_family;
-	listener_format((struct sockaddr *)&ss, sslen, id->address,
-	    sizeof(id->address));
 	return 0;
 }
 

@@ -603,6 +603,38 @@ test_format(void)
 	CHECK_STR(buf, want);
 }
 
+/* A TCP socket bound to loopback port 0: not listening, then listening. */
+static void
+test_tcp_states(int family)
+{
+	struct sockaddr_in6	sin6;
+	struct sockaddr_in	sin;
+	struct listener_id	id;
+	int			fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	CHECK((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	CHECK_INT(family == AF_INET ? bind(fd, (struct sockaddr *)&sin,
+	    sizeof(sin)) : bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)),
+	    0);
+	CHECK_INT(listener_identify(fd, &id), 0);
+	CHECK_INT(id.family, family);
+	CHECK_INT(id.socktype, SOCK_STREAM);
+	CHECK_INT(id.listening, 0);
+	CHECK(strncmp(id.address, family == AF_INET ? "127.0.0.1:" : "[::1]:",
+	    family == AF_INET ? 10 : 6) == 0);
+	CHECK_INT(listen(fd, 8), 0);
+	CHECK_INT(listener_identify(fd, &id), 0);
+	CHECK_INT(id.socktype, SOCK_STREAM);
+	CHECK_INT(id.listening, 1);
+	close(fd);
+}
+
 static void
 test_identify_other(void)
 {
@@ -625,6 +657,10 @@ test_identify_other(void)
 	CHECK_STR(id.address, "(unnamed)");
 	close(sv[0]);
 	close(sv[1]);
+
+	/* TCP answers TCP_INFO: bound and then listening, v4 and v6. */
+	test_tcp_states(AF_INET);
+	test_tcp_states(AF_INET6);
 }
 
 static void
