@@ -588,6 +588,16 @@ encode_batch(struct handoff *h, size_t batch, size_t first, size_t end,
 		bad |= json_array_append_new(col[MSG_COL_SPEC],
 		    l->spec != NULL ? json_string(l->spec) : json_null());
 	}
+	/* A column with the same value in every row is sent as that value. */
+	for (k = MSG_COL_NAME + 1; !bad && k < MSG_NCOLUMNS; k++) {
+		for (i = 1; i < end - first; i++)
+			if (!json_equal(json_array_get(col[k], 0),
+			    json_array_get(col[k], i)))
+				break;
+		if (i == end - first)
+			bad |= json_object_set(list, msg_column(k),
+			    json_array_get(col[k], 0));
+	}
 	if (!bad)
 		buf = msg_encode(msg, len);
 done:

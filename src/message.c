@@ -300,44 +300,53 @@ msg_column(enum msg_column c)
 	return fds_columns[c].key;
 }
 
+/* A value of column c: row i, or the column's one value if i is -1. */
 static int
-check_cell(const struct column *c, const json_t *v, size_t i, char *err,
+check_cell(const struct column *c, const json_t *v, long i, char *err,
     size_t len)
 {
-	const char	*t = "fds: listeners";
+	char	at[32];
 
 	if (c->nullable && json_is_null(v))
 		return 0;
+	if (i >= 0)
+		snprintf(at, sizeof(at), "[%ld]", i);
+	else
+		at[0] = '\0';
 	switch (c->type) {
 	case COL_BOOL:
 		if (!json_is_boolean(v))
-			return fail(err, len, "%s: %s[%zu] must be true or "
-			    "false", t, c->key, i);
+			return fail(err, len, "fds: listeners: %s%s must be "
+			    "true or false", c->key, at);
 		return 0;
 	case COL_STRING:
 		if (!str_ok(v, c->max))
-			return fail(err, len, "%s: %s[%zu] must be a string "
-			    "of at most %zu bytes%s", t, c->key, i, c->max,
-			    c->nullable ? " or null" : "");
+			return fail(err, len, "fds: listeners: %s%s must be a "
+			    "string of at most %zu bytes%s", c->key, at,
+			    c->max, c->nullable ? " or null" : "");
 		return 0;
 	case COL_ENUM:
 		/* Each enumeration has four values. */
 		if (!str_ok(v, MSG_NAME_MAX) || !enum_ok(v, c->values))
-			return fail(err, len, "%s: %s[%zu] must be one of "
-			    "%s %s %s %s", t, c->key, i, c->values[0],
+			return fail(err, len, "fds: listeners: %s%s must be "
+			    "one of %s %s %s %s", c->key, at, c->values[0],
 			    c->values[1], c->values[2], c->values[3]);
 		return 0;
 	case COL_NAME:
 		if (!str_ok(v, MSG_NAME_MAX) ||
 		    !msg_name_valid(json_string_value(v)))
-			return fail(err, len, "%s: %s[%zu] is not 1 to %d of "
-			    "A-Z a-z 0-9 _ . : @ -", t, c->key, i,
+			return fail(err, len, "fds: listeners: %s%s is not 1 "
+			    "to %d of A-Z a-z 0-9 _ . : @ -", c->key, at,
 			    MSG_NAME_MAX);
 		return 0;
 	}
 	return 0;
 }
 
+/*
+ * Each column is an array of one value per fd, or, but for "name", one
+ * value (not an array) that holds for every fd of the batch.
+ */
 static int
 check_fds(const json_t *o, const char *t, char *err, size_t len)
 {
@@ -354,18 +363,24 @@ check_fds(const json_t *o, const char *t, char *err, size_t len)
 	for (k = 0; k < MSG_NCOLUMNS; k++) {
 		c = &fds_columns[k];
 		col = json_object_get(list, c->key);
+		if (col != NULL && !json_is_array(col) && k != MSG_COL_NAME) {
+			if (check_cell(c, col, -1, err, len) == -1)
+				return -1;
+			continue;
+		}
 		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
 			return fail(err, len, "%s: listeners: column \"%s\" "
-			    "must be an array of at most %d values", t, c->key,
-			    WIRE_MAX_FDS);
-		if (k == 0)
+			    "must be an array of at most %d values%s", t, c->key,
+			    WIRE_MAX_FDS, k != MSG_COL_NAME ? ", or one value" :
+			    "");
+		if (k == MSG_COL_NAME)
 			n = json_array_size(col);
 		else if (json_array_size(col) != n)
 			return fail(err, len, "%s: listeners: column \"%s\" "
 			    "has %zu values, column \"name\" %zu", t, c->key,
 			    json_array_size(col), n);
 		json_array_foreach(col, i, v) {
-			if (check_cell(c, v, i, err, len) == -1)
+			if (check_cell(c, v, (long)i, err, len) == -1)
 				return -1;
 		}
 	}

@@ -141,19 +141,22 @@ struct row {
 	int		 listening;
 };
 
+/* Row i of a column: its value there, or the column's one value. */
+static json_t *
+cell(json_t *col, size_t i)
+{
+	return json_is_array(col) ? json_array_get(col, i) : col;
+}
+
 static void
 row_at(json_t *const cols[], size_t i, struct row *r)
 {
-	r->name = json_string_value(json_array_get(cols[MSG_COL_NAME], i));
-	r->family = json_string_value(json_array_get(cols[MSG_COL_FAMILY],
-	    i));
-	r->socktype = json_string_value(json_array_get(
-	    cols[MSG_COL_SOCKTYPE], i));
-	r->address = json_string_value(json_array_get(cols[MSG_COL_ADDRESS],
-	    i));
-	r->listening = json_is_true(json_array_get(cols[MSG_COL_LISTENING],
-	    i));
-	r->spec = json_string_value(json_array_get(cols[MSG_COL_SPEC], i));
+	r->name = json_string_value(cell(cols[MSG_COL_NAME], i));
+	r->family = json_string_value(cell(cols[MSG_COL_FAMILY], i));
+	r->socktype = json_string_value(cell(cols[MSG_COL_SOCKTYPE], i));
+	r->address = json_string_value(cell(cols[MSG_COL_ADDRESS], i));
+	r->listening = json_is_true(cell(cols[MSG_COL_LISTENING], i));
+	r->spec = json_string_value(cell(cols[MSG_COL_SPEC], i));
 }
 
 static int

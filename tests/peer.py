@@ -235,9 +235,12 @@ def columns(entries):
 
 
 def rows(cols):
-    """The entries of an fds message's columns; a null spec is no spec."""
+    """The entries of an fds message's columns (each an array, or one value
+    for every row); a null spec is no spec."""
+    def cell(k, i):
+        return cols[k][i] if isinstance(cols[k], list) else cols[k]
     n = len(cols["name"])
-    return [{k: cols[k][i] for k in COLUMNS if cols[k][i] is not None} for i in range(n)]
+    return [{k: cell(k, i) for k in COLUMNS if cell(k, i) is not None} for i in range(n)]
 
 
 def run_successor(a, schemas):

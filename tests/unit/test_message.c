@@ -465,6 +465,17 @@ cell_err(const char *key, json_t *value, int extra)
 	return parse_obj_err(o);
 }
 
+/* An "fds" message with column key replaced by value. */
+static const char *
+col_err(const char *key, json_t *value)
+{
+	json_t	*o;
+
+	o = load(FDS);
+	json_object_set_new(json_object_get(o, "listeners"), key, value);
+	return parse_obj_err(o);
+}
+
 static void
 test_columns(void)
 {
@@ -508,7 +519,8 @@ test_columns(void)
 	/* Every column is required and has one value per fd. */
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		snprintf(want, sizeof(want), "fds: listeners: column \"%s\" "
-		    "must be an array of at most 252 values", keys[i]);
+		    "must be an array of at most 252 values%s", keys[i],
+		    i > 0 ? ", or one value" : "");
 		CHECK_STR(cell_err(keys[i], NULL, 0), want);
 		if (i == 0)
 			continue;
@@ -516,6 +528,21 @@ test_columns(void)
 		    "has 2 values, column \"name\" 1", keys[i]);
 		CHECK_STR(cell_err(keys[i], json_null(), 1), want);
 	}
+	/* A column but "name" may be one value for every row. */
+	CHECK_STR(col_err("kind", load("'udp'")), "");
+	CHECK_STR(col_err("spec", json_null()), "");
+	CHECK_STR(col_err("listening", json_false()), "");
+	CHECK_STR(col_err("kind", load("'sctp'")), "fds: listeners: kind must "
+	    "be one of tcp udp unix fd");
+	CHECK_STR(col_err("address", load("[[]]")), "fds: listeners: "
+	    "address[0] must be a string of at most 256 bytes");
+	CHECK_STR(col_err("address", load("{}")), "fds: listeners: address "
+	    "must be a string of at most 256 bytes");
+	CHECK_STR(col_err("listening", load("'yes'")), "fds: listeners: "
+	    "listening must be true or false");
+	CHECK_STR(col_err("name", load("'http'")), "fds: listeners: column "
+	    "\"name\" must be an array of at most 252 values");
+
 	/* A null spec is no spec; every value of the enums is known. */
 	CHECK_STR(cell_err("spec", json_null(), 0), "");
 	CHECK_STR(cell_err("kind", json_string("fd"), 0), "");
