@@ -215,18 +215,24 @@ def run_silent(a):
 
 
 def open_flood(path, count, seconds):
-    """count connections, retrying those that find the backlog full."""
+    """count connections; one that finds the backlog full is retried as a
+    blocking connect, which waits (bounded) until the server makes room."""
     socks, retries = [], 0
     end = time.monotonic() + seconds
     while len(socks) < count and time.monotonic() < end:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
             s.connect(path)
-            socks.append(s)
         except BlockingIOError:
-            s.close()
             retries += 1
-            time.sleep(0.001)
+            s.settimeout(max(end - time.monotonic(), 0.001))
+            try:
+                s.connect(path)
+            except (socket.timeout, BlockingIOError):
+                s.close()
+                continue
+            s.setblocking(False)
+        socks.append(s)
     return socks, retries
 
 

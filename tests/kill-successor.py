@@ -26,22 +26,12 @@ import argparse, ctypes, os, signal, subprocess, sys, time
 
 LINES = {"offer": b"taking over from", "ready": b"ready: serving"}
 AFTER_WAIT_S = 30
-STOP_WAIT_S = 5
 PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent():
     """In the child: a SIGKILLed helper takes its successor with it."""
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def proc_state(pid):
-    """The state letter in /proc/PID/stat, or None once it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def socket_inodes(pid):
@@ -118,12 +108,10 @@ def main():
             return 1
         time.sleep(min(0.001, stop_at - now) if stop_at is not None else 0.001)
     child.send_signal(signal.SIGSTOP)
-    limit = time.monotonic() + STOP_WAIT_S
-    while proc_state(child.pid) not in ("T", "Z", None) and time.monotonic() < limit:
-        time.sleep(0.001)
-    if proc_state(child.pid) != "T":
-        child.kill()
-        child.wait()
+    # Returns once it is stopped (SIGSTOP cannot be caught) or has exited.
+    _, status = os.waitpid(child.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        child.returncode = os.waitstatus_to_exitcode(status)
         print("pid %d exited by itself before the kill: status %s"
               % (child.pid, child.returncode))
         return 1
