@@ -775,7 +775,7 @@ main(int argc, char *argv[])
 	struct hexec	 x;
 	struct event	*sigs[3 + NFORWARD];
 	const char	*control = NULL, *tag = "";
-	char		**listens = NULL, **more;
+	char		**listens = NULL;
 	size_t		 nlisten = 0, i;
 	int		 c;
 
@@ -793,14 +793,11 @@ main(int argc, char *argv[])
 			control = optarg;
 			break;
 		case 'l':
-			if ((more = reallocarray(listens, nlisten + 1,
-			    sizeof(*listens))) == NULL) {
-				fprintf(stderr, "handoff-exec: out of memory\n");
+			if (tool_append("handoff-exec", &listens, &nlisten,
+			    optarg) == -1) {
 				free(listens);
 				return 1;
 			}
-			listens = more;
-			listens[nlisten++] = optarg;
 			break;
 		case 't':
 			tag = optarg;

@@ -425,9 +425,9 @@ main(int argc, char *argv[])
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
 	struct slow	*s;
 	char		*control = NULL, *def_control = NULL, state[128];
-	char		**listens = NULL, **more;
-	unsigned	 drain_ms = 30000, ready_ms = 30000, nlisten = 0, n = 0;
-	size_t		 i;
+	char		**listens = NULL;
+	unsigned	 drain_ms = 30000, ready_ms = 30000, n = 0;
+	size_t		 nlisten = 0, i;
 	int		 c;
 
 	memset(&d, 0, sizeof(d));
@@ -441,15 +441,11 @@ main(int argc, char *argv[])
 			control = optarg;
 			break;
 		case 'l':
-			/* argv outlives the array, so pointers suffice. */
-			if ((more = reallocarray(listens, nlisten + 2,
-			    sizeof(*listens))) == NULL) {
-				fprintf(stderr, "handoff-httpd: out of memory\n");
+			if (tool_append("handoff-httpd", &listens, &nlisten,
+			    optarg) == -1) {
 				free(listens);
 				return 1;
 			}
-			listens = more;
-			listens[nlisten++] = optarg;
 			break;
 		case 't':
 			d.tag = optarg;

@@ -10,6 +10,24 @@
 
 #include "toolutil.h"
 
+/*
+ * Appends s (an argv string, which outlives the array) to *list; -1 after
+ * printing "PROG: out of memory", the list left as it was.
+ */
+int
+tool_append(const char *prog, char ***list, size_t *n, char *s)
+{
+	char	**more;
+
+	if ((more = reallocarray(*list, *n + 1, sizeof(**list))) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
+	*list = more;
+	(*list)[(*n)++] = s;
+	return 0;
+}
+
 /* SECONDS from 0 to 86400, fractions allowed, into milliseconds. */
 int
 tool_seconds(const char *prog, const char *opt, const char *s, unsigned *ms)

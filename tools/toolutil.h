@@ -1,12 +1,16 @@
 /*
  * toolutil: small helpers shared by the programs in tools/.
- * tool_seconds returns 0, or -1 after printing "PROG: OPT: why" on stderr.
+ * tool_seconds returns 0, or -1 after printing "PROG: OPT: why" on stderr;
+ * tool_append grows an array of argv strings.
  */
 #ifndef HANDOFF_TOOLUTIL_H
 #define HANDOFF_TOOLUTIL_H
 
+#include <stddef.h>
+
 int		 tool_seconds(const char *, const char *, const char *,
 		    unsigned *);
 const char	*tool_control_error(int);
+int		 tool_append(const char *, char ***, size_t *, char *);
 
 #endif
