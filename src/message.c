@@ -300,6 +300,26 @@ msg_column(enum msg_column c)
 	return fds_columns[c].key;
 }
 
+/* Is v a value of column c? */
+static int
+cell_ok(const struct column *c, const json_t *v)
+{
+	if (c->nullable && json_is_null(v))
+		return 1;
+	switch (c->type) {
+	case COL_BOOL:
+		return json_is_boolean(v);
+	case COL_STRING:
+		return str_ok(v, c->max);
+	case COL_ENUM:
+		return str_ok(v, MSG_NAME_MAX) && enum_ok(v, c->values);
+	case COL_NAME:
+		return str_ok(v, MSG_NAME_MAX) &&
+		    msg_name_valid(json_string_value(v));
+	}
+	return 0;
+}
+
 /* A value of column c: row i, or the column's one value if i is -1. */
 static int
 check_cell(const struct column *c, const json_t *v, long i, char *err,
@@ -307,7 +327,7 @@ check_cell(const struct column *c, const json_t *v, long i, char *err,
 {
 	char	at[32];
 
-	if (c->nullable && json_is_null(v))
+	if (cell_ok(c, v))
 		return 0;
 	if (i >= 0)
 		snprintf(at, sizeof(at), "[%ld]", i);
@@ -315,32 +335,22 @@ check_cell(const struct column *c, const json_t *v, long i, char *err,
 		at[0] = '\0';
 	switch (c->type) {
 	case COL_BOOL:
-		if (!json_is_boolean(v))
-			return fail(err, len, "fds: listeners: %s%s must be "
-			    "true or false", c->key, at);
-		return 0;
+		return fail(err, len, "fds: listeners: %s%s must be true or "
+		    "false", c->key, at);
 	case COL_STRING:
-		if (!str_ok(v, c->max))
-			return fail(err, len, "fds: listeners: %s%s must be a "
-			    "string of at most %zu bytes%s", c->key, at,
-			    c->max, c->nullable ? " or null" : "");
-		return 0;
+		return fail(err, len, "fds: listeners: %s%s must be a string "
+		    "of at most %zu bytes%s", c->key, at, c->max,
+		    c->nullable ? " or null" : "");
 	case COL_ENUM:
 		/* Each enumeration has four values. */
-		if (!str_ok(v, MSG_NAME_MAX) || !enum_ok(v, c->values))
-			return fail(err, len, "fds: listeners: %s%s must be "
-			    "one of %s %s %s %s", c->key, at, c->values[0],
-			    c->values[1], c->values[2], c->values[3]);
-		return 0;
+		return fail(err, len, "fds: listeners: %s%s must be one of %s "
+		    "%s %s %s", c->key, at, c->values[0], c->values[1],
+		    c->values[2], c->values[3]);
 	case COL_NAME:
-		if (!str_ok(v, MSG_NAME_MAX) ||
-		    !msg_name_valid(json_string_value(v)))
-			return fail(err, len, "fds: listeners: %s%s is not 1 "
-			    "to %d of A-Z a-z 0-9 _ . : @ -", c->key, at,
-			    MSG_NAME_MAX);
-		return 0;
+		break;
 	}
-	return 0;
+	return fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
+	    "a-z 0-9 _ . : @ -", c->key, at, MSG_NAME_MAX);
 }
 
 /*
