@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,58 +47,66 @@ adopt_take(struct adopt_set *o, size_t i, struct hlistener *dst,
 	memset(dst, 0, sizeof(*dst));
 	dst->fd = o->l[i].fd;
 	dst->id = o->l[i].id;
-	dst->name = strdup(name);
-	dst->spec = spec != NULL ? strdup(spec) : NULL;
+	dst->name = hnames(name, spec, &dst->spec);
 	o->l[i].fd = -1;
 	o->taken[i] = 1;
 }
 
-static int
-cmp_name(const void *a, const void *b, void *arg)
+/* FNV-1a: names are short and come from an allowed uid. */
+static size_t
+name_hash(const char *s)
 {
-	const struct hlistener	*l = arg;
+	uint32_t	v = 2166136261u;
 
-	return strcmp(l[*(const size_t *)a].name, l[*(const size_t *)b].name);
+	while (*s != '\0')
+		v = (v ^ (unsigned char)*s++) * 16777619u;
+	return v;
 }
 
-/* Sorts the offer by name once, so matching stays fast at 10000, and
- * finds names offered twice. */
+/* The slot of name in the index: its entry's, or the empty one ending
+ * its probe sequence. */
+static size_t
+name_slot(const struct adopt_set *o, const char *name)
+{
+	size_t	k = name_hash(name) & o->mask;
+
+	while (o->byname[k] != 0 &&
+	    strcmp(o->l[o->byname[k] - 1].name, name) != 0)
+		k = (k + 1) & o->mask;
+	return k;
+}
+
+/* Indexes the offer by name once, so matching 10000 listeners is 10000
+ * lookups, and finds names offered twice. */
 int
 adopt_index(struct handoff *h, struct adopt_set *o)
 {
-	size_t	i;
+	size_t	i, k, size = 16;
 
-	if ((o->byname = calloc(o->n + 1, sizeof(*o->byname))) == NULL)
+	while (size < 2 * o->n)
+		size *= 2;
+	if ((o->byname = calloc(size, sizeof(*o->byname))) == NULL)
 		return herr(h, "out of memory");
-	for (i = 0; i < o->n; i++)
-		o->byname[i] = i;
-	qsort_r(o->byname, o->n, sizeof(*o->byname), cmp_name, o->l);
-	for (i = 1; i < o->n; i++)
-		if (strcmp(o->l[o->byname[i - 1]].name,
-		    o->l[o->byname[i]].name) == 0)
+	o->mask = size - 1;
+	for (i = 0; i < o->n; i++) {
+		k = name_slot(o, o->l[i].name);
+		if (o->byname[k] != 0)
 			return herr(h, "listener \"%s\" offered twice",
-			    o->l[o->byname[i]].name);
+			    o->l[i].name);
+		o->byname[k] = i + 1;
+	}
 	return 0;
 }
 
 static ssize_t
 find_by_name(struct adopt_set *o, const struct request *r)
 {
-	size_t	lo = 0, hi = o->n, mid, i;
-	int	c;
+	size_t	i = o->byname[name_slot(o, r->name)];
 
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		i = o->byname[mid];
-		if ((c = strcmp(r->name, o->l[i].name)) == 0)
-			return !o->taken[i] && listener_matches(&r->ls,
-			    &o->l[i].id) ? (ssize_t)i : -1;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return -1;
+	if (i == 0 || o->taken[i - 1] || !listener_matches(&r->ls,
+	    &o->l[i - 1].id))
+		return -1;
+	return (ssize_t)(i - 1);
 }
 
 /* A listener renamed but at the same address is still adopted; port 0
@@ -118,10 +127,23 @@ find_by_address(struct adopt_set *o, const struct request *r)
 	return -1;
 }
 
-static int
-note(json_t *changes, const char *key, const char *name)
+enum { ADOPTED, ADDED, RETIRED };
+
+/*
+ * Counts a change and names it. Adopted and added names stop at what
+ * ready can carry; retired ones are all kept, since the incumbent shuts
+ * what ready names retired.
+ */
+static void
+note(json_t *changes, size_t counts[], size_t *bytes, int k,
+    const char *name)
 {
-	return json_array_append_new(json_object_get(changes, key),
+	static const char *const keys[] = { "adopted", "added", "retired" };
+
+	counts[k]++;
+	if (k != RETIRED && (*bytes += strlen(name) + 3) > READY_NAMES_BYTES)
+		return;
+	json_array_append_new(json_object_get(changes, keys[k]),
 	    json_string(name));
 }
 
@@ -136,7 +158,7 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 {
 	struct request	*r;
 	ssize_t		 j;
-	size_t		 i;
+	size_t		 i, counts[3] = { 0, 0, 0 }, bytes = 0;
 	int		 fd;
 
 	h->changes = json_pack("{s:[], s:[], s:[]}", "adopted", "added",
@@ -154,7 +176,7 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 			h->nlisteners++;
 			if (h->listeners[i].name == NULL)
 				return herr(h, "out of memory");
-			note(h->changes, "adopted", r->name);
+			note(h->changes, counts, &bytes, ADOPTED, r->name);
 			continue;
 		}
 		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
@@ -165,11 +187,17 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 			return herr(h, "%s: cannot identify the bound socket",
 			    r->spec);
 		h->nlisteners++;
-		note(h->changes, "added", r->name);
+		note(h->changes, counts, &bytes, ADDED, r->name);
 	}
 	for (i = 0; i < o->n; i++)
 		if (!o->taken[i] && strcmp(o->l[i].name, CONTROL_NAME) != 0)
-			note(h->changes, "retired", o->l[i].name);
+			note(h->changes, counts, &bytes, RETIRED,
+			    o->l[i].name);
+	if (json_object_set_new(h->changes, "counts", json_pack("{s:I, s:I, "
+	    "s:I}", "adopted", (json_int_t)counts[ADOPTED], "added",
+	    (json_int_t)counts[ADDED], "retired", (json_int_t)counts[RETIRED]))
+	    == -1)
+		return herr(h, "out of memory");
 	return 0;
 }
 

@@ -20,7 +20,8 @@ struct adopt_set {
 	size_t			 n;		/* received so far */
 	size_t			 count;		/* announced */
 	int			*taken;
-	size_t			*byname;	/* indices sorted by name */
+	size_t			*byname;	/* hash of names: index + 1 */
+	size_t			 mask;		/* byname's size - 1 */
 };
 
 int	adopt_init(struct handoff *, struct adopt_set *, size_t);

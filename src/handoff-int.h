@@ -16,10 +16,12 @@
 #define CONTROL_NAME		"@control"
 #define HANDOFF_MAX_ALLOW	16
 #define HANDOFF_ERR_MAX		512
+/* Bytes of listener names in ready; the rest are counted, not named. */
+#define READY_NAMES_BYTES	16384
 
 /* One listener; fd owned by this struct until closed or handed over. */
 struct hlistener {
-	char			*name;
+	char			*name;		/* owns spec's bytes too */
 	char			*spec;		/* as asked for, or NULL */
 	int			 fd;
 	struct listener_id	 id;
@@ -27,7 +29,7 @@ struct hlistener {
 };
 
 struct request {
-	char			*name;
+	char			*name;		/* owns spec's bytes too */
 	char			*spec;
 	struct listener_spec	 ls;
 };
@@ -147,6 +149,7 @@ void	 hevent(struct handoff *, enum handoff_event);
 void	 hchanges(const json_t *, char *, size_t);
 void	 hnotify(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+char	*hnames(const char *, const char *, char **);
 void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);

@@ -57,7 +57,7 @@ parse_inet(const char *spec, const char *rest, struct listener_spec *ls,
     char *err, size_t len)
 {
 	struct addrinfo	 hints, *res = NULL;
-	char		 host[LISTENER_ADDR_MAX];
+	char		 host[256];	/* a DNS name: at most 253 */
 	const char	*colon, *port;
 	size_t		 hlen;
 	int		 r;

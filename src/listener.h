@@ -11,7 +11,8 @@
 #include <sys/un.h>
 #include <stddef.h>
 
-#define LISTENER_ADDR_MAX	256
+/* The longest address formatted: "@" and a 108-byte abstract sun_path. */
+#define LISTENER_ADDR_MAX	112
 #define LISTENER_BACKLOG	1024
 
 enum listener_kind {

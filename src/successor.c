@@ -33,8 +33,6 @@
 #define EXIT_WAIT_MS	1000
 /* How long a full socket may hold up a message of ours. */
 #define SEND_WAIT_MS	5000
-/* Bytes of listener names in ready; the rest are counted, not named. */
-#define READY_NAMES_BYTES	16384
 
 static int
 fd_headroom(void)
@@ -134,10 +132,12 @@ bad:
 	return NULL;
 }
 
-/* Checks what the kernel says of fd against what the entry claims. */
-/* Row i of the columns of an "fds" message (checked by msg_parse). */
+/*
+ * Row i of the columns of an "fds" message (checked by msg_parse). Its
+ * spec is the incumbent's: an adopted listener takes ours.
+ */
 struct row {
-	const char	*name, *family, *socktype, *address, *spec;
+	const char	*name, *family, *socktype, *address;
 	int		 listening;
 };
 
@@ -156,9 +156,9 @@ row_at(json_t *const cols[], size_t i, struct row *r)
 	r->socktype = json_string_value(cell(cols[MSG_COL_SOCKTYPE], i));
 	r->address = json_string_value(cell(cols[MSG_COL_ADDRESS], i));
 	r->listening = json_is_true(cell(cols[MSG_COL_LISTENING], i));
-	r->spec = json_string_value(cell(cols[MSG_COL_SPEC], i));
 }
 
+/* Checks what the kernel says of fd against what the entry claims. */
 static int
 verify_row(struct handoff *h, const struct row *r, int fd,
     struct listener_id *id)
@@ -213,7 +213,7 @@ receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 		row_at(cols, i, &r);
 		if (verify_row(h, &r, fds[i], &id) == -1)
 			goto bad;
-		if (hlistener_set(l, r.name, r.spec, fds[i], &id) == -1) {
+		if (hlistener_set(l, r.name, NULL, fds[i], &id) == -1) {
 			fds[i] = -1;
 			herr(h, "out of memory");
 			goto bad;
@@ -591,16 +591,18 @@ build_ready(struct handoff *h)
 	size_t	 k, i, bytes = 0;
 	int	 truncated = 0;
 
+	/* adopt_match counted every change and named what fits. */
+	counts = json_object_get(h->changes, "counts");
 	ready = msg_new("ready");
-	if (ready == NULL || json_object_set_new(ready, "counts",
-	    counts = json_object()) == -1 || counts == NULL ||
+	if (ready == NULL || json_object_set(ready, "counts", counts) == -1 ||
 	    json_object_set_new(ready, "pid", json_integer(getpid())) == -1)
 		goto bad;
 	for (k = 0; k < 3; k++) {
 		all = json_object_get(h->changes, keys[k]);
-		if (json_object_set_new(counts, keys[k],
-		    json_integer((json_int_t)json_array_size(all))) == -1 ||
-		    json_object_set_new(ready, keys[k], list = json_array()) ==
+		if (json_integer_value(json_object_get(counts, keys[k])) !=
+		    (json_int_t)json_array_size(all))
+			truncated = 1;
+		if (json_object_set_new(ready, keys[k], list = json_array()) ==
 		    -1)
 			goto bad;
 		json_array_foreach(all, i, v) {
