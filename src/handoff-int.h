@@ -150,6 +150,7 @@ void	 hchanges(const json_t *, char *, size_t);
 void	 hnotify(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 char	*hnames(const char *, const char *, char **);
+int	 hnonblock(int);
 void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);

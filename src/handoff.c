@@ -180,20 +180,31 @@ hlistener_close(struct hlistener *l)
 }
 
 /*
- * Takes fd: on failure it is closed. id, if given, is what
- * listener_identify already said of fd. Listeners are non-blocking
- * whoever made them (systemd passes blocking ones); the flag is shared
- * with any other holder of the socket, which expects it too.
+ * Listeners are non-blocking whoever made them (systemd passes blocking
+ * ones); the flag is shared with any other holder of the socket, which
+ * expects it too.
+ */
+int
+hnonblock(int fd)
+{
+	int	fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	return (fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != -1 ?
+	    0 : -1;
+}
+
+/*
+ * Takes fd, and makes it non-blocking: on failure it is closed. id, if
+ * given, is what listener_identify already said of fd.
  */
 int
 hlistener_set(struct hlistener *l, const char *name, const char *spec,
     int fd, const struct listener_id *id)
 {
-	int	fl;
-
 	memset(l, 0, sizeof(*l));
-	if ((fl = fcntl(fd, F_GETFL)) == -1 || (!(fl & O_NONBLOCK) &&
-	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)) {
+	if (hnonblock(fd) == -1) {
 		close(fd);
 		l->fd = -1;
 		return -1;

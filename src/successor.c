@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "check.h"
 #include "handoff-int.h"
 #include "message.h"
 #include "systemd.h"
@@ -132,61 +134,27 @@ bad:
 	return NULL;
 }
 
-/*
- * Row i of the columns of an "fds" message (checked by msg_parse). Its
- * spec is the incumbent's: an adopted listener takes ours.
- */
-struct row {
-	const char	*name, *family, *socktype, *address;
-	int		 listening;
-};
-
 /* Row i of a column: its value there, or the column's one value. */
-static json_t *
-cell(json_t *col, size_t i)
+static const char *
+cell(json_t *const cols[], enum msg_column k, size_t i)
 {
-	return json_is_array(col) ? json_array_get(col, i) : col;
+	json_t	*col = cols[k];
+
+	return json_string_value(json_is_array(col) ? json_array_get(col, i) :
+	    col);
 }
 
-static void
-row_at(json_t *const cols[], size_t i, struct row *r)
-{
-	r->name = json_string_value(cell(cols[MSG_COL_NAME], i));
-	r->family = json_string_value(cell(cols[MSG_COL_FAMILY], i));
-	r->socktype = json_string_value(cell(cols[MSG_COL_SOCKTYPE], i));
-	r->address = json_string_value(cell(cols[MSG_COL_ADDRESS], i));
-	r->listening = json_is_true(cell(cols[MSG_COL_LISTENING], i));
-}
-
-/* Checks what the kernel says of fd against what the entry claims. */
+/*
+ * Stores one batch in the set with what its entries claim (checked by
+ * msg_parse; the spec is the incumbent's: an adopted listener takes
+ * ours), for the checker. On failure every fd of the batch is closed.
+ */
 static int
-verify_row(struct handoff *h, const struct row *r, int fd,
-    struct listener_id *id)
-{
-	if (listener_identify(fd, id) == -1)
-		return herr(h, "listener \"%s\": the fd passed is not a "
-		    "socket we can inspect: %s", r->name, strerror(errno));
-	if (strcmp(listener_family_name(id->family), r->family) != 0 ||
-	    strcmp(listener_socktype_name(id->socktype), r->socktype) != 0 ||
-	    strcmp(id->address, r->address) != 0 ||
-	    id->listening != r->listening)
-		return herr(h, "listener \"%s\": the fd is %s %s %s%s but the "
-		    "offer says %s %s %s%s", r->name,
-		    listener_family_name(id->family),
-		    listener_socktype_name(id->socktype), id->address,
-		    id->listening ? " listening" : "", r->family, r->socktype,
-		    r->address, r->listening ? " listening" : "");
-	return 0;
-}
-
-/* Adopts one batch; on failure every fd of the batch is closed. */
-static int
-receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
+receive_batch(struct handoff *h, struct adopt_set *o, struct checker *k,
+    size_t want)
 {
 	struct hlistener	*l;
-	struct listener_id	 id;
-	struct row		 r;
-	json_t			*msg, *list, *cols[MSG_NCOLUMNS];
+	json_t			*msg, *list, *cols[MSG_NCOLUMNS], *listening;
 	int			 fds[WIRE_MAX_FDS];
 	size_t			 nfds, i, n;
 
@@ -210,14 +178,19 @@ receive_batch(struct handoff *h, struct adopt_set *o, size_t want)
 	}
 	for (i = 0; i < nfds; i++) {
 		l = &o->l[o->n];
-		row_at(cols, i, &r);
-		if (verify_row(h, &r, fds[i], &id) == -1)
-			goto bad;
-		if (hlistener_set(l, r.name, NULL, fds[i], &id) == -1) {
-			fds[i] = -1;
+		listening = cols[MSG_COL_LISTENING];
+		if (json_is_array(listening))
+			listening = json_array_get(listening, i);
+		l->name = check_claim(k, o->n, cell(cols, MSG_COL_NAME, i),
+		    cell(cols, MSG_COL_FAMILY, i),
+		    cell(cols, MSG_COL_SOCKTYPE, i),
+		    cell(cols, MSG_COL_ADDRESS, i), json_is_true(listening));
+		if (l->name == NULL) {
 			herr(h, "out of memory");
 			goto bad;
 		}
+		l->spec = NULL;
+		l->fd = fds[i];
 		fds[i] = -1;
 		o->n++;
 	}
@@ -227,6 +200,62 @@ bad:
 	wire_close_fds(fds, nfds);
 	json_decref(msg);
 	return -1;
+}
+
+/*
+ * The fds received grow the fd table as they come; once a second thread
+ * runs, each growth waits for an RCU grace period (70 ms in all at 10000
+ * fds here). Grow it once for them all while this thread is alone.
+ */
+static void
+grow_fd_table(int fd, size_t count)
+{
+	struct rlimit	rl;
+	long long	want = (long long)fd + (long long)count + FD_MARGIN;
+	int		d;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && want >= (long long)rl.rlim_cur)
+		want = (long long)rl.rlim_cur - 1;
+	if (want > fd && want <= INT32_MAX &&
+	    (d = fcntl(fd, F_DUPFD_CLOEXEC, (int)want)) != -1)
+		close(d);
+}
+
+/*
+ * Receives the batches and has every fd checked, by a second thread too
+ * when there is more than one batch. On failure what was received stays
+ * in the set if every fd of it matched (the incumbent may have died
+ * mid-offer); a mismatch drops it all.
+ */
+static int
+receive_batches(struct handoff *h, struct adopt_set *o, size_t batches)
+{
+	struct checker	 k;
+	char		 err[HANDOFF_ERR_MAX];
+	size_t		 b;
+	int		 r = 0;
+
+	if (batches > 1)
+		grow_fd_table(h->pred_fd, o->count);
+	if (check_init(&k, o, batches > 1) == -1)
+		return herr(h, "out of memory");
+	for (b = 0; b < batches && r == 0; b++) {
+		/* Until the next batch is there, help check. */
+		while (wire_wait(h->pred_fd, POLLIN, 0) == -1 &&
+		    check_some(&k))
+			;
+		r = receive_batch(h, o, &k, b);
+		check_publish(&k, o->n);
+		if (check_failed(&k))
+			break;
+	}
+	if (check_finish(&k, err, sizeof(err)) == -1) {
+		adopt_free(o);
+		return herr(h, "%s", err);
+	}
+	return r;
 }
 
 static int
@@ -254,7 +283,7 @@ static int
 receive_offer(struct handoff *h, struct adopt_set *o)
 {
 	json_t		*hello, *offer;
-	json_int_t	 count, batches, b;
+	json_int_t	 count, batches;
 	int		 fds[WIRE_MAX_FDS], headroom = fd_headroom();
 	size_t		 nfds;
 
@@ -300,9 +329,8 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 		    (long long)count, (long long)batches);
 	if (adopt_init(h, o, (size_t)count) == -1)
 		return -1;
-	for (b = 0; b < batches; b++)
-		if (receive_batch(h, o, (size_t)b) == -1)
-			return -1;
+	if (receive_batches(h, o, (size_t)batches) == -1)
+		return -1;
 	if (o->n != o->count)
 		return herr(h, "%zu listeners received of the %zu offered",
 		    o->n, o->count);

@@ -1,0 +1,133 @@
+/*
+ * test_check: every received fd against its claims, with and without the
+ * helper thread: ids filled in and fds made non-blocking when all match,
+ * the exact text of the first mismatch otherwise. Loopback sockets only.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "unit.h"
+
+#define ROWS	1000
+
+/* A blocking listening socket on an ephemeral loopback port. */
+static int
+listening_socket(struct listener_id *id)
+{
+	struct listener_spec	ls;
+	char			err[256];
+	int			fd, fl;
+
+	if (listener_spec_parse("tcp://127.0.0.1:0", &ls, err,
+	    sizeof(err)) == -1 ||
+	    (fd = listener_bind(&ls, "tcp://127.0.0.1:0", err,
+	    sizeof(err))) == -1)
+		return -1;
+	fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	listener_identify(fd, id);
+	return fd;
+}
+
+/*
+ * ROWS listeners claimed as they are, row bad (if below ROWS) claimed at
+ * another address; published in batches of 252 as a successor would.
+ */
+static void
+run(int threaded, size_t bad)
+{
+	struct adopt_set	 o;
+	struct checker		 k;
+	struct listener_id	 id;
+	char			 name[16], err[HANDOFF_ERR_MAX], want[256];
+	size_t			 i;
+	int			 fds = unit_count_fds(), r, nonblocking = 0;
+	int			 ids = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.count = ROWS;
+	o.l = calloc(ROWS, sizeof(*o.l));
+	CHECK(o.l != NULL);
+	CHECK(check_init(&k, &o, threaded) == 0);
+	CHECK_INT(k.helped, threaded);
+	for (i = 0; i < ROWS; i++) {
+		o.l[i].fd = listening_socket(&id);
+		snprintf(name, sizeof(name), "r%zu", i);
+		o.l[i].name = check_claim(&k, i, name, "inet", "stream",
+		    i == bad ? "127.0.0.1:1" : id.address, 1);
+		if (i == bad)
+			snprintf(want, sizeof(want), "listener \"%s\": the fd "
+			    "is inet stream %s listening but the offer says "
+			    "inet stream 127.0.0.1:1 listening", name,
+			    id.address);
+		CHECK(o.l[i].fd >= 0 && o.l[i].name != NULL);
+		o.n++;
+		if (o.n % 252 == 0 || o.n == ROWS) {
+			check_publish(&k, o.n);
+			while (check_some(&k))
+				;
+		}
+	}
+	r = check_finish(&k, err, sizeof(err));
+	for (i = 0; i < ROWS; i++) {
+		nonblocking += (fcntl(o.l[i].fd, F_GETFL) & O_NONBLOCK) != 0;
+		ids += o.l[i].id.family == AF_INET && o.l[i].id.listening;
+	}
+	if (bad >= ROWS) {
+		CHECK_INT(r, 0);
+		CHECK_INT(nonblocking, ROWS);
+		CHECK_INT(ids, ROWS);
+		CHECK_STR(o.l[ROWS - 1].name, "r999");
+	} else {
+		CHECK_INT(r, -1);
+		CHECK_STR(err, want);
+	}
+	for (i = 0; i < ROWS; i++)
+		hlistener_close(&o.l[i]);
+	free(o.l);
+	CHECK_INT(unit_count_fds(), fds);
+}
+
+static void
+test_not_a_socket(void)
+{
+	struct adopt_set	 o;
+	struct checker		 k;
+	char			 err[HANDOFF_ERR_MAX];
+	int			 p[2];
+
+	memset(&o, 0, sizeof(o));
+	CHECK(pipe(p) == 0);
+	o.count = 1;
+	o.l = calloc(1, sizeof(*o.l));
+	CHECK(check_init(&k, &o, 0) == 0);
+	o.l[0].fd = p[0];
+	o.l[0].name = check_claim(&k, 0, "p", "unix", "stream", "/x", 1);
+	o.n = 1;
+	check_publish(&k, 1);
+	CHECK_INT(check_finish(&k, err, sizeof(err)), -1);
+	CHECK_STR(err, "listener \"p\": the fd passed is not a socket we can "
+	    "inspect: Socket operation on non-socket");
+	hlistener_close(&o.l[0]);
+	free(o.l);
+	close(p[1]);
+}
+
+int
+main(void)
+{
+	unit_raise_nofile();
+	run(0, ROWS);
+	run(1, ROWS);
+	run(0, 700);
+	run(1, 700);
+	test_not_a_socket();
+	return unit_done("test_check");
+}
