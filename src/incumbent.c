@@ -149,8 +149,11 @@ peer_flush(struct peer *p)
 			b = &h->batches[p->next_batch];
 			if (b->buf == NULL && (b->buf = encode_batch(h,
 			    p->next_batch, b->first, b->end, &b->len)) == NULL) {
-				peer_refuse(p, MSG_E_INTERNAL, "cannot encode "
-				    "a batch of the offer");
+				peer_refuse(p, MSG_E_INTERNAL, errno == EINVAL ?
+				    "cannot encode a batch of the offer: a "
+				    "listener's address or spec is not UTF-8" :
+				    "cannot encode a batch of the offer: out "
+				    "of memory");
 				return -1;
 			}
 			for (i = b->first; i < b->end; i++)
@@ -555,54 +558,27 @@ static char *
 encode_batch(struct handoff *h, size_t batch, size_t first, size_t end,
     size_t *len)
 {
-	struct hlistener	*l;
-	json_t			*msg, *list, *col[MSG_NCOLUMNS];
-	char			*buf = NULL;
-	size_t			 i, k;
-	int			 bad = 0;
+	struct hlistener	 *l;
+	const char		**cells, **c;
+	char			 *buf;
+	size_t			  i;
 
-	msg = msg_new("fds");
-	list = json_object();
-	if (msg == NULL || list == NULL ||
-	    json_object_set_new(msg, "batch", json_integer((json_int_t)batch))
-	    == -1 || json_object_set(msg, "listeners", list) == -1)
-		goto done;
-	for (k = 0; k < MSG_NCOLUMNS; k++)
-		if ((col[k] = json_array()) == NULL ||
-		    json_object_set_new(list, msg_column(k), col[k]) == -1)
-			goto done;
+	if ((cells = calloc((end - first) * MSG_NCOLUMNS,
+	    sizeof(*cells))) == NULL)
+		return NULL;
 	for (i = first; i < end; i++) {
 		l = entry_at(h, i);
-		bad |= json_array_append_new(col[MSG_COL_NAME],
-		    json_string(l->name));
-		bad |= json_array_append_new(col[MSG_COL_KIND],
-		    json_string(listener_kind_name(listener_kind_of(&l->id))));
-		bad |= json_array_append_new(col[MSG_COL_FAMILY],
-		    json_string(listener_family_name(l->id.family)));
-		bad |= json_array_append_new(col[MSG_COL_SOCKTYPE],
-		    json_string(listener_socktype_name(l->id.socktype)));
-		bad |= json_array_append_new(col[MSG_COL_ADDRESS],
-		    json_string(l->id.address));
-		bad |= json_array_append_new(col[MSG_COL_LISTENING],
-		    json_boolean(l->id.listening));
-		bad |= json_array_append_new(col[MSG_COL_SPEC],
-		    l->spec != NULL ? json_string(l->spec) : json_null());
+		c = &cells[(i - first) * MSG_NCOLUMNS];
+		c[MSG_COL_NAME] = l->name;
+		c[MSG_COL_KIND] = listener_kind_name(listener_kind_of(&l->id));
+		c[MSG_COL_FAMILY] = listener_family_name(l->id.family);
+		c[MSG_COL_SOCKTYPE] = listener_socktype_name(l->id.socktype);
+		c[MSG_COL_ADDRESS] = l->id.address;
+		c[MSG_COL_LISTENING] = l->id.listening ? "true" : "false";
+		c[MSG_COL_SPEC] = l->spec;
 	}
-	/* A column with the same value in every row is sent as that value. */
-	for (k = MSG_COL_NAME + 1; !bad && k < MSG_NCOLUMNS; k++) {
-		for (i = 1; i < end - first; i++)
-			if (!json_equal(json_array_get(col[k], 0),
-			    json_array_get(col[k], i)))
-				break;
-		if (i == end - first)
-			bad |= json_object_set(list, msg_column(k),
-			    json_array_get(col[k], 0));
-	}
-	if (!bad)
-		buf = msg_encode(msg, len);
-done:
-	json_decref(list);
-	json_decref(msg);
+	buf = msg_encode_fds(batch, cells, end - first, len);
+	free(cells);
 	return buf;
 }
 

@@ -614,6 +614,162 @@ msg_encode(const json_t *o, size_t *len)
 	return s;
 }
 
+/*
+ * The "fds" message written as text. Building 7 JSON values a row and
+ * dumping them cost an incumbent about 1.5 us a row, 15 ms at 10000
+ * listeners, on every takeover.
+ */
+struct out {
+	char	*p;
+	size_t	 len, cap;
+	int	 bad;		/* 0, or the errno to fail with */
+};
+
+static void
+put(struct out *o, const char *s, size_t n)
+{
+	if (o->bad == 0 && n > o->cap - o->len)
+		o->bad = EMSGSIZE;
+	if (o->bad != 0)
+		return;
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+/* Bytes of the UTF-8 sequence at s, 0 if it is not one (overlong, a
+ * surrogate, beyond U+10FFFF): jansson refuses what this refuses. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	unsigned	cp, n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A JSON string, escaped as jansson does (msg_escaped_len). */
+static void
+put_string(struct out *o, const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s, *run;
+	char			 esc[8];
+	size_t			 n;
+
+	put(o, "\"", 1);
+	while (*p != '\0' && !o->bad) {
+		for (run = p; *p >= 0x20 && *p != '"' && *p != '\\' &&
+		    *p < 0x80; p++)
+			;
+		put(o, (const char *)run, (size_t)(p - run));
+		if (*p == '\0')
+			break;
+		if (*p >= 0x80) {
+			if ((n = utf8_seq(p)) == 0)
+				o->bad = EINVAL;
+			put(o, (const char *)p, n);
+			p += n;
+			continue;
+		}
+		switch (*p) {
+		case '"':	put(o, "\\\"", 2); break;
+		case '\\':	put(o, "\\\\", 2); break;
+		case '\b':	put(o, "\\b", 2); break;
+		case '\f':	put(o, "\\f", 2); break;
+		case '\n':	put(o, "\\n", 2); break;
+		case '\r':	put(o, "\\r", 2); break;
+		case '\t':	put(o, "\\t", 2); break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04X", *p);
+			put(o, esc, 6);
+		}
+		p++;
+	}
+	put(o, "\"", 1);
+}
+
+/* A value of column c: a string, NULL for null; "true" or "false" for
+ * the boolean column. */
+static void
+put_cell(struct out *o, const struct column *c, const char *v)
+{
+	if (v == NULL)
+		put(o, "null", 4);
+	else if (c->type == COL_BOOL)
+		put(o, v, strlen(v));
+	else
+		put_string(o, v);
+}
+
+static int
+same_cell(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+char *
+msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
+    size_t *len)
+{
+	struct out	 o;
+	const char	*const *row0 = cells;
+	char		 head[96];
+	size_t		 i, k;
+
+	if ((o.p = malloc(WIRE_MAX_MSG + 1)) == NULL)
+		return NULL;
+	o.len = 0;
+	o.cap = WIRE_MAX_MSG;
+	o.bad = rows == 0 ? EINVAL : 0;
+	snprintf(head, sizeof(head), "{\"type\":\"fds\",\"proto\":%d,"
+	    "\"batch\":%zu,\"listeners\":{", MSG_PROTO, batch);
+	put(&o, head, strlen(head));
+	for (k = 0; k < MSG_NCOLUMNS; k++) {
+		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
+		put(&o, fds_columns[k].key, strlen(fds_columns[k].key));
+		put(&o, "\":", 2);
+		/* A column with the same value in every row is that value. */
+		for (i = 1; k != MSG_COL_NAME && i < rows; i++)
+			if (!same_cell(row0[k], cells[i * MSG_NCOLUMNS + k]))
+				break;
+		if (k != MSG_COL_NAME && i == rows) {
+			put_cell(&o, &fds_columns[k], row0[k]);
+			continue;
+		}
+		for (i = 0; i < rows; i++) {
+			put(&o, i == 0 ? "[" : ",", 1);
+			put_cell(&o, &fds_columns[k], cells[i * MSG_NCOLUMNS +
+			    k]);
+		}
+		put(&o, "]", 1);
+	}
+	put(&o, "}}", 2);
+	if (o.bad != 0) {
+		free(o.p);
+		errno = o.bad;
+		return NULL;
+	}
+	o.p[o.len] = '\0';
+	*len = o.len;
+	return realloc(o.p, o.len + 1) ?: o.p;
+}
+
 /* Bytes of s once encoded as a JSON string body (jansson's escapes). */
 size_t
 msg_escaped_len(const char *s)

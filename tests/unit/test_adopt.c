@@ -130,7 +130,7 @@ test_renamed_and_added(void)
 {
 	struct handoff		*h = new_handle();
 	struct adopt_set	 o;
-	char			 spec[64];
+	char			 spec[128];
 	int			 fds = unit_count_fds(), fd;
 
 	CHECK(h != NULL);

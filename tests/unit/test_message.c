@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "message.h"
@@ -553,6 +554,87 @@ test_columns(void)
 }
 
 /* 252 rows fit in one "fds" message; 253 do not. */
+/* The fds message written as text: what msg_parse reads back. */
+static void
+test_encode_fds(void)
+{
+	static const char *const rows[] = {
+		"a", "unix", "unix", "stream", "/run/q\"b\\s\nt\x01\xc3\xa9",
+		"true", NULL,
+		"b", "unix", "unix", "stream", "@abstract", "false", NULL,
+		"c", "unix", "unix", "stream", "/run/c", "true", NULL,
+	};
+	static const char *const one[] = {
+		"a", "tcp", "inet", "stream", "127.0.0.1:80", "true",
+		"tcp://127.0.0.1:80",
+	};
+	static const char *const bad_utf8[] = { "\xff", "\xc0\xaf",
+	    "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82" };
+	const char	*cells[WIRE_MAX_FDS * MSG_NCOLUMNS];
+	static char	 addr[WIRE_MAX_FDS][260];
+	char		 err[256], *buf;
+	json_t		*m, *l;
+	size_t		 len, i, k;
+
+	buf = msg_encode_fds(3, one, 1, &len);
+	CHECK_STR(buf, "{\"type\":\"fds\",\"proto\":1,\"batch\":3,"
+	    "\"listeners\":{\"name\":[\"a\"],\"kind\":\"tcp\","
+	    "\"family\":\"inet\",\"socktype\":\"stream\",\"address\":"
+	    "\"127.0.0.1:80\",\"listening\":true,\"spec\":"
+	    "\"tcp://127.0.0.1:80\"}}");
+	CHECK_INT(len, buf != NULL ? strlen(buf) : 0);
+	free(buf);
+
+	buf = msg_encode_fds(0, rows, 3, &len);
+	CHECK(buf != NULL);
+	m = buf != NULL ? msg_parse(buf, len, err, sizeof(err)) : NULL;
+	CHECK(m != NULL);
+	l = json_object_get(m, "listeners");
+	CHECK_STR(json_string_value(json_object_get(l, "kind")), "unix");
+	CHECK(json_is_null(json_object_get(l, "spec")));
+	CHECK_INT(json_array_size(json_object_get(l, "name")), 3);
+	CHECK_INT(json_array_size(json_object_get(l, "address")), 3);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(l,
+	    "address"), 0)), rows[4]);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(l,
+	    "address"), 1)), "@abstract");
+	CHECK(json_is_false(json_array_get(json_object_get(l, "listening"),
+	    1)));
+	CHECK(json_is_true(json_array_get(json_object_get(l, "listening"),
+	    2)));
+	/* As long as msg_escaped_len says: the offer is planned by it. */
+	CHECK(strstr(buf, "\\u0001") != NULL);
+	CHECK_INT(len, strlen("{\"type\":\"fds\",\"proto\":1,\"batch\":0,"
+	    "\"listeners\":{\"name\":[\"a\",\"b\",\"c\"],\"kind\":\"unix\","
+	    "\"family\":\"unix\",\"socktype\":\"stream\",\"address\":["
+	    "\"\",\"@abstract\",\"/run/c\"],\"listening\":[true,false,true],"
+	    "\"spec\":null}}") + msg_escaped_len(rows[4]));
+	json_decref(m);
+	free(buf);
+
+	for (i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+		memcpy(cells, one, sizeof(one));
+		cells[MSG_COL_SPEC] = bad_utf8[i];
+		errno = 0;
+		CHECK(msg_encode_fds(0, cells, 1, &len) == NULL);
+		CHECK_INT(errno, EINVAL);
+	}
+	errno = 0;
+	CHECK(msg_encode_fds(0, one, 0, &len) == NULL);
+	CHECK_INT(errno, EINVAL);
+	/* 252 addresses of 256 bytes do not fit in one message. */
+	for (i = 0; i < WIRE_MAX_FDS; i++) {
+		memset(addr[i], 'x', 256);
+		snprintf(addr[i] + 250, 7, "%06zu", i);
+		for (k = 0; k < MSG_NCOLUMNS; k++)
+			cells[i * MSG_NCOLUMNS + k] = k == MSG_COL_ADDRESS ?
+			    addr[i] : one[k];
+	}
+	errno = 0;
+	CHECK(msg_encode_fds(0, cells, WIRE_MAX_FDS, &len) == NULL);
+	CHECK_INT(errno, EMSGSIZE);
+}
+
 static void
 test_row_count(void)
 {
@@ -686,6 +768,7 @@ main(void)
 	test_entries();
 	test_columns();
 	test_row_count();
+	test_encode_fds();
 	test_size_limit();
 	test_build();
 	test_names();
