@@ -591,17 +591,25 @@ encode_batch(struct handoff *h, size_t batch, size_t first, size_t end,
 static int
 plan_offer(struct handoff *h)
 {
-	size_t	first, n = 0;
+	struct hbatch	*b;
+	size_t		 first = 0, cap = 0;
 
 	if (h->batches != NULL)
 		return 0;
-	for (first = 0; first <= h->nlisteners; first = batch_end(h, first))
-		n++;
-	if ((h->batches = calloc(n, sizeof(*h->batches))) == NULL)
-		return -1;
-	for (first = 0; first <= h->nlisteners; first = batch_end(h, first)) {
-		h->batches[h->nbatches].first = first;
-		h->batches[h->nbatches++].end = batch_end(h, first);
+	while (first <= h->nlisteners) {
+		if (h->nbatches == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((b = reallocarray(h->batches, cap,
+			    sizeof(*b))) == NULL) {
+				incumbent_free_offer(h);
+				return -1;
+			}
+			h->batches = b;
+		}
+		b = &h->batches[h->nbatches++];
+		memset(b, 0, sizeof(*b));
+		b->first = first;
+		first = b->end = batch_end(h, first);
 	}
 	return 0;
 }
