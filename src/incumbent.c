@@ -152,6 +152,8 @@ peer_flush(struct peer *p)
 				peer_refuse(p, MSG_E_INTERNAL, errno == EINVAL ?
 				    "cannot encode a batch of the offer: a "
 				    "listener's address or spec is not UTF-8" :
+				    errno == EMSGSIZE ? "cannot encode a batch "
+				    "of the offer: over 64 KiB (a bug)" :
 				    "cannot encode a batch of the offer: out "
 				    "of memory");
 				return -1;
@@ -596,6 +598,7 @@ plan_offer(struct handoff *h)
 
 	if (h->batches != NULL)
 		return 0;
+	h->nbatches = 0;
 	while (first <= h->nlisteners) {
 		if (h->nbatches == cap) {
 			cap = cap ? cap * 2 : 8;

@@ -47,7 +47,7 @@ json_t		*msg_error(const char *, const char *, ...)
 char		*msg_encode(const json_t *, size_t *);
 /* cells[i * MSG_NCOLUMNS + k] is row i's value in column k (NULL for
  * null; "true" or "false" for listening). NULL with errno EINVAL for no
- * rows or a string that is not UTF-8, EMSGSIZE if it is too long. */
+ * rows or a string that is not UTF-8, EMSGSIZE if it is too long, ENOMEM. */
 char		*msg_encode_fds(size_t, const char *const *, size_t,
 		    size_t *);
 const char	*msg_type(const json_t *);
