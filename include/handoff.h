@@ -87,9 +87,9 @@ int		 handoff_listen(struct handoff *, const char *, const char *);
  * of another uid than an allowed one (ours, root) or that others may
  * write to without the sticky bit, and on a symbolic link, a file or a
  * socket of another uid at the control path (proto/PROTOCOL.md 6.1).
- * An offer of more than 252 listeners is checked by a second thread as
- * it arrives, with every signal blocked; it has exited when this
- * returns. */
+ * An offer sent in more than one batch (more than 252 listeners, or
+ * fewer with long addresses) is checked by a second thread as it
+ * arrives, with every signal blocked; it has exited when this returns. */
 int		 handoff_start(struct handoff *);
 
 size_t		 handoff_listener_count(const struct handoff *);

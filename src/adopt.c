@@ -130,11 +130,11 @@ find_by_address(struct adopt_set *o, const struct request *r)
 enum { ADOPTED, ADDED, RETIRED };
 
 /*
- * Counts a change and names it. Adopted and added names stop at what
- * ready can carry; retired ones are all kept, since the incumbent shuts
- * what ready names retired.
+ * Counts a change and names it: 0, or -1 out of memory. Adopted and
+ * added names stop at what ready can carry; retired ones are all kept,
+ * since ready names them first (the incumbent shuts what it names).
  */
-static void
+static int
 note(json_t *changes, size_t counts[], size_t *bytes, int k,
     const char *name)
 {
@@ -142,8 +142,8 @@ note(json_t *changes, size_t counts[], size_t *bytes, int k,
 
 	counts[k]++;
 	if (k != RETIRED && (*bytes += strlen(name) + 3) > READY_NAMES_BYTES)
-		return;
-	json_array_append_new(json_object_get(changes, keys[k]),
+		return 0;
+	return json_array_append_new(json_object_get(changes, keys[k]),
 	    json_string(name));
 }
 
@@ -174,9 +174,9 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 			adopt_take(o, (size_t)j, &h->listeners[i], r->name,
 			    r->spec);
 			h->nlisteners++;
-			if (h->listeners[i].name == NULL)
+			if (h->listeners[i].name == NULL || note(h->changes,
+			    counts, &bytes, ADOPTED, r->name) == -1)
 				return herr(h, "out of memory");
-			note(h->changes, counts, &bytes, ADOPTED, r->name);
 			continue;
 		}
 		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
@@ -187,12 +187,14 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 			return herr(h, "%s: cannot identify the bound socket",
 			    r->spec);
 		h->nlisteners++;
-		note(h->changes, counts, &bytes, ADDED, r->name);
+		if (note(h->changes, counts, &bytes, ADDED, r->name) == -1)
+			return herr(h, "out of memory");
 	}
 	for (i = 0; i < o->n; i++)
-		if (!o->taken[i] && strcmp(o->l[i].name, CONTROL_NAME) != 0)
-			note(h->changes, counts, &bytes, RETIRED,
-			    o->l[i].name);
+		if (!o->taken[i] && strcmp(o->l[i].name, CONTROL_NAME) != 0 &&
+		    note(h->changes, counts, &bytes, RETIRED,
+		    o->l[i].name) == -1)
+			return herr(h, "out of memory");
 	if (json_object_set_new(h->changes, "counts", json_pack("{s:I, s:I, "
 	    "s:I}", "adopted", (json_int_t)counts[ADOPTED], "added",
 	    (json_int_t)counts[ADDED], "retired", (json_int_t)counts[RETIRED]))

@@ -86,8 +86,10 @@ check_chunk(struct checker *k, int wait)
 			break;
 	if (i < first + n) {
 		pthread_mutex_lock(&k->lock);
-		if (!k->failed)
+		if (!k->failed || i < k->failed_row) {
 			memcpy(k->err, err, sizeof(k->err));
+			k->failed_row = i;
+		}
 		k->failed = 1;
 		pthread_cond_broadcast(&k->more);
 		pthread_mutex_unlock(&k->lock);

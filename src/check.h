@@ -32,6 +32,7 @@ struct checker {
 	size_t			 next;		/* first row not yet taken */
 	int			 done;		/* no more rows will come */
 	int			 failed;
+	size_t			 failed_row;	/* the lowest found */
 	char			 err[HANDOFF_ERR_MAX];
 };
 
@@ -51,7 +52,8 @@ int	 check_some(struct checker *);
 /* A row checked so far did not match. */
 int	 check_failed(struct checker *);
 /* Checks what is left, stops the helper, frees the claims. 0 if every
- * published row matched; -1 with the first mismatch in err. */
+ * published row matched; -1 with the mismatch of the lowest row found in
+ * err (the checking stops at the first found). */
 int	 check_finish(struct checker *, char *err, size_t len);
 
 #endif

@@ -36,20 +36,29 @@
 /* How long a full socket may hold up a message of ours. */
 #define SEND_WAIT_MS	5000
 
+/* Open fds (and a few more: "." and ".." are counted). */
+static int
+count_open_fds(void)
+{
+	DIR	*d;
+	int	 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while (readdir(d) != NULL)
+			n++;
+		closedir(d);
+	}
+	return n;
+}
+
 static int
 fd_headroom(void)
 {
 	struct rlimit	 rl;
-	DIR		*d;
-	int		 open_fds = 0;
+	int		 open_fds = count_open_fds();
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return 0;
-	if ((d = opendir("/proc/self/fd")) != NULL) {
-		while (readdir(d) != NULL)
-			open_fds++;
-		closedir(d);
-	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT32_MAX)
 		rl.rlim_cur = INT32_MAX;
 	if ((long long)rl.rlim_cur <= open_fds + FD_MARGIN)
@@ -135,26 +144,30 @@ bad:
 }
 
 /* Row i of a column: its value there, or the column's one value. */
-static const char *
+static json_t *
 cell(json_t *const cols[], enum msg_column k, size_t i)
 {
-	json_t	*col = cols[k];
+	return json_is_array(cols[k]) ? json_array_get(cols[k], i) : cols[k];
+}
 
-	return json_string_value(json_is_array(col) ? json_array_get(col, i) :
-	    col);
+static const char *
+cell_string(json_t *const cols[], enum msg_column k, size_t i)
+{
+	return json_string_value(cell(cols, k, i));
 }
 
 /*
  * Stores one batch in the set with what its entries claim (checked by
  * msg_parse; the spec is the incumbent's: an adopted listener takes
- * ours), for the checker. On failure every fd of the batch is closed.
+ * ours), for the checker. On failure the rows stored stay in the set
+ * and the other fds of the batch are closed.
  */
 static int
 receive_batch(struct handoff *h, struct adopt_set *o, struct checker *k,
     size_t want)
 {
 	struct hlistener	*l;
-	json_t			*msg, *list, *cols[MSG_NCOLUMNS], *listening;
+	json_t			*msg, *list, *cols[MSG_NCOLUMNS];
 	int			 fds[WIRE_MAX_FDS];
 	size_t			 nfds, i, n;
 
@@ -178,13 +191,12 @@ receive_batch(struct handoff *h, struct adopt_set *o, struct checker *k,
 	}
 	for (i = 0; i < nfds; i++) {
 		l = &o->l[o->n];
-		listening = cols[MSG_COL_LISTENING];
-		if (json_is_array(listening))
-			listening = json_array_get(listening, i);
-		l->name = check_claim(k, o->n, cell(cols, MSG_COL_NAME, i),
-		    cell(cols, MSG_COL_FAMILY, i),
-		    cell(cols, MSG_COL_SOCKTYPE, i),
-		    cell(cols, MSG_COL_ADDRESS, i), json_is_true(listening));
+		l->name = check_claim(k, o->n,
+		    cell_string(cols, MSG_COL_NAME, i),
+		    cell_string(cols, MSG_COL_FAMILY, i),
+		    cell_string(cols, MSG_COL_SOCKTYPE, i),
+		    cell_string(cols, MSG_COL_ADDRESS, i),
+		    json_is_true(cell(cols, MSG_COL_LISTENING, i)));
 		if (l->name == NULL) {
 			herr(h, "out of memory");
 			goto bad;
@@ -205,15 +217,18 @@ bad:
 /*
  * The fds received grow the fd table as they come; once a second thread
  * runs, each growth waits for an RCU grace period (70 ms in all at 10000
- * fds here). Grow it once for them all while this thread is alone.
+ * fds here). Grow it once for them all while this thread is alone: they
+ * take the lowest free numbers, so none will be above the open fds (or
+ * fd) plus count.
  */
 static void
 grow_fd_table(int fd, size_t count)
 {
 	struct rlimit	rl;
-	long long	want = (long long)fd + (long long)count + FD_MARGIN;
-	int		d;
+	long long	want = (long long)count + FD_MARGIN;
+	int		d, n = count_open_fds();
 
+	want += fd > n ? fd : n;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
 	if (rl.rlim_cur != RLIM_INFINITY && want >= (long long)rl.rlim_cur)

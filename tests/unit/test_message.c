@@ -553,7 +553,6 @@ test_columns(void)
 	CHECK_STR(cell_err("listening", json_false(), 0), "");
 }
 
-/* 252 rows fit in one "fds" message; 253 do not. */
 /* The fds message written as text: what msg_parse reads back. */
 static void
 test_encode_fds(void)
@@ -633,8 +632,21 @@ test_encode_fds(void)
 	errno = 0;
 	CHECK(msg_encode_fds(0, cells, WIRE_MAX_FDS, &len) == NULL);
 	CHECK_INT(errno, EMSGSIZE);
+
+	/* Escapes and UTF-8 as jansson writes and reads them. */
+	memcpy(cells, one, sizeof(one));
+	cells[MSG_COL_SPEC] = "\x1f\x7f/\xf4\x8f\xbf\xbf";
+	buf = msg_encode_fds(0, cells, 1, &len);
+	CHECK(buf != NULL && strstr(buf, "\"spec\":\"\\u001F\x7f/"
+	    "\xf4\x8f\xbf\xbf\"}}") != NULL);
+	m = buf != NULL ? msg_parse(buf, len, err, sizeof(err)) : NULL;
+	CHECK_STR(json_string_value(json_object_get(json_object_get(m,
+	    "listeners"), "spec")), cells[MSG_COL_SPEC]);
+	json_decref(m);
+	free(buf);
 }
 
+/* 252 rows fit in one "fds" message; 253 do not. */
 static void
 test_row_count(void)
 {
