@@ -132,19 +132,16 @@ check_claim(struct checker *k, size_t i, const char *name,
     int listening)
 {
 	struct check_claim	*c = &k->claims[i];
-	size_t			 n = strlen(name) + 1, f = strlen(family) + 1;
-	size_t			 s = strlen(socktype) + 1;
-	size_t			 a = strlen(address) + 1;
-	char			*p;
+	const char		*in[4] = { name, family, socktype, address };
+	char			*out[4], *p;
 
-	if ((p = malloc(n + f + s + a)) == NULL)
+	if ((p = hpack(in, out, 4)) == NULL)
 		return NULL;
-	memcpy(p, name, n);
-	c->family = memcpy(p + n, family, f);
-	c->socktype = memcpy(p + n + f, socktype, s);
-	c->address = memcpy(p + n + f + s, address, a);
+	c->family = out[1];
+	c->socktype = out[2];
+	c->address = out[3];
 	c->listening = listening;
-	return p;
+	return p;	/* out[0], the name */
 }
 
 void

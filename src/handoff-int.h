@@ -149,6 +149,7 @@ void	 hevent(struct handoff *, enum handoff_event);
 void	 hchanges(const json_t *, char *, size_t);
 void	 hnotify(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+char	*hpack(const char *const [], char *[], size_t);
 char	*hnames(const char *, const char *, char **);
 int	 hnonblock(int);
 void	 hlistener_close(struct hlistener *);

@@ -52,10 +52,9 @@ count_open_fds(void)
 }
 
 static int
-fd_headroom(void)
+fd_headroom(int open_fds)
 {
 	struct rlimit	 rl;
-	int		 open_fds = count_open_fds();
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return 0;
@@ -218,23 +217,15 @@ bad:
  * The fds received grow the fd table as they come; once a second thread
  * runs, each growth waits for an RCU grace period (70 ms in all at 10000
  * fds here). Grow it once for them all while this thread is alone: they
- * take the lowest free numbers, so none will be above the open fds (or
- * fd) plus count.
+ * take the lowest free numbers, so all are below `below` (the open fds
+ * plus the count offered, which fd_headroom found room for).
  */
 static void
-grow_fd_table(int fd, size_t count)
+grow_fd_table(int fd, int below)
 {
-	struct rlimit	rl;
-	long long	want = (long long)count + FD_MARGIN;
-	int		d, n = count_open_fds();
+	int	d;
 
-	want += fd > n ? fd : n;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return;
-	if (rl.rlim_cur != RLIM_INFINITY && want >= (long long)rl.rlim_cur)
-		want = (long long)rl.rlim_cur - 1;
-	if (want > fd && want <= INT32_MAX &&
-	    (d = fcntl(fd, F_DUPFD_CLOEXEC, (int)want)) != -1)
+	if (below > fd && (d = fcntl(fd, F_DUPFD_CLOEXEC, below - 1)) != -1)
 		close(d);
 }
 
@@ -245,7 +236,8 @@ grow_fd_table(int fd, size_t count)
  * mid-offer); a mismatch drops it all.
  */
 static int
-receive_batches(struct handoff *h, struct adopt_set *o, size_t batches)
+receive_batches(struct handoff *h, struct adopt_set *o, size_t batches,
+    int open_fds)
 {
 	struct checker	 k;
 	char		 err[HANDOFF_ERR_MAX];
@@ -253,7 +245,7 @@ receive_batches(struct handoff *h, struct adopt_set *o, size_t batches)
 	int		 r = 0;
 
 	if (batches > 1)
-		grow_fd_table(h->pred_fd, o->count);
+		grow_fd_table(h->pred_fd, open_fds + (int)o->count);
 	if (check_init(&k, o, batches > 1) == -1)
 		return herr(h, "out of memory");
 	for (b = 0; b < batches && r == 0; b++) {
@@ -299,7 +291,8 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 {
 	json_t		*hello, *offer;
 	json_int_t	 count, batches;
-	int		 fds[WIRE_MAX_FDS], headroom = fd_headroom();
+	int		 fds[WIRE_MAX_FDS], open_fds = count_open_fds();
+	int		 headroom = fd_headroom(open_fds);
 	size_t		 nfds;
 
 	hello = msg_new("hello");
@@ -344,7 +337,7 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 		    (long long)count, (long long)batches);
 	if (adopt_init(h, o, (size_t)count) == -1)
 		return -1;
-	if (receive_batches(h, o, (size_t)batches) == -1)
+	if (receive_batches(h, o, (size_t)batches, open_fds) == -1)
 		return -1;
 	if (o->n != o->count)
 		return herr(h, "%zu listeners received of the %zu offered",
