@@ -47,6 +47,16 @@ enum handoff_event {
 			 * serves on: after HANDOFF_PAUSE, before
 			 * HANDOFF_DRAIN; exit non-zero once drained, with
 			 * handoff_strerror() as the reason */
+	HANDOFF_HOLD,	/* while draining, the successor vanished without
+			 * saying it was superseded or stopping: neither
+			 * accept nor exit, even when drained, while the
+			 * library checks whether a newer generation serves;
+			 * HANDOFF_RESUME (rollback) or HANDOFF_DRAIN (drain
+			 * on) follows */
+	HANDOFF_SUPERSEDED, /* while draining: our successor handed over in
+			 * its turn, or stopped; no rollback can come any
+			 * more, so an application that lingers after its
+			 * drain for one may exit */
 };
 
 typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,
@@ -65,6 +75,10 @@ int		 handoff_set_tag(struct handoff *, const char *);
 void		 handoff_set_ready_timeout(struct handoff *, unsigned);
 void		 handoff_set_drain_timeout(struct handoff *, unsigned);
 void		 handoff_set_io_timeout(struct handoff *, unsigned);
+/* At most this many older generations drain at once (default 4): a
+ * takeover that would leave more hammers the oldest. 0: the incumbent
+ * is hammered as soon as it has released. */
+void		 handoff_set_max_draining(struct handoff *, unsigned);
 int		 handoff_allow_uid(struct handoff *, uid_t);
 void		 handoff_set_event_cb(struct handoff *, handoff_event_cb,
 		    void *);

@@ -93,6 +93,7 @@ struct handoff {
 	unsigned		 ready_timeout;	/* ms */
 	unsigned		 drain_timeout;	/* ms */
 	unsigned		 io_timeout;	/* ms */
+	unsigned		 max_draining;	/* older generations at once */
 	uid_t			 allow[HANDOFF_MAX_ALLOW];
 	size_t			 nallow;
 

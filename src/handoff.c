@@ -23,6 +23,7 @@
 #define DEFAULT_READY_TIMEOUT	30000
 #define DEFAULT_DRAIN_TIMEOUT	30000
 #define DEFAULT_IO_TIMEOUT	5000
+#define DEFAULT_MAX_DRAINING	4
 /* The offer's other fields take well under 4 KiB. */
 #define STATE_MAX		(WIRE_MAX_MSG - 4096)
 
@@ -259,6 +260,7 @@ handoff_new(struct event_base *base, const char *control_path)
 	h->ready_timeout = DEFAULT_READY_TIMEOUT;
 	h->drain_timeout = DEFAULT_DRAIN_TIMEOUT;
 	h->io_timeout = DEFAULT_IO_TIMEOUT;
+	h->max_draining = DEFAULT_MAX_DRAINING;
 	h->log_cb = log_stderr;
 	h->allow[h->nallow++] = geteuid();
 	if (geteuid() != 0)
@@ -372,6 +374,12 @@ void
 handoff_set_io_timeout(struct handoff *h, unsigned ms)
 {
 	h->io_timeout = ms > 0 ? ms : DEFAULT_IO_TIMEOUT;
+}
+
+void
+handoff_set_max_draining(struct handoff *h, unsigned n)
+{
+	h->max_draining = n;
 }
 
 /* Our euid, root, and what handoff_allow_uid added. */
