@@ -61,6 +61,94 @@ control_check_dir(struct handoff *h)
 }
 
 /*
+ * The CONTROL_PATH_MAX bytes of a socket path hold the path made absolute
+ * (its directory resolved, links and all), so that every spelling of it
+ * is one control socket and one lock, wherever a start runs from.
+ */
+int
+control_absolute(struct handoff *h)
+{
+	char	*dir, *base, *real = NULL, *path = NULL, *lock = NULL;
+	int	 r = -1;
+
+	if ((dir = strdup(h->control_path)) == NULL)
+		return herr(h, "out of memory");
+	if ((base = strrchr(dir, '/')) == NULL) {
+		base = h->control_path;
+		real = realpath(".", NULL);
+	} else {
+		*base++ = '\0';
+		real = realpath(dir[0] != '\0' ? dir : "/", NULL);
+	}
+	if (real == NULL) {
+		herr(h, "control path %s: cannot resolve its directory: %s",
+		    h->control_path, strerror(errno));
+		goto out;
+	}
+	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		herr(h, "control path %s names a directory, not a socket",
+		    h->control_path);
+		goto out;
+	}
+	if (asprintf(&path, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/",
+	    base) == -1 || asprintf(&lock, "%s.lock", path) == -1) {
+		path = lock = NULL;
+		herr(h, "out of memory");
+		goto out;
+	}
+	if (strlen(path) > CONTROL_PATH_MAX) {
+		herr(h, "control path %s is %zu bytes once absolute (%s); a "
+		    "socket path holds at most %d: use a shorter one",
+		    h->control_path, strlen(path), path, CONTROL_PATH_MAX);
+		goto out;
+	}
+	free(h->control_path);
+	free(h->lock_path);
+	h->control_path = path;
+	h->lock_path = lock;
+	path = lock = NULL;
+	r = 0;
+out:
+	free(path);
+	free(lock);
+	free(real);
+	free(dir);
+	return r;
+}
+
+/* The pid holding a lock on fd, 0 if none, -1 if it cannot be told. */
+static pid_t
+lock_holder(int fd)
+{
+	struct flock	fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_GETLK, &fl) == -1)
+		return -1;
+	return fl.l_type == F_UNLCK ? 0 : fl.l_pid;
+}
+
+/*
+ * Who is starting on the control path, if anybody: the pid holding the
+ * lock, 0 if nobody does (or there is no lock file yet), -1 on error.
+ */
+pid_t
+control_lock_holder(struct handoff *h)
+{
+	pid_t	pid;
+	int	fd;
+
+	fd = open(h->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : -1;
+	pid = lock_holder(fd);
+	close(fd);
+	return pid;
+}
+
+/*
  * A POSIX record lock, not flock(2), so a failed attempt can name the pid
  * that holds it. Released on close, or when the process dies.
  */
@@ -69,6 +157,7 @@ control_lock(struct handoff *h)
 {
 	struct flock	fl;
 	struct stat	st;
+	pid_t		holder;
 	int		fd;
 
 	fd = open(h->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
@@ -91,21 +180,16 @@ control_lock(struct handoff *h)
 	fl.l_type = F_WRLCK;
 	fl.l_whence = SEEK_SET;
 	if (fcntl(fd, F_SETLK, &fl) == -1) {
-		if (errno == EACCES || errno == EAGAIN) {
-			memset(&fl, 0, sizeof(fl));
-			fl.l_type = F_WRLCK;
-			fl.l_whence = SEEK_SET;
-			if (fcntl(fd, F_GETLK, &fl) == 0 &&
-			    fl.l_type != F_UNLCK)
-				herr(h, "another start or takeover is under "
-				    "way on %s (pid %ld holds %s); try again "
-				    "when it has finished", h->control_path,
-				    (long)fl.l_pid, h->lock_path);
-			else
-				herr(h, "another start or takeover is under "
-				    "way on %s; try again when it has finished",
-				    h->control_path);
-		} else
+		if ((errno == EACCES || errno == EAGAIN) &&
+		    (holder = lock_holder(fd)) > 0)
+			herr(h, "another start or takeover is under way on %s "
+			    "(pid %ld holds %s); try again when it has "
+			    "finished", h->control_path, (long)holder,
+			    h->lock_path);
+		else if (errno == EACCES || errno == EAGAIN)
+			herr(h, "another start or takeover is under way on %s; "
+			    "try again when it has finished", h->control_path);
+		else
 			herr(h, "cannot lock %s: %s", h->lock_path,
 			    strerror(errno));
 		close(fd);
@@ -124,6 +208,30 @@ control_unlock(struct handoff *h)
 }
 
 /*
+ * A non-blocking connection to the control path, or -1 with errno: a
+ * full backlog must not hang a start (EAGAIN).
+ */
+int
+control_connect(struct handoff *h)
+{
+	struct sockaddr_un	sun;
+	int			fd, save_errno;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		return fd;
+	save_errno = errno;
+	close(fd);
+	errno = save_errno;
+	return -1;
+}
+
+/*
  * Is anybody serving at the control path? Sets *sock to a connected
  * socket if so, to -1 if not (absent or stale); -1 on a path we must not
  * touch. Runs with the lock held, so a stale file can be removed safely.
@@ -131,9 +239,8 @@ control_unlock(struct handoff *h)
 int
 control_probe(struct handoff *h, int *sock)
 {
-	struct sockaddr_un	sun;
 	struct stat		st;
-	int			fd, save_errno;
+	int			fd;
 
 	*sock = -1;
 	if (lstat(h->control_path, &st) == -1) {
@@ -154,20 +261,12 @@ control_probe(struct handoff *h, int *sock)
 		return herr(h, "control socket %s belongs to uid %ld, which is "
 		    "not allowed; remove it or choose another --control",
 		    h->control_path, (long)st.st_uid);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strncpy(sun.sun_path, h->control_path, sizeof(sun.sun_path) - 1);
-	/* Non-blocking: a full backlog must not hang a start. */
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd == -1)
-		return herr(h, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+	if ((fd = control_connect(h)) >= 0) {
 		*sock = fd;
 		return 0;
 	}
-	save_errno = errno;
-	close(fd);
-	errno = save_errno;
+	if (errno == EMFILE || errno == ENFILE)
+		return herr(h, "socket: %s", strerror(errno));
 	if (errno == EAGAIN)
 		return herr(h, "control socket %s is in use and its backlog is "
 		    "full; try again", h->control_path);

@@ -6,6 +6,7 @@
 
 #include <sys/queue.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -14,6 +15,9 @@
 #include "listener.h"
 
 #define CONTROL_NAME		"@control"
+/* The longest control path: what sun_path holds, its NUL aside. */
+#define CONTROL_PATH_MAX \
+	((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define HANDOFF_MAX_ALLOW	16
 #define HANDOFF_ERR_MAX		512
 /* Bytes of listener names in ready; the rest are counted, not named. */
@@ -127,6 +131,8 @@ struct handoff {
 	struct event		*drain_ev;
 	struct event		*progress_ev;	/* tells our successor */
 	json_t			*pred_progress;	/* our predecessor's */
+	json_t			*older;		/* older drainers, once it left */
+	struct timeval		 older_at;	/* when they were last heard of */
 	struct timeval		 drain_end;
 	LIST_HEAD(, peer)	 peers;
 	int			 npeers;
@@ -137,6 +143,18 @@ struct handoff {
 	json_t			*changes;	/* adopted, added, retired */
 	int			 pred_fd;	/* successor side */
 	struct event		*pred_ev;
+	int			 pred_chain;	/* it understands superseded */
+
+	/* The line of succession (chain.c). */
+	int			 superseded;	/* no rollback can come now */
+	pid_t			 chain_takeover; /* our successor's successor */
+	struct event		*check_ev;	/* who serves, after a vanish */
+	int			 check_fd;	/* the status probe, or -1 */
+	pid_t			 check_gone;	/* the successor that vanished */
+	pid_t			 check_holder;	/* lock holder last logged */
+	struct timeval		 check_end;	/* of the wait for the lock */
+	unsigned		 hold_left;	/* drain ms left at the vanish */
+	void			(*check_done)(struct handoff *, int);
 
 	char			 err[HANDOFF_ERR_MAX];
 };
@@ -158,11 +176,14 @@ int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
-void	 hdrain_begin(struct handoff *);
+void	 hdrain_begin(struct handoff *, unsigned);
 void	 hdrain_cancel(struct handoff *);
 
 /* control.c */
+int	 control_absolute(struct handoff *);
 int	 control_check_dir(struct handoff *);
+int	 control_connect(struct handoff *);
+pid_t	 control_lock_holder(struct handoff *);
 int	 control_lock(struct handoff *);
 void	 control_unlock(struct handoff *);
 int	 control_probe(struct handoff *, int *);
@@ -172,8 +193,21 @@ void	 control_pause(struct handoff *);
 json_t	*control_entry(const struct hlistener *);
 size_t	 control_entry_len(const struct hlistener *);
 
+/* chain.c */
+#define CHAIN_EXTENSION	"superseded"
+int	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
+int	 chain_on_superseded(struct handoff *, pid_t, const json_t *);
+void	 chain_tell_takeover(struct handoff *, pid_t);
+void	 chain_on_takeover(struct handoff *, pid_t, const json_t *);
+int	 chain_may_be_newer(const struct handoff *);
+void	 chain_check(struct handoff *, pid_t,
+	    void (*)(struct handoff *, int));
+int	 chain_checking(const struct handoff *);
+void	 chain_check_cancel(struct handoff *);
+json_t	*chain_drainers(struct handoff *);
+void	 chain_predecessor_left(struct handoff *);
+
 /* incumbent.c */
-json_t	*incumbent_drainers(struct handoff *);
 void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);

@@ -247,7 +247,7 @@ handoff_new(struct event_base *base, const char *control_path)
 	size_t		 len;
 
 	if (base == NULL || control_path == NULL ||
-	    (len = strlen(control_path)) == 0 || len > 100) {
+	    (len = strlen(control_path)) == 0 || len > CONTROL_PATH_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -256,6 +256,7 @@ handoff_new(struct event_base *base, const char *control_path)
 	h->base = base;
 	h->lock_fd = -1;
 	h->pred_fd = -1;
+	h->check_fd = -1;
 	h->control.fd = -1;
 	h->ready_timeout = DEFAULT_READY_TIMEOUT;
 	h->drain_timeout = DEFAULT_DRAIN_TIMEOUT;
@@ -286,6 +287,9 @@ handoff_free(struct handoff *h)
 	if (h == NULL)
 		return;
 	incumbent_free_peers(h);
+	chain_check_cancel(h);
+	if (h->check_ev != NULL)
+		event_free(h->check_ev);
 	if (h->control_ev != NULL)
 		event_free(h->control_ev);
 	if (h->drain_ev != NULL)
@@ -296,6 +300,7 @@ handoff_free(struct handoff *h)
 		event_free(h->progress_ev);
 	incumbent_free_offer(h);
 	json_decref(h->pred_progress);
+	json_decref(h->older);
 	if (h->pred_ev != NULL)
 		event_free(h->pred_ev);
 	if (h->pred_fd >= 0)
@@ -563,7 +568,8 @@ handoff_start(struct handoff *h)
 		    "before; make a new handle to try again" :
 		    "handoff_start called twice");
 	h->hstate = HS_FAILED;	/* until it succeeds */
-	if (check_requests(h) == -1 || control_check_dir(h) == -1)
+	if (check_requests(h) == -1 || control_absolute(h) == -1 ||
+	    control_check_dir(h) == -1)
 		return -1;
 	if (control_lock(h) == -1)
 		return -1;
@@ -672,15 +678,18 @@ drain_deadline(evutil_socket_t fd, short what, void *arg)
 	hevent(h, HANDOFF_HAMMER);
 }
 
-/* Starts the drain clock; the caller has already paused accepting. */
+/*
+ * Starts the drain clock, ms before the hammer; the caller has already
+ * paused accepting.
+ */
 void
-hdrain_begin(struct handoff *h)
+hdrain_begin(struct handoff *h, unsigned ms)
 {
 	struct timeval	tv, now;
 	char		conns[64];
 
-	tv.tv_sec = h->drain_timeout / 1000;
-	tv.tv_usec = (h->drain_timeout % 1000) * 1000;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	gettimeofday(&now, NULL);
 	timeradd(&now, &tv, &h->drain_end);
 	if (h->drain_ev == NULL)
@@ -688,7 +697,7 @@ hdrain_begin(struct handoff *h)
 	if (h->drain_ev != NULL)
 		evtimer_add(h->drain_ev, &tv);
 	hlog(h, "draining %s, deadline %u ms", hconns(h, conns,
-	    sizeof(conns)), h->drain_timeout);
+	    sizeof(conns)), ms);
 	hevent(h, HANDOFF_DRAIN);
 }
 
@@ -717,6 +726,14 @@ handoff_drain_remaining(const struct handoff *h)
 int
 handoff_stop(struct handoff *h)
 {
+	if (chain_checking(h)) {
+		/* A stop during a hold: no rollback, drain what is left. */
+		chain_check_cancel(h);
+		h->superseded = 1;
+		hlog(h, "stopping: no rollback");
+		hdrain_begin(h, h->hold_left);
+		return 0;
+	}
 	switch (h->hstate) {
 	case HS_STOPPING:
 	case HS_DRAINING:
@@ -733,8 +750,11 @@ handoff_stop(struct handoff *h)
 	hlog(h, "stopping");
 	if (h->main_pid)
 		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");
+	/* Our predecessor, if it still drains, must not take our exit for
+	 * a crash and roll back. */
+	chain_tell(h, 0, h->max_draining, h->max_draining);
 	hevent(h, HANDOFF_PAUSE);
-	hdrain_begin(h);
+	hdrain_begin(h, h->drain_timeout);
 	return 0;
 }
 

@@ -406,33 +406,6 @@ build_released(struct handoff *h, struct peer *p)
 	return rel;
 }
 
-/*
- * The generations older than us still draining, as our predecessor last
- * said: them, then the ones it knew of. A new reference, or NULL.
- */
-json_t *
-incumbent_drainers(struct handoff *h)
-{
-	json_t	*list, *p = h->pred_progress, *e;
-
-	if ((list = json_array()) == NULL)
-		return NULL;
-	if (p == NULL)
-		return list;
-	e = json_pack("{s:O, s:O, s:O}", "pid", json_object_get(p, "pid"),
-	    "connections", json_object_get(p, "connections"),
-	    "remaining_ms", json_object_get(p, "remaining_ms"));
-	if (json_array_append_new(list, e) == -1 ||
-	    (json_is_array(json_object_get(p, "draining")) &&
-	    json_array_extend(list, json_object_get(p, "draining")) == -1)) {
-		json_decref(list);
-		return NULL;
-	}
-	while (json_array_size(list) > MSG_DRAINERS_MAX)
-		json_array_remove(list, MSG_DRAINERS_MAX);
-	return list;
-}
-
 /* Every PROGRESS_MS while draining, so status can show who drains. */
 static void
 send_progress(evutil_socket_t fd, short what, void *arg)
@@ -448,10 +421,13 @@ send_progress(evutil_socket_t fd, short what, void *arg)
 	m = msg_new("progress");
 	if (m == NULL || json_object_set_new(m, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(m,
+	    "generation", json_integer(h->generation)) == -1 ||
+	    json_object_set_new(m, "tag", json_string(h->tag)) == -1 ||
+	    json_object_set_new(m,
 	    "connections", json_integer(hcount(h))) == -1 ||
 	    json_object_set_new(m, "remaining_ms",
 	    json_integer(handoff_drain_remaining(h))) == -1 ||
-	    json_object_set_new(m, "draining", incumbent_drainers(h)) == -1) {
+	    json_object_set_new(m, "draining", chain_drainers(h)) == -1) {
 		json_decref(m);
 		return;
 	}
@@ -484,6 +460,8 @@ static void
 on_ready(struct peer *p, json_t *msg)
 {
 	struct handoff	*h = p->h;
+	json_t		*v;
+	unsigned	 max;
 	char		 changes[768];
 
 	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
@@ -494,6 +472,13 @@ on_ready(struct peer *p, json_t *msg)
 	evtimer_del(p->timer);
 	hchanges(msg, changes, sizeof(changes));
 	hlog(h, "successor pid %ld ready: %s", (long)p->pid, changes);
+	/* Its cap, if it says one: the newest generation's settings rule. */
+	v = json_object_get(msg, "max_draining");
+	max = json_is_integer(v) ? (unsigned)json_integer_value(v) :
+	    h->max_draining;
+	/* Before released: once our successor serves, we may exit at any
+	 * moment, and our predecessor must not take that for a crash. */
+	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives. */
@@ -511,8 +496,14 @@ on_ready(struct peer *p, json_t *msg)
 		return;		/* gone: rolled back */
 	start_progress(h);
 	/* A failed send there means the successor is gone: rolled back. */
-	if (h->hstate == HS_DRAINING)
-		hdrain_begin(h);
+	if (h->hstate != HS_DRAINING)
+		return;
+	hdrain_begin(h, h->drain_timeout);
+	if (max == 0 && h->hstate == HS_DRAINING && !chain_checking(h)) {
+		hlog(h, "hammered: no older generation may drain "
+		    "(--max-draining 0)");
+		hevent(h, HANDOFF_HAMMER);
+	}
 }
 
 static struct hlistener *
@@ -654,7 +645,8 @@ build_offer(struct handoff *h, size_t count, int nb)
 	    json_integer((json_int_t)count)) == -1 ||
 	    json_object_set_new(offer, "batches", json_integer(nb)) == -1 ||
 	    json_object_set(offer, "state", h->state != NULL ? h->state :
-	    json_null()) == -1) {
+	    json_null()) == -1 || json_object_set_new(offer, "extensions",
+	    json_pack("[s]", CHAIN_EXTENSION)) == -1) {
 		json_decref(offer);
 		return NULL;
 	}
@@ -691,6 +683,7 @@ on_hello(struct peer *p, json_t *msg)
 		    "memory");
 		return;
 	}
+	chain_tell_takeover(h, p->pid);
 	nb = (int)h->nbatches;
 	if (peer_queue(p, build_offer(h, count, nb), NULL, 0, 0) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
@@ -751,7 +744,7 @@ build_report(struct handoff *h)
 	    json_integer(h->predecessor)) == -1 ||
 	    json_object_set_new(r, "successor", h->successor != NULL ?
 	    json_integer(h->successor->pid) : json_null()) == -1 ||
-	    json_object_set_new(r, "draining", incumbent_drainers(h)) == -1)
+	    json_object_set_new(r, "draining", chain_drainers(h)) == -1)
 		goto bad;
 	return r;
 bad:
@@ -833,7 +826,12 @@ dispatch(struct peer *p, json_t *msg)
 			hlog(p->h, "successor pid %ld asked for the hammer",
 			    (long)p->pid);
 			hevent(p->h, HANDOFF_HAMMER);
-		} else
+		} else if (strcmp(type, "superseded") == 0) {
+			if (chain_on_superseded(p->h, p->pid, msg) == 1)
+				hevent(p->h, HANDOFF_HAMMER);
+		} else if (strcmp(type, "takeover") == 0)
+			chain_on_takeover(p->h, p->pid, msg);
+		else
 			hlog(p->h, "successor pid %ld sent \"%s\" while we "
 			    "drain: ignored", (long)p->pid, type);
 		return;
@@ -929,12 +927,42 @@ peer_timeout(evutil_socket_t fd, short what, void *arg)
 	peer_refuse(p, MSG_E_TIMEOUT, text);
 }
 
-/* Rollback and bookkeeping when our successor goes away. */
+/*
+ * The end of a hold (chain.c): drain on if a newer generation serves,
+ * else roll back, as if the successor had never been.
+ */
+static void
+rollback(struct handoff *h, int newer)
+{
+	pid_t	pid = h->check_gone;
+
+	if (newer) {
+		hdrain_begin(h, h->hold_left);
+		return;
+	}
+	hdrain_cancel(h);
+	h->hstate = HS_SERVING;
+	listen_again(h);
+	control_listen(h);
+	hlog(h, "rolled back: successor pid %ld vanished while we drained; "
+	    "accepting again", (long)pid);
+	if (h->gave_main == pid || h->told_stopping) {
+		hnotify(h, "MAINPID=%ld\nREADY=1\nSTATUS=rolled back: pid %ld "
+		    "vanished", (long)getpid(), (long)pid);
+		h->main_pid = 1;
+		h->gave_main = 0;
+		h->told_stopping = 0;
+	}
+	hevent(h, HANDOFF_RESUME);
+}
+
+/* Bookkeeping when our successor goes away; a hold if it vanished. */
 static void
 successor_gone(struct handoff *h, pid_t pid)
 {
 	if (h->hstate == HS_OFFERING) {
 		h->hstate = HS_SERVING;
+		chain_tell_takeover(h, 0);
 		hlog(h, "successor pid %ld went away before ready: still "
 		    "serving", (long)pid);
 		if (h->main_pid)
@@ -942,23 +970,18 @@ successor_gone(struct handoff *h, pid_t pid)
 			    "%ld failed", (long)pid);
 		return;
 	}
-	if (h->hstate == HS_DRAINING) {
-		hdrain_cancel(h);
-		if (h->progress_ev != NULL)
-			evtimer_del(h->progress_ev);
-		h->hstate = HS_SERVING;
-		listen_again(h);
-		control_listen(h);
-		hlog(h, "rolled back: successor pid %ld vanished while we "
-		    "drained; accepting again", (long)pid);
-		if (h->gave_main == pid || h->told_stopping) {
-			hnotify(h, "MAINPID=%ld\nREADY=1\nSTATUS=rolled back: "
-			    "pid %ld vanished", (long)getpid(), (long)pid);
-			h->main_pid = 1;
-			h->gave_main = 0;
-			h->told_stopping = 0;
-		}
-		hevent(h, HANDOFF_RESUME);
+	if (h->hstate != HS_DRAINING)
+		return;
+	if (h->progress_ev != NULL)
+		evtimer_del(h->progress_ev);
+	if (h->superseded)
+		hlog(h, "successor pid %ld has exited, after it handed over "
+		    "or stopped: draining on", (long)pid);
+	else if (chain_may_be_newer(h))
+		chain_check(h, pid, rollback);
+	else {
+		h->check_gone = pid;
+		rollback(h, 0);
 	}
 }
 
@@ -996,6 +1019,7 @@ incumbent_abort_takeover(struct handoff *h, const char *why)
 		return;
 	h->successor = NULL;
 	h->hstate = HS_SERVING;
+	chain_tell_takeover(h, 0);
 	peer_refuse(p, MSG_E_STOPPING, why);
 }
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ static int	check_released(const json_t *, const char *, char *, size_t);
 static int	check_progress(const json_t *, const char *, char *, size_t);
 static int	check_report(const json_t *, const char *, char *, size_t);
 static int	check_error(const json_t *, const char *, char *, size_t);
+static int	check_superseded(const json_t *, const char *, char *, size_t);
+static int	check_takeover(const json_t *, const char *, char *, size_t);
 
 static const struct {
 	const char	*type;
@@ -43,6 +46,8 @@ static const struct {
 	{ "stopping",	check_released },
 	{ "progress",	check_progress },
 	{ "error",	check_error },
+	{ "superseded",	check_superseded },
+	{ "takeover",	check_takeover },
 };
 
 /* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
@@ -90,6 +95,19 @@ fail(char *err, size_t len, const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	return -1;
+}
+
+static int	need_int(const json_t *, const char *, const char *,
+		    json_int_t, json_int_t, char *, size_t);
+
+/* An optional integer: absent is fine, present must be in range. */
+static int
+opt_int(const json_t *o, const char *t, const char *key, json_int_t min,
+    json_int_t max, char *err, size_t len)
+{
+	if (json_object_get(o, key) == NULL)
+		return 0;
+	return need_int(o, t, key, min, max, err, len);
 }
 
 static int
@@ -403,7 +421,8 @@ check_ready(const json_t *o, const char *t, char *err, size_t len)
 	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
 	    need_names(o, t, "adopted", err, len) == -1 ||
 	    need_names(o, t, "added", err, len) == -1 ||
-	    need_names(o, t, "retired", err, len) == -1)
+	    need_names(o, t, "retired", err, len) == -1 ||
+	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -418,7 +437,8 @@ check_released(const json_t *o, const char *t, char *err, size_t len)
 	return 0;
 }
 
-/* A draining generation: {pid, connections, remaining_ms}. */
+/* A draining generation: {pid, connections, remaining_ms[, generation,
+ * tag]}. */
 static int
 check_drainer(const json_t *o, const char *t, char *err, size_t len)
 {
@@ -427,7 +447,9 @@ check_drainer(const json_t *o, const char *t, char *err, size_t len)
 		    t);
 	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
 	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1)
+	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1 ||
+	    opt_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -484,6 +506,26 @@ check_report(const json_t *o, const char *t, char *err, size_t len)
 			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
 			    sub);
 	}
+	return 0;
+}
+
+static int
+check_superseded(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "keep", 0, INT32_MAX, err, len) == -1 ||
+	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_takeover(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
+		return -1;
 	return 0;
 }
 
@@ -793,4 +835,30 @@ const char *
 msg_type(const json_t *o)
 {
 	return json_string_value(json_object_get(o, "type"));
+}
+
+/*
+ * Sends msg (taken, even on failure) on a non-blocking socket, waiting
+ * at most wait_ms for room if it is full. 0, or -1 with errno.
+ */
+int
+msg_send(int sock, json_t *msg, int wait_ms)
+{
+	char	*buf;
+	size_t	 len;
+	int	 r = -1, save_errno;
+
+	if (msg == NULL || (buf = msg_encode(msg, &len)) == NULL) {
+		json_decref(msg);
+		errno = ENOMEM;
+		return -1;
+	}
+	while ((r = wire_send(sock, buf, len, NULL, 0)) == -1 &&
+	    errno == EAGAIN && wire_wait(sock, POLLOUT, wait_ms) == 0)
+		;
+	save_errno = errno;
+	free(buf);
+	json_decref(msg);
+	errno = save_errno;
+	return r;
 }

@@ -45,6 +45,8 @@ json_t		*msg_new(const char *);
 json_t		*msg_error(const char *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 char		*msg_encode(const json_t *, size_t *);
+/* Takes the message; waits at most the ms given for room. */
+int		 msg_send(int, json_t *, int);
 /* cells[i * MSG_NCOLUMNS + k] is row i's value in column k (NULL for
  * null; "true" or "false" for listening). NULL with errno EINVAL for no
  * rows or a string that is not UTF-8, EMSGSIZE if it is too long, ENOMEM. */

@@ -65,31 +65,6 @@ fd_headroom(int open_fds)
 	return (int)(rl.rlim_cur - (rlim_t)open_fds - FD_MARGIN);
 }
 
-static int
-send_msg(int sock, json_t *msg)
-{
-	char	*buf;
-	size_t	 len;
-	int	 r = -1;
-
-	int	 save_errno;
-
-	if (msg != NULL && (buf = msg_encode(msg, &len)) != NULL) {
-		/* The socket is non-blocking: wait, bounded, if it is full. */
-		while ((r = wire_send(sock, buf, len, NULL, 0)) == -1 &&
-		    errno == EAGAIN && wire_wait(sock, POLLOUT,
-		    SEND_WAIT_MS) == 0)
-			;
-		save_errno = errno;
-		free(buf);
-		errno = save_errno;
-	}
-	save_errno = errno;
-	json_decref(msg);
-	errno = save_errno;
-	return r;
-}
-
 /*
  * Receives one message within the I/O timeout. Returns it, with *nfds fds
  * in fds (the caller's), or NULL with the reason recorded.
@@ -286,6 +261,19 @@ adopt_control(struct handoff *h, struct adopt_set *o)
 	return 1;
 }
 
+/* Does the offer's optional "extensions" array name ext? */
+static int
+offers_extension(const json_t *offer, const char *ext)
+{
+	json_t	*v;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(offer, "extensions"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), ext) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 receive_offer(struct handoff *h, struct adopt_set *o)
 {
@@ -303,7 +291,7 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 		json_decref(hello);
 		return herr(h, "out of memory");
 	}
-	if (send_msg(h->pred_fd, hello) == -1)
+	if (msg_send(h->pred_fd, hello, SEND_WAIT_MS) == -1)
 		return herr(h, "cannot send hello to pid %ld: %s",
 		    (long)h->predecessor, strerror(errno));
 	if ((offer = recv_msg(h, "offer", fds, &nfds)) == NULL)
@@ -317,6 +305,7 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 	batches = json_integer_value(json_object_get(offer, "batches"));
 	h->generation = (unsigned)json_integer_value(json_object_get(offer,
 	    "generation")) + 1;
+	h->pred_chain = offers_extension(offer, CHAIN_EXTENSION);
 	if (json_is_object(json_object_get(offer, "state")))
 		h->pred_state = json_dumps(json_object_get(offer, "state"),
 		    JSON_COMPACT);
@@ -460,7 +449,7 @@ successor_takeover(struct handoff *h, int sock)
 	return 0;
 bad:
 	if (sock >= 0)
-		send_msg(sock, msg_error(code, "%s", h->err));
+		msg_send(sock, msg_error(code, "%s", h->err), SEND_WAIT_MS);
 	adopt_free(&o);
 	for (i = 0; i < h->nlisteners; i++)
 		hlistener_close(&h->listeners[i]);
@@ -483,8 +472,7 @@ static void
 predecessor_closed(struct handoff *h, const char *why)
 {
 	hlog(h, "predecessor pid %ld %s", (long)h->predecessor, why);
-	json_decref(h->pred_progress);
-	h->pred_progress = NULL;
+	chain_predecessor_left(h);
 	event_free(h->pred_ev);
 	h->pred_ev = NULL;
 	close(h->pred_fd);
@@ -517,7 +505,7 @@ successor_abort(struct handoff *h, const char *why)
 	h->hstate = HS_STOPPING;
 	hevent(h, HANDOFF_PAUSE);
 	hevent(h, HANDOFF_ABORT);
-	hdrain_begin(h);
+	hdrain_begin(h, h->drain_timeout);
 }
 
 /* The incumbent is gone or silent while we wait for released. */
@@ -652,7 +640,8 @@ build_ready(struct handoff *h)
 		}
 	}
 	if (json_object_set_new(ready, "truncated",
-	    json_boolean(truncated)) == -1)
+	    json_boolean(truncated)) == -1 || json_object_set_new(ready,
+	    "max_draining", json_integer(h->max_draining)) == -1)
 		goto bad;
 	return ready;
 bad:
@@ -669,7 +658,7 @@ successor_ready(struct handoff *h)
 
 	if ((ready = build_ready(h)) == NULL)
 		return herr(h, "out of memory");
-	if (send_msg(h->pred_fd, ready) == -1) {
+	if (msg_send(h->pred_fd, ready, SEND_WAIT_MS) == -1) {
 		save_errno = errno;
 		/* Serving beside a live incumbent would be two servers. */
 		if (!predecessor_dead(h))

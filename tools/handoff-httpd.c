@@ -64,6 +64,7 @@ usage(FILE *f)
 	fprintf(f,
 "usage: handoff-httpd [--control PATH] [--listen [NAME=]SPEC]... [--tag TEXT]\n"
 "                     [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
+"                     [--max-draining N]\n"
 "\n"
 "Serves HTTP/1.1. If another handoff-httpd serves on the same control\n"
 "socket, takes its listeners over; it then drains and exits 0.\n"
@@ -76,6 +77,8 @@ usage(FILE *f)
 "  --tag TEXT               version label shown in responses and status\n"
 "  --drain-timeout SECONDS  hammer after this long draining (default 30)\n"
 "  --ready-timeout SECONDS  how long a successor may take (default 30)\n"
+"  --max-draining N         at most N older generations drain at once; a\n"
+"                           takeover hammers the oldest first (default 4)\n"
 "  --help, --version\n"
 "\n"
 "GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
@@ -289,6 +292,13 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		d->draining = 0;
 		set_accepting(d, 1);
 		break;
+	case HANDOFF_HOLD:
+		/* The successor vanished: stay, even drained, until the
+		 * library knows whether we roll back. */
+		d->draining = 0;
+		break;
+	case HANDOFF_SUPERSEDED:
+		break;
 	case HANDOFF_HAMMER:
 		event_base_loopexit(d->base, NULL);
 		break;
@@ -415,6 +425,7 @@ main(int argc, char *argv[])
 		{ "tag",		required_argument,	NULL, 't' },
 		{ "drain-timeout",	required_argument,	NULL, 'd' },
 		{ "ready-timeout",	required_argument,	NULL, 'r' },
+		{ "max-draining",	required_argument,	NULL, 'm' },
 		{ "help",		no_argument,		NULL, 'h' },
 		{ "version",		no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -427,6 +438,7 @@ main(int argc, char *argv[])
 	char		*control = NULL, *def_control = NULL, state[128];
 	char		**listens = NULL;
 	unsigned	 drain_ms = 30000, ready_ms = 30000, n = 0;
+	unsigned	 max_draining = 4;
 	size_t		 nlisten = 0, i;
 	int		 c;
 
@@ -434,7 +446,7 @@ main(int argc, char *argv[])
 	LIST_INIT(&d.slows);
 	d.tag = "";
 	d.exit_code = 1;
-	while ((c = getopt_long(argc, argv, "c:l:t:d:r:hV", opts,
+	while ((c = getopt_long(argc, argv, "c:l:t:d:r:m:hV", opts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -458,6 +470,11 @@ main(int argc, char *argv[])
 		case 'r':
 			if (tool_seconds("handoff-httpd", "--ready-timeout",
 			    optarg, &ready_ms) == -1)
+				return 2;
+			break;
+		case 'm':
+			if (tool_count("handoff-httpd", "--max-draining",
+			    optarg, 1000, &max_draining) == -1)
 				return 2;
 			break;
 		case 'h':
@@ -517,6 +534,7 @@ main(int argc, char *argv[])
 	handoff_set_count_cb(d.h, count_conns, &d);
 	handoff_set_drain_timeout(d.h, drain_ms);
 	handoff_set_ready_timeout(d.h, ready_ms);
+	handoff_set_max_draining(d.h, max_draining);
 	if (handoff_set_tag(d.h, d.tag) == -1)
 		goto fail;
 	if (nlisten == 0) {

@@ -174,6 +174,7 @@ print_report(json_t *r)
 {
 	json_t		*l;
 	json_int_t	 n;
+	const char	*tag;
 	size_t		 i;
 
 	printf("pid %lld  generation %lld  tag %s  state %s  connections "
@@ -189,14 +190,22 @@ print_report(json_t *r)
 	if (json_is_integer(json_object_get(r, "successor")))
 		printf("successor pid %lld\n", (long long)json_integer_value(
 		    json_object_get(r, "successor")));
-	json_array_foreach(json_object_get(r, "draining"), i, l)
-		printf("draining: pid %lld, %lld connection%s, %lld ms to the "
-		    "deadline\n", (long long)json_integer_value(
-		    json_object_get(l, "pid")), (long long)json_integer_value(
-		    json_object_get(l, "connections")), json_integer_value(
-		    json_object_get(l, "connections")) == 1 ? "" : "s",
+	json_array_foreach(json_object_get(r, "draining"), i, l) {
+		/* generation and tag: not from an older incumbent. */
+		tag = json_string_value(json_object_get(l, "tag"));
+		printf("draining: pid %lld", (long long)json_integer_value(
+		    json_object_get(l, "pid")));
+		if (json_is_integer(json_object_get(l, "generation")))
+			printf("  generation %lld", (long long)
+			    json_integer_value(json_object_get(l,
+			    "generation")));
+		if (tag != NULL)
+			printf("  tag %s", tag[0] != '\0' ? tag : "-");
+		printf("  connections %lld  %lld ms to the deadline\n",
 		    (long long)json_integer_value(json_object_get(l,
-		    "remaining_ms")));
+		    "connections")), (long long)json_integer_value(
+		    json_object_get(l, "remaining_ms")));
+	}
 	printf("listeners:\n");
 	json_array_foreach(json_object_get(r, "listeners"), i, l)
 		printf("  %-16s %-4s %-9s %s\n",

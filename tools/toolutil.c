@@ -46,12 +46,32 @@ tool_seconds(const char *prog, const char *opt, const char *s, unsigned *ms)
 	return 0;
 }
 
+/* A whole number from 0 to max. */
+int
+tool_count(const char *prog, const char *opt, const char *s, unsigned max,
+    unsigned *n)
+{
+	char		*end;
+	unsigned long	 v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || s[0] == '-' ||
+	    v > max) {
+		fprintf(stderr, "%s: %s: \"%s\" is not a whole number from 0 "
+		    "to %u\n", prog, opt, s, max);
+		return -1;
+	}
+	*n = (unsigned)v;
+	return 0;
+}
+
 /* Why handoff_new() refused a control path, given its errno. */
 const char *
 tool_control_error(int err)
 {
 	if (err == EINVAL)
-		return "must be 1 to 100 bytes (a unix socket path); choose "
+		return "must be 1 to 107 bytes (a unix socket path); choose "
 		    "a shorter path";
 	return strerror(err);
 }
