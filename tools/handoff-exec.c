@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,16 @@
 #define LISTEN_FDS_START	3
 #define NOTIFY_MAX		4096
 #define NFORWARD		3
+#define SETTLE_MS		2000	/* --settle default */
+#define ROLLBACK_MS		0	/* --rollback-window default */
+#define MAX_DRAINING_MAX	1000
+
+/* Long options without a short letter. */
+enum {
+	OPT_SETTLE = 256,
+	OPT_ROLLBACK_WINDOW,
+	OPT_MAX_DRAINING,
+};
 
 extern char **environ;
 
@@ -42,6 +53,7 @@ struct hexec {
 	struct event_base	*base;
 	struct handoff		*h;
 	char			**argv;		/* COMMAND and its arguments */
+	int			 exe_fd;	/* COMMAND's file, O_PATH */
 	char			**envp;		/* the children's environment */
 	char			*owned_env[3];	/* entries of envp we made */
 	char			 pid_env[32];	/* LISTEN_PID=, set in the child */
@@ -49,18 +61,21 @@ struct hexec {
 	size_t			 nfds;
 	int			 max_fd;	/* if close_range fails */
 	int			 stop_signal;
-	unsigned		 drain_ms, ready_ms;
+	unsigned		 drain_ms, ready_ms, settle_ms, rollback_ms;
 	int			 notify;	/* --notify */
 	int			 notify_fd;
 	struct event		*notify_ev;
-	struct event		*ready_ev;	/* no READY=1 in time */
+	struct event		*ready_ev;	/* settle time, or READY=1 late */
 	struct event		*straggler_ev;	/* old children after rollback */
+	struct event		*window_ev;	/* end of the rollback window */
 	struct child		*kids;
 	size_t			 nkids;
 	pid_t			 current;	/* the child that serves */
 	pid_t			 self;
 	int			 ready;		/* handoff_ready done */
 	int			 draining;	/* exit once no child is left */
+	int			 lingering;	/* draining, a rollback may come */
+	int			 held;		/* HANDOFF_HOLD: wait for word */
 	int			 signals;
 	int			 exit_code;
 	int			 aborted;	/* takeover failed after ready */
@@ -84,12 +99,16 @@ usage(FILE *f)
 	fprintf(f,
 "usage: handoff-exec --control PATH --listen NAME=SPEC... [--tag TEXT]\n"
 "                    [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
-"                    [--notify] [--stop-signal SIG] -- COMMAND [ARGS...]\n"
+"                    [--notify | --settle SECONDS] [--rollback-window SECONDS]\n"
+"                    [--max-draining N] [--stop-signal SIG]\n"
+"                    -- COMMAND [ARGS...]\n"
 "\n"
 "Runs COMMAND with the listeners passed as systemd socket activation\n"
 "(LISTEN_FDS, LISTEN_FDNAMES). If another handoff-exec serves on the same\n"
 "control socket, takes its listeners over; once COMMAND is ready, the old\n"
-"one stops its child, waits for it and exits 0.\n"
+"one stops its child, stays for the rollback window in case the new one\n"
+"fails, and exits 0. A COMMAND that fails before it is ready leaves the\n"
+"old one serving.\n"
 "\n"
 "  --control PATH           control socket (required: one per service)\n"
 "  --listen NAME=SPEC       tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT\n"
@@ -98,14 +117,21 @@ usage(FILE *f)
 "  --drain-timeout SECONDS  kill the child after this long stopping (default 30)\n"
 "  --ready-timeout SECONDS  how long a successor, and with --notify the\n"
 "                           child's READY=1, may take (default 30)\n"
-"  --notify                 ready when COMMAND sends READY=1 to NOTIFY_SOCKET,\n"
-"                           not as soon as it has started\n"
+"  --notify                 ready when COMMAND sends READY=1 to NOTIFY_SOCKET\n"
+"  --settle SECONDS         without --notify, ready once COMMAND has run this\n"
+"                           long without exiting (default 2)\n"
+"  --rollback-window SECONDS  after handing over, how long to stay, holding\n"
+"                           the listeners, to start COMMAND again if the new\n"
+"                           version vanishes (default 10; 0: exit with the child)\n"
+"  --max-draining N         at most N older generations drain at once; the\n"
+"                           oldest is hammered first (default 4)\n"
 "  --stop-signal SIG        how to tell COMMAND to stop (default TERM)\n"
 "  --help, --version\n"
 "\n"
 "Exit status: COMMAND's if it exits on its own (128+N if killed by signal\n"
-"N); 0 after a handoff or a graceful stop; 126 or 127 if COMMAND cannot be\n"
-"run; 1 on any other failure, 2 on a usage error.\n");
+"N; 1 if it exits 0 before it is ready); 0 after a handoff or a graceful\n"
+"stop; 126 or 127 if COMMAND cannot be run; 1 on any other failure, 2 on a\n"
+"usage error.\n");
 }
 
 static void
@@ -147,10 +173,40 @@ status_text(int status, char *buf, size_t len)
 }
 
 static void
+ms_to_tv(unsigned ms, struct timeval *tv)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+static void
 finish(struct hexec *x, int code)
 {
 	x->exit_code = code;
 	event_base_loopexit(x->base, NULL);
+}
+
+/*
+ * Draining ends in exit 0 (1 after an abort) once no child is left, no
+ * rollback can come (window over, superseded, a signal) and the library
+ * is not holding us while it looks for a newer generation.
+ */
+static void
+maybe_exit(struct hexec *x)
+{
+	if (x->draining && x->nkids == 0 && !x->held && !x->lingering)
+		finish(x, x->exit_code);
+}
+
+/* No rollback can come any more: the window closes. */
+static void
+stop_lingering(struct hexec *x, const char *why)
+{
+	if (!x->lingering)
+		return;
+	x->lingering = 0;
+	evtimer_del(x->window_ev);
+	xlog(x, "%s: no rollback any more", why);
 }
 
 /* Tells every child to stop; they finish their work and exit. */
@@ -217,7 +273,7 @@ child_exec(struct hexec *x, int errfd)
 {
 	sigset_t	none;
 	size_t		i;
-	int		err[2] = { 0, 0 }, first, fd;
+	int		err[2] = { 0, 0 }, first, fd, exe;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -230,6 +286,9 @@ child_exec(struct hexec *x, int errfd)
 	if ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC,
 	    LISTEN_FDS_START + (int)x->nfds)) == -1)
 		_exit(1);
+	if ((exe = fcntl(x->exe_fd, F_DUPFD_CLOEXEC,
+	    LISTEN_FDS_START + (int)x->nfds)) == -1)
+		goto fail;
 	for (i = 0; i < x->nfds; i++)
 		if ((x->tmp_fds[i] = fcntl(handoff_listener_fd(x->h, i),
 		    F_DUPFD_CLOEXEC, LISTEN_FDS_START + (int)x->nfds)) == -1)
@@ -246,12 +305,82 @@ child_exec(struct hexec *x, int errfd)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	child_set_pid(x->pid_env, getpid());
 	err[0] = 1;
-	execvpe(x->argv[0], x->argv, x->envp);
+	fexecve(exe, x->argv, x->envp);
+	/* A #! script: the kernel gives the interpreter /dev/fd/N, which a
+	 * close-on-exec fd would not outlive (ENOENT). So this one stays
+	 * open in a script's interpreter. */
+	if (errno == ENOENT && fcntl(exe, F_SETFD, 0) == 0)
+		fexecve(exe, x->argv, x->envp);
 fail:
 	err[1] = errno;
 	if (write(errfd, err, sizeof(err)) == -1)
 		_exit(1);
 	_exit(127);
+}
+
+/* Keeps path in x->exe_fd if it is an executable file; 0 or an errno. */
+static int
+command_try(struct hexec *x, const char *path)
+{
+	struct stat	st;
+	int		fd, err = 0;
+
+	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1)
+		return errno;
+	if (fstat(fd, &st) == -1)
+		err = errno;
+	else if (!S_ISREG(st.st_mode))
+		err = EACCES;		/* what execve says of a directory */
+	else if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == -1)
+		err = errno;
+	if (err != 0) {
+		close(fd);
+		return err;
+	}
+	x->exe_fd = fd;
+	return 0;
+}
+
+/*
+ * Opens COMMAND where execvp(3) would find it, once: every child, and a
+ * rollback after a package upgrade renamed a new file over it, runs this
+ * file. Returns 0, or the exit status after saying why.
+ */
+static int
+command_open(struct hexec *x)
+{
+	const char	*name = x->argv[0], *dir, *end;
+	char		 path[PATH_MAX];
+	int		 err = ENOENT, e;
+	size_t		 len;
+
+	if (name[0] == '\0')
+		err = ENOENT;
+	else if (strchr(name, '/') != NULL)
+		err = command_try(x, name);
+	else {
+		if ((dir = getenv("PATH")) == NULL)
+			dir = "/bin:/usr/bin";
+		for (;; dir = end + 1) {
+			end = strchrnul(dir, ':');
+			len = (size_t)(end - dir);
+			/* An empty entry is the working directory. */
+			if ((size_t)snprintf(path, sizeof(path), "%.*s%s%s",
+			    (int)len, dir, len > 0 ? "/" : "", name) >=
+			    sizeof(path))
+				e = ENAMETOOLONG;
+			else
+				e = command_try(x, path);
+			if (e == 0 || e == EACCES)
+				err = e;	/* as execvp: EACCES wins */
+			if (e == 0 || *end == '\0')
+				break;
+		}
+	}
+	if (err == 0)
+		return 0;
+	xlog(x, "cannot run %s: %s", name, strerror(err));
+	return err == ENOENT ? 127 : 126;
 }
 
 /*
@@ -324,11 +453,18 @@ become_ready(struct hexec *x)
 	x->ready = 1;
 }
 
+/* With --notify the ready timeout, without it the settle time. */
 static void
-ready_timeout(evutil_socket_t fd, short what, void *arg)
+ready_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct hexec	*x = arg;
 
+	if (!x->notify) {
+		xlog(x, "child pid %ld has run %u ms without exiting: ready",
+		    (long)x->current, x->settle_ms);
+		become_ready(x);
+		return;
+	}
 	xlog(x, "child pid %ld sent no READY=1 within %u ms; giving up",
 	    (long)x->current, x->ready_ms);
 	stop_children(x);
@@ -525,8 +661,9 @@ build_env(struct hexec *x)
 static int
 start_child(struct hexec *x, const char *why)
 {
-	pid_t	pid;
-	int	code;
+	struct timeval	tv;
+	pid_t		pid;
+	int		code;
 
 	if ((pid = spawn(x, &code)) == -1)
 		return code;
@@ -535,15 +672,39 @@ start_child(struct hexec *x, const char *why)
 	if (x->ready)
 		return 0;
 	if (x->notify) {
-		struct timeval	tv = { x->ready_ms / 1000,
-		    (x->ready_ms % 1000) * 1000 };
-
+		ms_to_tv(x->ready_ms, &tv);
 		xlog(x, "waiting up to %u ms for READY=1 from child pid %ld",
 		    x->ready_ms, (long)pid);
+		evtimer_add(x->ready_ev, &tv);
+	} else if (x->settle_ms > 0) {
+		/* Until then the predecessor serves on and can carry on. */
+		ms_to_tv(x->settle_ms, &tv);
+		xlog(x, "child pid %ld is ready if it runs %u ms (settle time)",
+		    (long)pid, x->settle_ms);
 		evtimer_add(x->ready_ev, &tv);
 	} else
 		become_ready(x);
 	return 0;
+}
+
+/* Why a start failed, in one line: the child, its status, who serves. */
+static void
+log_unready_exit(struct hexec *x, pid_t pid, const char *text)
+{
+	char	waiting[64], serves[64];
+
+	if (x->notify)
+		snprintf(waiting, sizeof(waiting), "no READY=1 yet");
+	else
+		snprintf(waiting, sizeof(waiting), "settle time %u ms",
+		    x->settle_ms);
+	if (handoff_predecessor(x->h) > 0)
+		snprintf(serves, sizeof(serves), "pid %ld serves on",
+		    (long)handoff_predecessor(x->h));
+	else
+		snprintf(serves, sizeof(serves), "nothing served before");
+	xlog(x, "child pid %ld %s before it was ready (%s): not ready; %s",
+	    (long)pid, text, waiting, serves);
 }
 
 static void
@@ -560,21 +721,24 @@ child_exited(struct hexec *x, pid_t pid, int status)
 	stopping = x->kids[i].stopping;
 	x->kids[i] = x->kids[--x->nkids];
 	status_text(status, text, sizeof(text));
+	if (pid == x->current && !stopping && !x->ready) {
+		/* We never said ready: the predecessor carries on. */
+		x->current = 0;
+		evtimer_del(x->ready_ev);
+		log_unready_exit(x, pid, text);
+		finish(x, status_code(status) == 0 ? 1 : status_code(status));
+		return;
+	}
 	xlog(x, "child pid %ld %s", (long)pid, text);
 	if (pid == x->current && !stopping) {
-		x->current = 0;
-		if (!x->ready)
-			xlog(x, "child pid %ld %s before it was ready",
-			    (long)pid, text);
 		/* It died on its own: the supervisor decides what next. */
-		finish(x, !x->ready && status_code(status) == 0 ? 1 :
-		    status_code(status));
+		x->current = 0;
+		finish(x, status_code(status));
 		return;
 	}
 	if (x->nkids == 0 && x->straggler_ev != NULL)
 		evtimer_del(x->straggler_ev);
-	if (x->nkids == 0 && x->draining)
-		finish(x, x->exit_code);
+	maybe_exit(x);
 }
 
 static void
@@ -605,35 +769,102 @@ straggler_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+rollback_window_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct hexec	*x = arg;
+	char		 why[64];
+
+	snprintf(why, sizeof(why), "rollback window of %u ms over",
+	    x->rollback_ms);
+	stop_lingering(x, why);
+	maybe_exit(x);
+}
+
+/*
+ * Released (or stopping): drain. After a release to a successor, stay
+ * for the rollback window even once our child is gone, holding the
+ * listeners, so that HANDOFF_RESUME can start COMMAND again on them.
+ */
+static void
+drain(struct hexec *x)
+{
+	struct timeval	tv;
+
+	x->draining = 1;
+	x->exit_code = x->aborted ? 1 : 0;
+	/* After an abort we were never released; after a signal nobody
+	 * wants the service back. */
+	if (!x->aborted && x->signals == 0 && x->rollback_ms > 0) {
+		x->lingering = 1;
+		ms_to_tv(x->rollback_ms, &tv);
+		evtimer_add(x->window_ev, &tv);
+		xlog(x, "staying up to %u ms, holding the listeners, to roll "
+		    "back if the successor vanishes", x->rollback_ms);
+	}
+	maybe_exit(x);
+}
+
+/* HANDOFF_RESUME: the successor vanished and nobody newer serves. */
+static void
+roll_back(struct hexec *x)
+{
+	struct timeval	tv;
+	int		code;
+
+	x->held = 0;
+	x->draining = 0;
+	x->lingering = 0;
+	evtimer_del(x->window_ev);
+	if (x->signals > 0) {
+		/* Told to stop while the library held us: stop, not serve. */
+		xlog(x, "rolled back after a stop signal: stopping");
+		if (handoff_stop(x->h) == -1) {
+			xlog(x, "%s", handoff_strerror(x->h));
+			kill_children(x, "stop failed");
+			finish(x, 1);
+		}
+		return;
+	}
+	if ((code = start_child(x, "rolled back: started")) != 0) {
+		finish(x, code);
+		return;
+	}
+	ms_to_tv(x->drain_ms, &tv);
+	if (x->straggler_ev == NULL)
+		x->straggler_ev = evtimer_new(x->base, straggler_deadline, x);
+	if (x->straggler_ev != NULL)
+		evtimer_add(x->straggler_ev, &tv);
+}
+
+static void
 on_event(struct handoff *h, enum handoff_event ev, void *arg)
 {
 	struct hexec	*x = arg;
-	struct timeval	 tv;
-	int		 code;
 
 	switch (ev) {
 	case HANDOFF_PAUSE:
 		stop_children(x);
 		break;
 	case HANDOFF_DRAIN:
-		x->draining = 1;
-		x->exit_code = x->aborted ? 1 : 0;
-		if (x->nkids == 0)
-			finish(x, x->exit_code);
-		break;
-	case HANDOFF_RESUME:
-		x->draining = 0;
-		if ((code = start_child(x, "rolled back: started")) != 0) {
-			finish(x, code);
+		if (!x->held) {
+			drain(x);
 			break;
 		}
-		tv.tv_sec = x->drain_ms / 1000;
-		tv.tv_usec = (x->drain_ms % 1000) * 1000;
-		if (x->straggler_ev == NULL)
-			x->straggler_ev = evtimer_new(x->base,
-			    straggler_deadline, x);
-		if (x->straggler_ev != NULL)
-			evtimer_add(x->straggler_ev, &tv);
+		/* After HANDOFF_HOLD: a newer generation serves. */
+		x->held = 0;
+		stop_lingering(x, "a newer generation serves");
+		maybe_exit(x);
+		break;
+	case HANDOFF_HOLD:
+		/* The library says why; we only wait for its verdict. */
+		x->held = 1;
+		break;
+	case HANDOFF_SUPERSEDED:
+		stop_lingering(x, "our successor was superseded or stopped");
+		maybe_exit(x);
+		break;
+	case HANDOFF_RESUME:
+		roll_back(x);
 		break;
 	case HANDOFF_HAMMER:
 		kill_children(x, "hammer");
@@ -651,6 +882,7 @@ static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct hexec	*x = arg;
+	char		 why[32];
 
 	if (x->signals++ > 0) {
 		xlog(x, "signal %d again: killing the child now", (int)sig);
@@ -667,6 +899,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		x->exit_code = 1;
 		if (x->nkids == 0)
 			finish(x, 1);
+		return;
+	}
+	if (x->draining) {
+		/* Released already: only the rollback window is left. */
+		snprintf(why, sizeof(why), "signal %d", (int)sig);
+		stop_lingering(x, why);
+		maybe_exit(x);
 		return;
 	}
 	if (handoff_stop(x->h) == -1) {
@@ -703,6 +942,24 @@ parse_signal(const char *s)
 	fprintf(stderr, "handoff-exec: --stop-signal: \"%s\" is not a signal; "
 	    "use TERM, INT, QUIT, HUP, USR1, USR2, WINCH or a number\n", s);
 	return -1;
+}
+
+/* A whole number from 0 to max. */
+static int
+parse_count(const char *opt, const char *s, unsigned max, unsigned *n)
+{
+	char		*end;
+	unsigned long	 v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || *s == '-' || v > max) {
+		fprintf(stderr, "handoff-exec: %s: \"%s\" is not a whole "
+		    "number from 0 to %u\n", opt, s, max);
+		return -1;
+	}
+	*n = (unsigned)v;
+	return 0;
 }
 
 /* NAME=SPEC; NAME may not hold ':', which separates LISTEN_FDNAMES. */
@@ -767,6 +1024,11 @@ main(int argc, char *argv[])
 		{ "drain-timeout",	required_argument,	NULL, 'd' },
 		{ "ready-timeout",	required_argument,	NULL, 'r' },
 		{ "notify",		no_argument,		NULL, 'n' },
+		{ "settle",		required_argument,	NULL, OPT_SETTLE },
+		{ "rollback-window",	required_argument,	NULL,
+		    OPT_ROLLBACK_WINDOW },
+		{ "max-draining",	required_argument,	NULL,
+		    OPT_MAX_DRAINING },
 		{ "stop-signal",	required_argument,	NULL, 's' },
 		{ "help",		no_argument,		NULL, 'h' },
 		{ "version",		no_argument,		NULL, 'V' },
@@ -777,14 +1039,18 @@ main(int argc, char *argv[])
 	const char	*control = NULL, *tag = "";
 	char		**listens = NULL;
 	size_t		 nlisten = 0, i;
-	int		 c;
+	unsigned	 max_draining = 0;
+	int		 c, max_draining_set = 0, settle_set = 0;
 
 	memset(&x, 0, sizeof(x));
 	memset(sigs, 0, sizeof(sigs));
 	x.exit_code = 1;
 	x.notify_fd = -1;
+	x.exe_fd = -1;
 	x.stop_signal = SIGTERM;
 	x.drain_ms = x.ready_ms = 30000;
+	x.settle_ms = SETTLE_MS;
+	x.rollback_ms = ROLLBACK_MS;
 	/* '+': the options of COMMAND are its own. */
 	while ((c = getopt_long(argc, argv, "+c:l:t:d:r:ns:hV", opts,
 	    NULL)) != -1) {
@@ -815,6 +1081,23 @@ main(int argc, char *argv[])
 		case 'n':
 			x.notify = 1;
 			break;
+		case OPT_SETTLE:
+			if (tool_seconds("handoff-exec", "--settle", optarg,
+			    &x.settle_ms) == -1)
+				return 2;
+			settle_set = 1;
+			break;
+		case OPT_ROLLBACK_WINDOW:
+			if (tool_seconds("handoff-exec", "--rollback-window",
+			    optarg, &x.rollback_ms) == -1)
+				return 2;
+			break;
+		case OPT_MAX_DRAINING:
+			if (parse_count("--max-draining", optarg,
+			    MAX_DRAINING_MAX, &max_draining) == -1)
+				return 2;
+			max_draining_set = 1;
+			break;
 		case 's':
 			if ((x.stop_signal = parse_signal(optarg)) == -1)
 				return 2;
@@ -830,6 +1113,13 @@ main(int argc, char *argv[])
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (x.notify && settle_set) {
+		fprintf(stderr, "handoff-exec: --settle is for COMMANDs "
+		    "without --notify: with it, READY=1 says when COMMAND is "
+		    "ready\n");
+		free(listens);
+		return 2;
 	}
 	if (control == NULL || nlisten == 0 || optind == argc) {
 		fprintf(stderr, "handoff-exec: %s\n", control == NULL ?
@@ -860,6 +1150,8 @@ main(int argc, char *argv[])
 	handoff_set_event_cb(x.h, on_event, &x);
 	handoff_set_drain_timeout(x.h, x.drain_ms);
 	handoff_set_ready_timeout(x.h, x.ready_ms);
+	if (max_draining_set)
+		handoff_set_max_draining(x.h, max_draining);
 	if (handoff_set_tag(x.h, tag) == -1) {
 		fprintf(stderr, "handoff-exec: --tag: %s\n",
 		    handoff_strerror(x.h));
@@ -872,7 +1164,9 @@ main(int argc, char *argv[])
 		}
 	/* SIGCHLD is watched before any child exists, so no exit is missed. */
 	if (watch_signals(&x, sigs) == -1 ||
-	    (x.ready_ev = evtimer_new(x.base, ready_timeout, &x)) == NULL) {
+	    (x.ready_ev = evtimer_new(x.base, ready_timer, &x)) == NULL ||
+	    (x.window_ev = evtimer_new(x.base, rollback_window_over,
+	    &x)) == NULL) {
 		fprintf(stderr, "handoff-exec: cannot watch signals\n");
 		goto out;
 	}
@@ -890,7 +1184,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "handoff-exec: out of memory\n");
 		goto out;
 	}
-	if ((c = start_child(&x, "started")) != 0) {
+	if ((c = command_open(&x)) != 0 ||
+	    (c = start_child(&x, "started")) != 0) {
 		x.exit_code = c;
 		goto out;
 	}
@@ -907,8 +1202,12 @@ out:
 		event_free(x.ready_ev);
 	if (x.straggler_ev != NULL)
 		event_free(x.straggler_ev);
+	if (x.window_ev != NULL)
+		event_free(x.window_ev);
 	if (x.notify_fd >= 0)
 		close(x.notify_fd);
+	if (x.exe_fd >= 0)
+		close(x.exe_fd);
 	handoff_free(x.h);
 	if (x.base != NULL)
 		event_base_free(x.base);
