@@ -348,7 +348,10 @@ chain_predecessor_left(struct handoff *h)
 	h->pred_progress = NULL;
 }
 
-/* Still there, and before its deadline? Then with its time left now. */
+/*
+ * An older generation as last heard of, elapsed ms ago: a copy with its
+ * time left now, or NULL if it has exited or passed its deadline.
+ */
 static json_t *
 older_entry(const json_t *e, long long elapsed)
 {
@@ -369,6 +372,24 @@ older_entry(const json_t *e, long long elapsed)
 	return c;
 }
 
+/* Appends those of `older` still there, heard of at `at`. */
+static int
+append_older(json_t *list, const json_t *older, const struct timeval *at)
+{
+	struct timeval	 now, d;
+	json_t		*e, *v;
+	size_t		 i;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, at, &d);
+	json_array_foreach(older, i, v)
+		if ((e = older_entry(v, (long long)d.tv_sec * 1000 +
+		    d.tv_usec / 1000)) != NULL &&
+		    json_array_append_new(list, e) == -1)
+			return -1;
+	return 0;
+}
+
 /*
  * The generations older than us still draining: our predecessor and
  * those it last said were older; once it has exited, those older ones
@@ -381,7 +402,6 @@ chain_drainers(struct handoff *h)
 	static const char *const keys[] = { "pid", "generation", "tag",
 	    "connections", "remaining_ms" };
 	json_t		*list, *p = h->pred_progress, *e, *v;
-	struct timeval	 now, d;
 	size_t		 i;
 
 	if ((list = json_array()) == NULL)
@@ -394,19 +414,13 @@ chain_drainers(struct handoff *h)
 			if ((v = json_object_get(p, keys[i])) != NULL &&
 			    json_object_set(e, keys[i], v) == -1)
 				goto bad;
-		if (json_is_array(json_object_get(p, "draining")) &&
-		    json_array_extend(list, json_object_get(p,
-		    "draining")) == -1)
+		/* Each link of the chain adds up to a second of age. */
+		if (append_older(list, json_object_get(p, "draining"),
+		    &h->pred_at) == -1)
 			goto bad;
-	} else if (h->older != NULL) {
-		gettimeofday(&now, NULL);
-		timersub(&now, &h->older_at, &d);
-		json_array_foreach(h->older, i, v)
-			if ((e = older_entry(v, (long long)d.tv_sec * 1000 +
-			    d.tv_usec / 1000)) != NULL &&
-			    json_array_append_new(list, e) == -1)
-				goto bad;
-	}
+	} else if (h->older != NULL &&
+	    append_older(list, h->older, &h->older_at) == -1)
+		goto bad;
 	while (json_array_size(list) > MSG_DRAINERS_MAX)
 		json_array_remove(list, MSG_DRAINERS_MAX);
 	return list;

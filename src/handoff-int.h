@@ -131,6 +131,7 @@ struct handoff {
 	struct event		*drain_ev;
 	struct event		*progress_ev;	/* tells our successor */
 	json_t			*pred_progress;	/* our predecessor's */
+	struct timeval		 pred_at;	/* when it came */
 	json_t			*older;		/* older drainers, once it left */
 	struct timeval		 older_at;	/* when they were last heard of */
 	struct timeval		 drain_end;

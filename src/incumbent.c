@@ -494,11 +494,12 @@ on_ready(struct peer *p, json_t *msg)
 	}
 	if (peer_flush(p) == -1)
 		return;		/* gone: rolled back */
+	/* The clock first, so that the first progress says the time left. */
+	hdrain_begin(h, h->drain_timeout);
 	start_progress(h);
 	/* A failed send there means the successor is gone: rolled back. */
 	if (h->hstate != HS_DRAINING)
 		return;
-	hdrain_begin(h, h->drain_timeout);
 	if (max == 0 && h->hstate == HS_DRAINING && !chain_checking(h)) {
 		hlog(h, "hammered: no older generation may drain "
 		    "(--max-draining 0)");

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -585,6 +586,7 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	else if (strcmp(msg_type(msg), "progress") == 0) {
 		json_decref(h->pred_progress);
 		h->pred_progress = json_incref(msg);
+		gettimeofday(&h->pred_at, NULL);
 	}
 	else if (strcmp(msg_type(msg), "error") == 0) {
 		snprintf(err, sizeof(err), "it answered %s: %s",

@@ -178,3 +178,44 @@ stop_wrk() {
 	[ "$(totals_field requests)" -gt 0 ] || fail "wrk made no request"
 	cp "$T/wrk.out" "$T/wrk-$1.out"
 }
+
+# hold NAME: opens a connection to 127.0.0.1:$port, sends half a request;
+# the fd in $NAME. The test completes it with release (needs bash).
+hold() {
+	exec {fd}<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to $port"
+	printf -v "$1" '%s' "$fd"
+	printf 'GET / HTTP/1.1\r\nHost: held\r\n' >&"$fd"
+}
+
+# release FD PID: completes the held request, which PID must answer.
+release() {
+	printf 'Connection: close\r\n\r\n' >&"$1"
+	timeout 20 head -c 4096 <&"$1" >"$T/held.$1" 2>/dev/null
+	eval "exec $1>&-"
+	grep -q "pid=$2 " "$T/held.$1" ||
+	    fail "held request not answered by pid $2: $(cat "$T/held.$1")"
+}
+
+# only_newest PID: 20 fresh requests to $url, every one answered by PID,
+# and status names PID.
+only_newest() {
+	for i in $(seq 20); do
+		b=$(get "$url/") || fail "request $i failed"
+		case $b in
+		*"pid=$1 "*) ;;
+		*) fail "request $i answered by another process: $b" ;;
+		esac
+	done
+	is_serving "$1" || fail "status does not name pid $1"
+}
+
+# ctl_upgrade TAG ARGS...: handoffctl upgrade to handoff-httpd --tag TAG
+# ARGS, logging to $T/TAG.log; the pid that serves then in $NEW_PID.
+ctl_upgrade() {
+	_tag=$1; shift
+	"$CTL" upgrade --control "$CONTROL" --timeout 30 --log "$T/$_tag.log" \
+	    -- "$HTTPD" --control "$CONTROL" --tag "$_tag" "$@" \
+	    >"$T/upgrade-$_tag.out" 2>&1 ||
+	    fail "upgrade to $_tag: $(cat "$T/upgrade-$_tag.out")"
+	NEW_PID=$(serving_pid)
+}

@@ -86,8 +86,9 @@ ctl_connect(const char *path)
 	int			fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		ctl_warn("control path too long: %s\n",
-		    path);
+		ctl_warn("control path %s is %zu bytes; a socket path holds "
+		    "at most %zu: use a shorter one\n", path, strlen(path),
+		    sizeof(sun.sun_path) - 1);
 		return -EX_USAGE;
 	}
 	memset(&sun, 0, sizeof(sun));
