@@ -38,9 +38,9 @@ logged v1 "gen 1: draining $N connections, deadline 10000 ms" ||
 # The successor's status shows the generation still draining.
 draining_shown() {
 	"$CTL" status --control "$CONTROL" |
-	    grep -q "^draining: pid $v1, $N connections, [0-9]* ms to the deadline\$"
+	    grep -q "^draining: pid $v1  generation 1  tag v1  connections $N  [0-9]* ms to the deadline\$"
 }
-wait_for 2 draining_shown || fail "status does not show v1 draining:" \
+wait_for 10 draining_shown || fail "status does not show v1 draining:" \
     "$("$CTL" status --control "$CONTROL")"
 
 i=1
