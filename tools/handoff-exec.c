@@ -106,9 +106,9 @@ usage(FILE *f)
 "Runs COMMAND with the listeners passed as systemd socket activation\n"
 "(LISTEN_FDS, LISTEN_FDNAMES). If another handoff-exec serves on the same\n"
 "control socket, takes its listeners over; once COMMAND is ready, the old\n"
-"one stops its child, stays for the rollback window in case the new one\n"
-"fails, and exits 0. A COMMAND that fails before it is ready leaves the\n"
-"old one serving.\n"
+"one stops its child, stays for the rollback window if one is set, in\n"
+"case the new one fails, and exits 0. A COMMAND that exits before it is\n"
+"ready leaves the old one serving.\n"
 "\n"
 "  --control PATH           control socket (required: one per service)\n"
 "  --listen NAME=SPEC       tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT\n"
@@ -122,7 +122,7 @@ usage(FILE *f)
 "                           long without exiting (default 2)\n"
 "  --rollback-window SECONDS  after handing over, how long to stay, holding\n"
 "                           the listeners, to start COMMAND again if the new\n"
-"                           version vanishes (default 10; 0: exit with the child)\n"
+"                           version vanishes (default 0: leave with the child)\n"
 "  --max-draining N         at most N older generations drain at once; the\n"
 "                           oldest is hammered first (default 4)\n"
 "  --stop-signal SIG        how to tell COMMAND to stop (default TERM)\n"
@@ -327,12 +327,11 @@ command_try(struct hexec *x, const char *path)
 
 	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1)
 		return errno;
-	if (fstat(fd, &st) == -1)
+	if (fstat(fd, &st) == -1 ||
+	    faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == -1)
 		err = errno;
 	else if (!S_ISREG(st.st_mode))
 		err = EACCES;		/* what execve says of a directory */
-	else if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == -1)
-		err = errno;
 	if (err != 0) {
 		close(fd);
 		return err;
@@ -905,6 +904,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		/* Released already: only the rollback window is left. */
 		snprintf(why, sizeof(why), "signal %d", (int)sig);
 		stop_lingering(x, why);
+		/* During a hold, a stop ends it: HANDOFF_DRAIN follows. */
+		if (x->held && handoff_stop(x->h) == -1)
+			xlog(x, "%s", handoff_strerror(x->h));
 		maybe_exit(x);
 		return;
 	}
@@ -942,24 +944,6 @@ parse_signal(const char *s)
 	fprintf(stderr, "handoff-exec: --stop-signal: \"%s\" is not a signal; "
 	    "use TERM, INT, QUIT, HUP, USR1, USR2, WINCH or a number\n", s);
 	return -1;
-}
-
-/* A whole number from 0 to max. */
-static int
-parse_count(const char *opt, const char *s, unsigned max, unsigned *n)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || *s == '-' || v > max) {
-		fprintf(stderr, "handoff-exec: %s: \"%s\" is not a whole "
-		    "number from 0 to %u\n", opt, s, max);
-		return -1;
-	}
-	*n = (unsigned)v;
-	return 0;
 }
 
 /* NAME=SPEC; NAME may not hold ':', which separates LISTEN_FDNAMES. */
@@ -1093,8 +1077,8 @@ main(int argc, char *argv[])
 				return 2;
 			break;
 		case OPT_MAX_DRAINING:
-			if (parse_count("--max-draining", optarg,
-			    MAX_DRAINING_MAX, &max_draining) == -1)
+			if (tool_count("handoff-exec", "--max-draining",
+			    optarg, MAX_DRAINING_MAX, &max_draining) == -1)
 				return 2;
 			max_draining_set = 1;
 			break;

@@ -5,8 +5,11 @@
 # release that serves past the settle time and then crashes makes the
 # lingering incumbent roll back and start its COMMAND again; (c) that
 # rollback runs the file the incumbent started, though a package upgrade
-# renamed another over it. Then: a signal ends the rollback window, the
-# window ends by itself, and a graceful stop does not linger.
+# renamed another over it; (d) an incumbent held by the library while it
+# learns whether a newer generation serves neither exits nor starts
+# anything, though its child is gone, and rolls back once none does.
+# Also: a signal ends the rollback window, the window ends by itself, and
+# a graceful stop does not linger.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -165,6 +168,45 @@ reap_ok 20 "$v4" "v4 after SIGTERM"
 ! logged v4 "staying up to" || fail "v4 lingered after a stop"
 gone "$c4" || fail "v4's child $c4 outlived v4"
 refuses "$url" || fail "$url still accepts after a graceful stop"
+
+# ---- (d) a hold: w2 dies while w3 takes over from it, so w1 holds until
+# it knows whether w3 serves. w1's child ignores the stop signal (WINCH),
+# so the test decides when it is gone: during the hold, and w1 must stay.
+start_exec w1 --tag w1 --settle 0.5 --rollback-window 0 --stop-signal WINCH \
+    --drain-timeout 120 -- "$PY" "$SERVER" --tag w1
+w1=$LAST_PID
+wait_for 20 is_serving "$w1" || fail "w1 (pid $w1) never served"
+d1=$(child_of w1)
+PIDS="$PIDS $d1"
+start_exec w2 --tag w2 --settle 0.5 -- sleep 600
+w2=$LAST_PID
+wait_for 20 is_serving "$w2" || fail "w2 (pid $w2) never served"
+wait_for 20 logged w1 "stopping child pid $d1 with signal" ||
+    fail "w1 did not stop its child"
+start_exec w3 --tag w3 --settle 100 -- sleep 600
+w3=$LAST_PID
+wait_for 20 logged w1 "successor pid $w2 is being taken over by pid $w3" ||
+    fail "w1 did not hear of the takeover of w2 by w3"
+kill -KILL "$w2"
+reap 20 "$w2" "w2 after SIGKILL"
+wait_for 20 logged w1 "successor pid $w2 vanished while we drained, without saying it was superseded: holding" ||
+    fail "w1 did not hold: $(tail -n 5 "$T/w1.log")"
+kill -KILL "$d1"
+wait_for 20 logged w1 "child pid $d1 was killed by signal 9" ||
+    fail "w1 did not see its child go"
+# No child, no rollback window, but held: w1 must wait for the verdict,
+# which comes once w3's start has ended without serving.
+kill -KILL "$w3"
+reap 20 "$w3" "w3 after SIGKILL"
+wait_for 30 logged w1 "rolled back: started child pid" ||
+    fail "w1 did not roll back after the hold: $(tail -n 5 "$T/w1.log")"
+d1b=$(child_of w1)
+PIDS="$PIDS $d1b"
+wait_for 20 answers_pid "$d1b" || fail "w1's new child $d1b does not answer"
+wait_for 20 is_serving "$w1" || fail "status does not name w1 after the hold"
+# Its child exits 0 on SIGTERM, on its own: w1 exits with that status.
+kill -TERM "$d1b"
+reap_ok 20 "$w1" "w1 after its child exited"
 
 # ---- usage errors
 "$EXEC" --control "$CONTROL" $LISTEN --max-draining x -- true \
