@@ -849,8 +849,11 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 			drain(x);
 			break;
 		}
-		/* After HANDOFF_HOLD: a newer generation serves. */
+		/* After HANDOFF_HOLD: a newer generation serves. The hold
+		 * may have come before the first drain (released unsent). */
 		x->held = 0;
+		x->draining = 1;
+		x->exit_code = x->aborted ? 1 : 0;
 		stop_lingering(x, "a newer generation serves");
 		maybe_exit(x);
 		break;
