@@ -54,7 +54,8 @@ enum handoff_event {
 			 * HANDOFF_RESUME (rollback) or HANDOFF_DRAIN (drain
 			 * on) follows */
 	HANDOFF_SUPERSEDED, /* while draining: our successor handed over in
-			 * its turn, or stopped; no rollback can come any
+			 * its turn, or stopped, or this is a stop (after
+			 * its HANDOFF_DRAIN); no rollback can come any
 			 * more, so an application that lingers after its
 			 * drain for one may exit */
 };

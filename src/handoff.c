@@ -755,6 +755,10 @@ handoff_stop(struct handoff *h)
 	chain_tell(h, 0, h->max_draining, h->max_draining);
 	hevent(h, HANDOFF_PAUSE);
 	hdrain_begin(h, h->drain_timeout);
+	/* No successor, so no rollback: say so to an application that
+	 * would linger for one. */
+	if (h->hstate == HS_STOPPING)
+		hevent(h, HANDOFF_SUPERSEDED);
 	return 0;
 }
 

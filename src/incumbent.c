@@ -500,7 +500,7 @@ on_ready(struct peer *p, json_t *msg)
 	/* A failed send there means the successor is gone: rolled back. */
 	if (h->hstate != HS_DRAINING)
 		return;
-	if (max == 0 && h->hstate == HS_DRAINING && !chain_checking(h)) {
+	if (max == 0 && !chain_checking(h)) {
 		hlog(h, "hammered: no older generation may drain "
 		    "(--max-draining 0)");
 		hevent(h, HANDOFF_HAMMER);
