@@ -32,7 +32,7 @@
 #define NOTIFY_MAX		4096
 #define NFORWARD		3
 #define SETTLE_MS		2000	/* --settle default */
-#define ROLLBACK_MS		0	/* --rollback-window default */
+#define ROLLBACK_MS		10000	/* --rollback-window default */
 #define MAX_DRAINING_MAX	1000
 
 /* Long options without a short letter. */
@@ -122,7 +122,8 @@ usage(FILE *f)
 "                           long without exiting (default 2)\n"
 "  --rollback-window SECONDS  after handing over, how long to stay, holding\n"
 "                           the listeners, to start COMMAND again if the new\n"
-"                           version vanishes (default 0: leave with the child)\n"
+"                           version vanishes (default 10; 0: leave with the\n"
+"                           child)\n"
 "  --max-draining N         at most N older generations drain at once; the\n"
 "                           oldest is hammered first (default 4)\n"
 "  --stop-signal SIG        how to tell COMMAND to stop (default TERM)\n"

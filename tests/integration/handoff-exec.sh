@@ -20,14 +20,17 @@ aurl="http://127.0.0.1:$aport/"
 LISTEN="--listen http=tcp://127.0.0.1:$port --listen admin=tcp://127.0.0.1:$aport"
 
 # start_exec NAME EXEC-ARGS... -- SERVER-ARGS...: handoff-exec running the
-# server, logging to $T/NAME.log; its pid in $LAST_PID.
+# server, logging to $T/NAME.log; its pid in $LAST_PID. No rollback window:
+# each old generation leaves with its child (exec-release-fails tests the
+# window).
 start_exec() {
 	_name=$1; shift
 	_args=""
 	while [ "$1" != -- ]; do _args="$_args $1"; shift; done
 	shift
 	# shellcheck disable=SC2086
-	"$EXEC" --control "$CONTROL" $LISTEN $_args -- "$PY" "$SERVER" "$@" \
+	"$EXEC" --control "$CONTROL" $LISTEN --rollback-window 0 $_args -- \
+	    "$PY" "$SERVER" "$@" \
 	    >"$T/$_name.log" 2>&1 &
 	LAST_PID=$!
 	PIDS="$PIDS $LAST_PID"
