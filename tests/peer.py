@@ -9,9 +9,15 @@ JSON line on stdout, so shell tests can assert on it:
 Roles:
   successor  connect, hello, offer, fds batches (fds verified with
              getsockname/SO_DOMAIN/SO_TYPE/SO_ACCEPTCONN), ready, released;
-             --stop-after STEP, then --then close|hang|stay
+             --stop-after STEP; after released, the chain messages asked
+             for (--takeover, --superseded, --send-after-released) in
+             command-line order, then --hammer; then --then close|hang|stay
   incumbent  bind a control socket and listeners, take one real successor
-             through hello, offer, fds, ready, released
+             through hello, offer (announcing --extensions, by default
+             "superseded"), fds, ready, released; with --then stay, read
+             what the successor says while we "drain": takeover and
+             superseded are printed as events of their own, and superseded
+             with keep 0 hammers us (we close and exit)
   raw        send arbitrary bytes or JSON, with fds attached, print replies
   check      validate JSON lines from stdin against the schemas
   find       print a field of the first matching event in a peer.py log
@@ -213,8 +219,9 @@ def take_lock(path):
     return fd
 
 
-def linger(conn, then, hold):
-    """What to do once the last step is done."""
+def linger(conn, then, hold, on_msg=None):
+    """What to do once the last step is done. With stay, on_msg(msg) sees
+    each message read; it returns True to end the conversation."""
     emit("stopped", then=then)
     if then == "close":
         conn.sock.close()
@@ -222,8 +229,53 @@ def linger(conn, then, hold):
         time.sleep(hold)
     else:
         end = time.monotonic() + hold
-        while conn.recv(max(0.0, end - time.monotonic()))[0] is not None:
-            pass
+        while True:
+            msg, fds = conn.recv(max(0.0, end - time.monotonic()))
+            for fd in fds:
+                os.close(fd)
+            if msg is None or (on_msg is not None and on_msg(msg)):
+                break
+
+
+CHAIN = "superseded"    # the extension that brings takeover and superseded
+
+
+def chain_message(conn, msg, announced):
+    """A draining incumbent's part of the chain (PROTOCOL.md 6.7): prints
+    takeover and superseded; True when superseded tells us to hammer."""
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if kind not in ("takeover", "superseded"):
+        return False
+    if not announced:
+        # Sent only to a predecessor whose offer named the extension.
+        emit("unannounced", type=kind)
+        conn.bad = True
+    if kind == "takeover":
+        emit("takeover", by=msg.get("by"), under_way=msg.get("by") != 0)
+        return False
+    emit("superseded", by=msg.get("by"), keep=msg.get("keep"),
+         max_draining=msg.get("max_draining"))
+    if msg.get("keep") != 0:
+        return False
+    emit("hammered", why="superseded with keep 0: no older generation may drain")
+    conn.sock.close()
+    return True
+
+
+def chain_messages(a, me):
+    """The messages a successor sends its predecessor after released."""
+    out = []
+    for op, value in a.ops:
+        if op == "takeover":
+            out.append({"type": "takeover", "proto": 1, "pid": me, "by": int(value)})
+        elif op == "superseded":
+            m = {"type": "superseded", "proto": 1, "pid": me, "by": int(value), "keep": a.keep}
+            if a.max_draining is not None:
+                m["max_draining"] = a.max_draining
+            out.append(m)
+        else:
+            out.append(json.loads(value))
+    return out
 
 
 COLUMNS = ("name", "kind", "family", "socktype", "address", "listening", "spec")
@@ -265,11 +317,21 @@ def run_successor(a, schemas):
             names.append(e["name"])
     if stop >= 4:
         offered = [n for n in names if n != "@control"]
-        conn.send({"type": "ready", "proto": 1, "pid": a.pid or os.getpid(),
-                   "adopted": [n for n in offered if n not in a.retire],
-                   "added": a.add, "retired": [n for n in offered if n in a.retire]})
+        ready = {"type": "ready", "proto": 1, "pid": a.pid or os.getpid(),
+                 "adopted": [n for n in offered if n not in a.retire],
+                 "added": a.add, "retired": [n for n in offered if n in a.retire]}
+        if a.max_draining is not None:
+            ready["max_draining"] = a.max_draining
+        conn.send(ready)
     if stop >= 5:
         conn.expect("released")
+        after = chain_messages(a, a.pid or os.getpid())
+        if any(m.get("type") in ("takeover", "superseded") for m in after) and \
+                CHAIN not in (offer.get("extensions") or []):
+            # A real successor would not send them: we do, to test.
+            emit("sending-unannounced", extensions=offer.get("extensions"))
+        for m in after:
+            conn.send(m)
         if a.hammer:
             conn.send({"type": "hammer", "proto": 1})
     linger(conn, a.then, a.hold)
@@ -323,9 +385,13 @@ def run_incumbent(a, schemas):
     hello, _ = conn.expect("hello")
     size = a.batch_size
     batches = [entries[i:i + size] for i in range(0, len(entries), size)]
-    conn.send({"type": "offer", "proto": 1, "pid": os.getpid(), "generation": a.generation,
-               "tag": a.tag, "count": len(entries), "batches": len(batches),
-               "state": json.loads(a.state)})
+    offer = {"type": "offer", "proto": 1, "pid": os.getpid(), "generation": a.generation,
+             "tag": a.tag, "count": len(entries), "batches": len(batches),
+             "state": json.loads(a.state)}
+    extensions = [x for x in a.extensions.split(",") if x]
+    if extensions:
+        offer["extensions"] = extensions
+    conn.send(offer)
     for b, part in enumerate(batches):
         if a.die_after_batches is not None and b == a.die_after_batches:
             emit("dying", batches_sent=b)
@@ -348,8 +414,9 @@ def run_incumbent(a, schemas):
                "deadline_ms": a.deadline_ms})
     for _, _, s in listeners:
         s.close()
-    emit("released", adopted=ready["adopted"], added=ready["added"], retired=ready["retired"])
-    linger(conn, a.then, a.hold)
+    emit("released", adopted=ready["adopted"], added=ready["added"], retired=ready["retired"],
+         max_draining=ready.get("max_draining"))
+    linger(conn, a.then, a.hold, lambda m: chain_message(conn, m, CHAIN in extensions))
     return 1 if conn.bad else 0
 
 
@@ -447,11 +514,25 @@ def parse_args():
     s.add_argument("--no-verify", dest="verify", action="store_false", help="do not check fds")
     s.add_argument("--retire", action="append", default=[], help="name to list as retired")
     s.add_argument("--add", action="append", default=[], help="name to list as added")
-    s.add_argument("--hammer", action="store_true", help="send hammer after released")
+    s.set_defaults(ops=[])
+    s.add_argument("--max-draining", type=int, metavar="N",
+                   help="max_draining sent in ready, and in superseded (default: none)")
+    s.add_argument("--takeover", action=Op, metavar="BY",
+                   help="after released, send takeover {by: BY} (0: the takeover ended)")
+    s.add_argument("--superseded", action=Op, metavar="BY",
+                   help="after released, send superseded {by: BY, keep: --keep} (0: stopping)")
+    s.add_argument("--keep", type=int, default=0, help="keep sent in superseded (default 0)")
+    s.add_argument("--send-after-released", action=Op, metavar="JSON",
+                   help="after released, send this message as it is")
+    s.add_argument("--hammer", action="store_true",
+                   help="send hammer after released (and after the messages above)")
     s.add_argument("--lock", action="store_true", help="hold CONTROL.lock as a real successor does")
     i = sub.choices["incumbent"]
     i.add_argument("--listen", action="append", default=[], help="NAME=tcp://HOST:PORT or NAME=unix:PATH")
     i.add_argument("--generation", type=int, default=1)
+    i.add_argument("--extensions", default=CHAIN,
+                   help="comma-separated extensions announced in the offer "
+                        "(default %(default)s; '' for none, as before the chain)")
     i.add_argument("--state", default="null", help="state object sent in the offer (JSON)")
     i.add_argument("--batch-size", type=int, default=MAX_FDS, help="fds per batch (default 252)")
     i.add_argument("--ready-timeout", type=float, default=30, help="seconds to wait for ready")
