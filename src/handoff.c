@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,7 +385,8 @@ handoff_set_io_timeout(struct handoff *h, unsigned ms)
 void
 handoff_set_max_draining(struct handoff *h, unsigned n)
 {
-	h->max_draining = n;
+	/* It travels as a protocol integer. */
+	h->max_draining = n < INT32_MAX ? n : INT32_MAX;
 }
 
 /* Our euid, root, and what handoff_allow_uid added. */
@@ -752,7 +754,8 @@ handoff_stop(struct handoff *h)
 		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");
 	/* Our predecessor, if it still drains, must not take our exit for
 	 * a crash and roll back. */
-	chain_tell(h, 0, h->max_draining, h->max_draining);
+	chain_tell(h, 0, h->max_draining > 0 ? h->max_draining - 1 : 0,
+	    h->max_draining);
 	hevent(h, HANDOFF_PAUSE);
 	hdrain_begin(h, h->drain_timeout);
 	/* No successor, so no rollback: say so to an application that

@@ -684,12 +684,13 @@ on_hello(struct peer *p, json_t *msg)
 		    "memory");
 		return;
 	}
-	chain_tell_takeover(h, p->pid);
 	nb = (int)h->nbatches;
 	if (peer_queue(p, build_offer(h, count, nb), NULL, 0, 0) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot build the offer");
 		return;
 	}
+	/* Before any of it is sent; successor_gone says when it ends. */
+	chain_tell_takeover(h, p->pid);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;

@@ -218,4 +218,6 @@ ctl_upgrade() {
 	    >"$T/upgrade-$_tag.out" 2>&1 ||
 	    fail "upgrade to $_tag: $(cat "$T/upgrade-$_tag.out")"
 	NEW_PID=$(serving_pid)
+	# Not our child: killed at cleanup, never waited for.
+	PIDS="$PIDS $NEW_PID"
 }
