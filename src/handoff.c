@@ -748,7 +748,9 @@ handoff_stop(struct handoff *h)
 	}
 	incumbent_abort_takeover(h, "this server is stopping");
 	h->hstate = HS_STOPPING;
-	control_pause(h);
+	/* Nobody else accepts on the control socket now: we go on answering
+	 * (status says stopping, hello and stop get busy) rather than leave
+	 * connections in its backlog to be reset when we exit. */
 	hlog(h, "stopping");
 	if (h->main_pid)
 		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");

@@ -204,7 +204,9 @@ control_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct handoff	*h = arg;
 
-	if (h->hstate == HS_SERVING || h->hstate == HS_OFFERING)
+	/* Not while draining: our successor accepts there now. */
+	if (h->hstate == HS_SERVING || h->hstate == HS_OFFERING ||
+	    h->hstate == HS_STOPPING)
 		control_listen(h);
 }
 

@@ -147,10 +147,15 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 		return NULL;
 	}
 	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
+	/* A server that closed with something of ours unread shows
+	 * ECONNRESET first, its answer still queued behind it (PROTOCOL.md
+	 * 2.8): read once more. */
+	if (n == -1 && errno == ECONNRESET)
+		n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
 	wire_close_fds(fds, nfds);
 	if (n <= 0) {
-		ctl_warn("%s closed the connection: %s\n",
-		    path, n == 0 ? "no answer" : strerror(errno));
+		ctl_warn("%s closed the connection without an answer%s%s\n",
+		    path, n == 0 ? "" : ": ", n == 0 ? "" : strerror(errno));
 		return NULL;
 	}
 	if ((reply = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
@@ -332,6 +337,8 @@ cmd_stop(const char *path, int ms)
 	    "ms\n", pid, (long long)json_integer_value(json_object_get(r,
 	    "connections")), (long long)json_integer_value(json_object_get(r,
 	    "deadline_ms")));
+	/* Said now, not when we exit: the drain may take a while. */
+	fflush(stdout);
 	json_decref(r);
 	code = wait_exit(fd, pidfd, ms);
 	if (pidfd != -1)
