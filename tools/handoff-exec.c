@@ -928,6 +928,9 @@ on_forward(evutil_socket_t sig, short what, void *arg)
 
 	if (x->current > 0)
 		kill(x->current, (int)sig);
+	else
+		xlog(x, "signal %d (%s): no child serves now; ignored",
+		    (int)sig, strsignal((int)sig));
 }
 
 static int

@@ -334,6 +334,21 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * A server detached from its terminal must not die of a hang-up, least
+ * of all while it drains: SIGHUP has no other meaning here (to upgrade,
+ * start the new version), so it is logged and ignored.
+ */
+static void
+on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+	struct httpd	*d = arg;
+
+	fprintf(stderr, "handoff-httpd[%ld] gen %u: SIGHUP ignored (start "
+	    "the new version to upgrade; SIGTERM stops)\n", (long)getpid(),
+	    handoff_generation(d->h));
+}
+
 static char *
 default_control(void)
 {
@@ -432,7 +447,7 @@ main(int argc, char *argv[])
 	};
 	struct httpd	 d;
 	struct event_config	*cfg;
-	struct event	*sigterm = NULL, *sigint = NULL;
+	struct event	*sigterm = NULL, *sigint = NULL, *sighup = NULL;
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
 	struct slow	*s;
 	char		*control = NULL, *def_control = NULL, state[128];
@@ -503,6 +518,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Until on_hangup is watched: a takeover may take seconds. */
+	signal(SIGHUP, SIG_IGN);
 	raise_nofile();
 
 	/*
@@ -582,8 +599,10 @@ main(int argc, char *argv[])
 	}
 	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm,
-	    NULL) == -1 || evsignal_add(sigint, NULL) == -1) {
+	sighup = evsignal_new(d.base, SIGHUP, on_hangup, &d);
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    evsignal_add(sigterm, NULL) == -1 || evsignal_add(sigint,
+	    NULL) == -1 || evsignal_add(sighup, NULL) == -1) {
 		fprintf(stderr, "handoff-httpd: cannot watch signals\n");
 		goto out;
 	}
@@ -616,6 +635,8 @@ out:
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
+	if (sighup != NULL)
+		event_free(sighup);
 	handoff_free(d.h);
 	event_base_free(d.base);
 	free(def_control);
