@@ -53,13 +53,15 @@ usage(FILE *f)
 "  stop     graceful stop: the server stops accepting, drains and exits;\n"
 "           waits until it has exited (default timeout 60 s)\n"
 "  upgrade  starts COMMAND in a session of its own (not a child once\n"
-"           handoffctl exits) and waits until it serves on PATH (default\n"
-"           timeout 60 s); COMMAND's output goes to FILE if given, else\n"
-"           where handoffctl's goes. If COMMAND exits or times out first,\n"
-"           the running server keeps serving.\n"
+"           handoffctl exits) and waits until a newer generation than the\n"
+"           one serving now answers on PATH (default timeout 60 s),\n"
+"           whatever becomes of COMMAND's own process (it may daemonise);\n"
+"           COMMAND's output goes to FILE if given, else where\n"
+"           handoffctl's goes. If COMMAND fails (exits non-zero) or the\n"
+"           timeout passes first, the running server keeps serving.\n"
 "\n"
 "exit status: 0 success, 1 failure, 2 usage, 3 no server at PATH,\n"
-"             4 refused by the server, 5 upgrade failed (COMMAND exited),\n"
+"             4 refused by the server, 5 upgrade failed (COMMAND failed),\n"
 "             6 timed out\n");
 }
 
@@ -428,17 +430,79 @@ stop_child(pid_t pid)
 	return 0;
 }
 
+/* Who served on the control socket when the upgrade began; pid 0: nobody. */
+struct serving {
+	long long	pid;
+	long long	generation;
+};
+
+/*
+ * Has the upgrade happened? Yes when a newer generation than `before`
+ * answers status on path (or any server, if nobody served before), or
+ * another process does once the one of before is gone (it started fresh
+ * after a crash): prints the success line and returns 1. Else 0, with
+ * *offering set if a takeover is under way there.
+ */
+static int
+upgrade_served(const char *path, const struct serving *before, int *offering)
+{
+	json_t		*r;
+	const char	*state;
+	long long	 pid, gen;
+	int		 newer;
+
+	*offering = 0;
+	if ((r = query_report(path)) == NULL)
+		return 0;
+	pid = json_integer_value(json_object_get(r, "pid"));
+	gen = json_integer_value(json_object_get(r, "generation"));
+	state = json_string_value(json_object_get(r, "state"));
+	newer = before->pid == 0 || gen > before->generation ||
+	    (pid != before->pid && kill((pid_t)before->pid, 0) == -1 &&
+	    errno == ESRCH);
+	if (!newer)
+		*offering = state != NULL && strcmp(state, "offering") == 0;
+	else if (before->pid > 0)
+		printf("upgraded: pid %lld -> pid %lld (generation %lld)\n",
+		    before->pid, pid, gen);
+	else
+		printf("started: pid %lld (generation %lld)\n", pid, gen);
+	json_decref(r);
+	return newer;
+}
+
+/* Why COMMAND's own process ended, for a failure message. */
+static void
+exit_text(int st, char *buf, size_t len)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(buf, len, "was killed by signal %d", WTERMSIG(st));
+}
+
+/*
+ * Starts COMMAND and decides by the control socket, whatever becomes of
+ * COMMAND's own process (DESIGN.md 6): a COMMAND that daemonises exits 0
+ * while its child takes over, and a wrapper may stay in the foreground
+ * as the server's parent. A COMMAND that fails (exits non-zero) ends the
+ * wait at once unless a takeover is under way; one that exits 0 may have
+ * left a child starting, so the wait goes on to the timeout.
+ */
 static int
 cmd_upgrade(const char *path, int ms, const char *log, char **argv)
 {
+	struct serving	 before = { 0, 0 };
 	json_t		*r;
-	long long	 old = 0;
 	long		 end;
 	pid_t		 pid;
-	int		 p[2], e, st;
+	int		 p[2], e, st = 0, exited = 0, offering;
+	char		 how[64];
 
 	if ((r = query_report(path)) != NULL) {
-		old = json_integer_value(json_object_get(r, "pid"));
+		before.pid = json_integer_value(json_object_get(r, "pid"));
+		before.generation = json_integer_value(json_object_get(r,
+		    "generation"));
 		json_decref(r);
 	}
 	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
@@ -459,48 +523,36 @@ cmd_upgrade(const char *path, int ms, const char *log, char **argv)
 	close(p[0]);
 	end = now_ms() + ms;
 	for (;;) {
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			if (WIFEXITED(st))
-				fprintf(stderr, "handoffctl: %s (pid %ld) exited "
-				    "with status %d before serving on %s\n",
-				    argv[0], (long)pid, WEXITSTATUS(st), path);
-			else
-				fprintf(stderr, "handoffctl: %s (pid %ld) was "
-				    "killed by signal %d before serving on %s\n",
-				    argv[0], (long)pid, WTERMSIG(st), path);
+		/* Reaped first, so the check below is the last word. */
+		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
+			exited = 1;
+		if (upgrade_served(path, &before, &offering))
+			return EX_OK;
+		if (exited && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) &&
+		    !offering) {
+			exit_text(st, how, sizeof(how));
+			fprintf(stderr, "handoffctl: %s (pid %ld) %s before "
+			    "serving on %s\n", argv[0], (long)pid, how, path);
 			print_tail(log);
-			if (old > 0)
+			if (before.pid > 0)
 				fprintf(stderr, "handoffctl: pid %lld still "
-				    "serves\n", old);
+				    "serves\n", before.pid);
 			return EX_UPGRADE;
-		}
-		if ((r = query_report(path)) != NULL) {
-			if (json_integer_value(json_object_get(r, "pid")) ==
-			    pid && strcmp(json_string_value(json_object_get(r,
-			    "state")), "serving") == 0) {
-				if (old > 0)
-					printf("upgraded: pid %lld -> pid %ld "
-					    "(generation %lld)\n", old,
-					    (long)pid, (long long)
-					    json_integer_value(json_object_get(
-					    r, "generation")));
-				else
-					printf("started: pid %ld (generation "
-					    "%lld)\n", (long)pid, (long long)
-					    json_integer_value(json_object_get(
-					    r, "generation")));
-				json_decref(r);
-				return EX_OK;
-			}
-			json_decref(r);
 		}
 		if (now_ms() >= end)
 			break;
 		poll(NULL, 0, POLL_MS);
 	}
-	fprintf(stderr, "handoffctl: %s (pid %ld) did not serve on %s within "
-	    "%d ms; stopping it\n", argv[0], (long)pid, path, ms);
-	stop_child(pid);
+	if (exited)
+		fprintf(stderr, "handoffctl: %s (pid %ld) exited with status "
+		    "0, and no newer generation served on %s within %d ms\n",
+		    argv[0], (long)pid, path, ms);
+	else {
+		fprintf(stderr, "handoffctl: %s (pid %ld) did not serve on %s "
+		    "within %d ms; stopping it\n", argv[0], (long)pid, path,
+		    ms);
+		stop_child(pid);
+	}
 	print_tail(log);
 	return EX_TIMEOUT;
 }
