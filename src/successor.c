@@ -30,40 +30,74 @@
 #include "systemd.h"
 #include "wire.h"
 
-/* Fds kept free for the application beyond the ones we receive. */
-#define FD_MARGIN	64
+/*
+ * Fds the library may open in the middle of a takeover besides those it
+ * receives and the listeners it binds (which fail clearly if there is no
+ * room): a pidfd and a /proc file to see whether the predecessor died,
+ * the notify socket, a dup that grows the table. hello's max_fds keeps
+ * them back, nothing more.
+ */
+#define FD_RESERVE	16
+/* Fewer fds free than this once we hold the listeners is said in the log:
+ * the application needs some to serve. */
+#define FD_LOW		64
 /* How long a predecessor that closed on us may take to finish exiting. */
 #define EXIT_WAIT_MS	1000
 /* How long a full socket may hold up a message of ours. */
 #define SEND_WAIT_MS	5000
 
-/* Open fds (and a few more: "." and ".." are counted). */
+/* What RLIMIT_NOFILE leaves us. */
+struct fd_room {
+	long long	limit;
+	int		open;
+	int		headroom;	/* what we may receive: hello.max_fds */
+};
+
+/* Open fds: the entries of /proc/self/fd but ".", ".." and its own. */
 static int
 count_open_fds(void)
 {
-	DIR	*d;
-	int	 n = 0;
+	struct dirent	*e;
+	DIR		*d;
+	int		 n = 0;
 
-	if ((d = opendir("/proc/self/fd")) != NULL) {
-		while (readdir(d) != NULL)
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
 			n++;
-		closedir(d);
-	}
+	closedir(d);
 	return n;
 }
 
-static int
-fd_headroom(int open_fds)
+static void
+fd_room(struct fd_room *room)
 {
 	struct rlimit	 rl;
 
+	memset(room, 0, sizeof(*room));
+	room->open = count_open_fds();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return 0;
+		return;
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT32_MAX)
 		rl.rlim_cur = INT32_MAX;
-	if ((long long)rl.rlim_cur <= open_fds + FD_MARGIN)
-		return 0;
-	return (int)(rl.rlim_cur - (rlim_t)open_fds - FD_MARGIN);
+	room->limit = (long long)rl.rlim_cur;
+	if (room->limit > room->open + FD_RESERVE)
+		room->headroom = (int)(room->limit - room->open - FD_RESERVE);
+}
+
+/* Once we hold the listeners: too few fds left to serve is said. */
+static void
+fd_room_check(struct handoff *h)
+{
+	struct fd_room	room;
+
+	fd_room(&room);
+	if (room.limit > 0 && room.limit - room.open < FD_LOW)
+		hlog(h, "only %lld fds free now (RLIMIT_NOFILE %lld, %d open): "
+		    "the application may run short of them; raise "
+		    "RLIMIT_NOFILE", room.limit - room.open, room.limit,
+		    room.open);
 }
 
 /*
@@ -71,12 +105,14 @@ fd_headroom(int open_fds)
  * in fds (the caller's), or NULL with the reason recorded.
  */
 static json_t *
-recv_msg(struct handoff *h, const char *what, int *fds, size_t *nfds)
+recv_msg(struct handoff *h, const char *what, int *fds, size_t *nfds,
+    const struct fd_room *room)
 {
 	static char	 buf[WIRE_MAX_MSG];
 	json_t		*msg;
+	const char	*code;
 	ssize_t		 n;
-	char		 err[512];
+	char		 err[512], hint[160];
 
 	*nfds = 0;
 	if (wire_wait(h->pred_fd, POLLIN, (int)h->io_timeout) == -1) {
@@ -99,10 +135,16 @@ recv_msg(struct handoff *h, const char *what, int *fds, size_t *nfds)
 		return NULL;
 	}
 	if (strcmp(msg_type(msg), "error") == 0) {
-		herr(h, "incumbent pid %ld refused the takeover: %s: %s",
-		    (long)h->predecessor, json_string_value(json_object_get(
-		    msg, "code")), json_string_value(json_object_get(msg,
-		    "message")));
+		code = json_string_value(json_object_get(msg, "code"));
+		hint[0] = '\0';
+		/* Its count of our fds came from us: say how we made it. */
+		if (room != NULL && strcmp(code, MSG_E_TOOMANYFDS) == 0)
+			snprintf(hint, sizeof(hint), " (here RLIMIT_NOFILE is "
+			    "%lld, %d fds are open and %d are kept for the "
+			    "library)", room->limit, room->open, FD_RESERVE);
+		herr(h, "incumbent pid %ld refused the takeover: %s: %s%s",
+		    (long)h->predecessor, code, json_string_value(
+		    json_object_get(msg, "message")), hint);
 		goto bad;
 	}
 	if (strcmp(msg_type(msg), what) != 0) {
@@ -146,7 +188,7 @@ receive_batch(struct handoff *h, struct adopt_set *o, struct checker *k,
 	int			 fds[WIRE_MAX_FDS];
 	size_t			 nfds, i, n;
 
-	if ((msg = recv_msg(h, "fds", fds, &nfds)) == NULL)
+	if ((msg = recv_msg(h, "fds", fds, &nfds, NULL)) == NULL)
 		return -1;
 	list = json_object_get(msg, "listeners");
 	for (i = 0; i < MSG_NCOLUMNS; i++)
@@ -194,7 +236,7 @@ bad:
  * runs, each growth waits for an RCU grace period (70 ms in all at 10000
  * fds here). Grow it once for them all while this thread is alone: they
  * take the lowest free numbers, so all are below `below` (the open fds
- * plus the count offered, which fd_headroom found room for).
+ * plus the count offered, which fd_room found room for).
  */
 static void
 grow_fd_table(int fd, int below)
@@ -278,24 +320,25 @@ offers_extension(const json_t *offer, const char *ext)
 static int
 receive_offer(struct handoff *h, struct adopt_set *o)
 {
+	struct fd_room	 room;
 	json_t		*hello, *offer;
 	json_int_t	 count, batches;
-	int		 fds[WIRE_MAX_FDS], open_fds = count_open_fds();
-	int		 headroom = fd_headroom(open_fds);
+	int		 fds[WIRE_MAX_FDS];
 	size_t		 nfds;
 
+	fd_room(&room);
 	hello = msg_new("hello");
 	if (hello == NULL || json_object_set_new(hello, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(hello, "tag",
 	    json_string(h->tag)) == -1 || json_object_set_new(hello,
-	    "max_fds", json_integer(headroom)) == -1) {
+	    "max_fds", json_integer(room.headroom)) == -1) {
 		json_decref(hello);
 		return herr(h, "out of memory");
 	}
 	if (msg_send(h->pred_fd, hello, SEND_WAIT_MS) == -1)
 		return herr(h, "cannot send hello to pid %ld: %s",
 		    (long)h->predecessor, strerror(errno));
-	if ((offer = recv_msg(h, "offer", fds, &nfds)) == NULL)
+	if ((offer = recv_msg(h, "offer", fds, &nfds, &room)) == NULL)
 		return -1;
 	wire_close_fds(fds, nfds);
 	/* SO_PEERCRED names whoever bound the shared control socket, which
@@ -319,15 +362,17 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 	if (nfds > 0)
 		return herr(h, "the offer carried %zu fds; they belong in "
 		    "batches", nfds);
-	if (count > headroom)
-		return herr(h, "%lld listeners offered but only %d fds free; "
-		    "raise RLIMIT_NOFILE", (long long)count, headroom);
+	if (count > room.headroom)
+		return herr(h, "%lld listeners offered but only %d fds free "
+		    "(RLIMIT_NOFILE %lld, %d open, %d kept for the library); "
+		    "raise RLIMIT_NOFILE", (long long)count, room.headroom,
+		    room.limit, room.open, FD_RESERVE);
 	if (batches > count || (count > 0 && batches == 0))
 		return herr(h, "offer of %lld listeners in %lld batches",
 		    (long long)count, (long long)batches);
 	if (adopt_init(h, o, (size_t)count) == -1)
 		return -1;
-	if (receive_batches(h, o, (size_t)batches, open_fds) == -1)
+	if (receive_batches(h, o, (size_t)batches, room.open) == -1)
 		return -1;
 	if (o->n != o->count)
 		return herr(h, "%zu listeners received of the %zu offered",
@@ -447,6 +492,7 @@ successor_takeover(struct handoff *h, int sock)
 	else
 		hlog(h, "started from a partial offer: %s", changes);
 	adopt_free(&o);	/* closes the retired ones */
+	fd_room_check(h);
 	return 0;
 bad:
 	if (sock >= 0)
