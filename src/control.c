@@ -321,10 +321,24 @@ control_bind(struct handoff *h)
 	return 0;
 }
 
+/*
+ * One fd kept open on /dev/null while we accept on the control socket,
+ * and given up to take a connection in when the fd table is full: a
+ * successor, the way out for a server short of fds, can always be
+ * accepted. Opened again when it can be; a failure only leaves it out.
+ */
+void
+control_spare(struct handoff *h)
+{
+	if (h->spare_fd < 0)
+		h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 /* Starts, or resumes, accepting on the control socket. */
 int
 control_listen(struct handoff *h)
 {
+	control_spare(h);
 	if (h->control_ev == NULL) {
 		h->control_ev = event_new(h->base, h->control.fd,
 		    EV_READ | EV_PERSIST, incumbent_accept, h);

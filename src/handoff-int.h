@@ -128,6 +128,8 @@ struct handoff {
 	pid_t			 predecessor;
 	struct event		*control_ev;
 	struct event		*retry_ev;	/* accept again after EMFILE */
+	int			 spare_fd;	/* given up to accept at EMFILE */
+	int			 fds_short;	/* EMFILE said, until an accept */
 	struct event		*drain_ev;
 	struct event		*progress_ev;	/* tells our successor */
 	json_t			*pred_progress;	/* our predecessor's */
@@ -191,6 +193,7 @@ int	 control_probe(struct handoff *, int *);
 int	 control_bind(struct handoff *);
 int	 control_listen(struct handoff *);
 void	 control_pause(struct handoff *);
+void	 control_spare(struct handoff *);
 json_t	*control_entry(const struct hlistener *);
 size_t	 control_entry_len(const struct hlistener *);
 

@@ -259,6 +259,7 @@ handoff_new(struct event_base *base, const char *control_path)
 	h->pred_fd = -1;
 	h->check_fd = -1;
 	h->control.fd = -1;
+	h->spare_fd = -1;
 	h->ready_timeout = DEFAULT_READY_TIMEOUT;
 	h->drain_timeout = DEFAULT_DRAIN_TIMEOUT;
 	h->io_timeout = DEFAULT_IO_TIMEOUT;
@@ -309,6 +310,8 @@ handoff_free(struct handoff *h)
 	for (i = 0; i < h->nlisteners; i++)
 		hlistener_close(&h->listeners[i]);
 	hlistener_close(&h->control);
+	if (h->spare_fd >= 0)
+		close(h->spare_fd);
 	for (i = 0; i < h->nrequests; i++)
 		free(h->requests[i].name);
 	control_unlock(h);

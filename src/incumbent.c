@@ -140,6 +140,7 @@ peer_flush(struct peer *p)
 	int		 bfds[WIRE_MAX_FDS];
 	size_t		 i;
 	int		 r;
+	char		 text[160];
 
 	for (;;) {
 		if ((m = STAILQ_FIRST(&p->queue)) != NULL)
@@ -168,6 +169,18 @@ peer_flush(struct peer *p)
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				event_add(p->wev, NULL);
 				return 0;
+			}
+			/* A successor still there is told why the offer stops
+			 * (ETOOMANYREFS: our fds in flight); a bare message
+			 * may go where the fds did not. */
+			if (p->state == PEER_OFFERED && errno != EPIPE &&
+			    errno != ECONNRESET) {
+				snprintf(text, sizeof(text), "cannot send the "
+				    "offer: %s%s", strerror(errno), errno ==
+				    ETOOMANYREFS ? " (too many fds in flight: "
+				    "raise the incumbent's RLIMIT_NOFILE)" : "");
+				peer_refuse(p, MSG_E_INTERNAL, text);
+				return -1;
 			}
 			if (p->state != PEER_CLOSING)
 				hlog(h, "control: sending to pid %ld "
@@ -210,18 +223,86 @@ control_retry(evutil_socket_t fd, short what, void *arg)
 		control_listen(h);
 }
 
+/*
+ * Accepts one control connection. With the fd table full, the spare
+ * fd's slot takes it in (*spared says so), so that a successor, the way
+ * out for a server short of fds, is never left in the backlog (*spared
+ * is then EMFILE or ENFILE). -1 with errno when nothing is queued, or
+ * when there is no room even so.
+ */
+static int
+accept_control(struct handoff *h, int lfd, int *spared)
+{
+	int	fd;
+
+	*spared = 0;
+	control_spare(h);	/* a slot may have come free since */
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1 && (errno == EMFILE || errno == ENFILE) &&
+	    h->spare_fd >= 0) {
+		*spared = errno;
+		close(h->spare_fd);
+		h->spare_fd = -1;
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	return fd;
+}
+
+/* A peer for connection fd, or NULL (fd closed). */
+static struct peer *
+peer_new(struct handoff *h, int fd, const struct ucred *cred)
+{
+	struct peer	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	p->h = h;
+	p->fd = fd;
+	p->uid = cred->uid;
+	p->pid = cred->pid;
+	STAILQ_INIT(&p->queue);
+	p->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, peer_read, p);
+	p->wev = event_new(h->base, fd, EV_WRITE, peer_write, p);
+	p->timer = evtimer_new(h->base, peer_timeout, p);
+	LIST_INSERT_HEAD(&h->peers, p, entry);
+	h->npeers++;
+	if (p->rev == NULL || p->wev == NULL || p->timer == NULL) {
+		peer_free(p, 0);
+		return NULL;
+	}
+	return p;
+}
+
+/* Out of fds with the spare in use: retry later, not in a loop. */
+static void
+accept_later(struct handoff *h)
+{
+	static const struct timeval retry = { 1, 0 };
+
+	if (!h->fds_short)
+		hlog(h, "control: accept: %s, and the spare fd is in use; "
+		    "pausing the control socket, trying again every 1 s "
+		    "(raise RLIMIT_NOFILE)", strerror(errno));
+	h->fds_short = 1;
+	control_pause(h);
+	if (h->retry_ev == NULL)
+		h->retry_ev = evtimer_new(h->base, control_retry, h);
+	if (h->retry_ev != NULL)
+		evtimer_add(h->retry_ev, &retry);
+}
+
 void
 incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 {
-	static const struct timeval retry = { 1, 0 };
 	struct handoff	*h = arg;
 	struct peer	*p;
 	struct ucred	 cred;
 	socklen_t	 len;
-	int		 fd;
+	int		 fd, spared;
 
-	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
-	    SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept_control(h, lfd, &spared)) >= 0) {
 		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &len) == -1) {
@@ -229,6 +310,12 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 			close(fd);
 			continue;
 		}
+		if (spared)
+			hlog(h, "control: accept: %s: took pid %ld (uid %ld) "
+			    "in with the spare fd (raise RLIMIT_NOFILE)",
+			    strerror(spared), (long)cred.pid, (long)cred.uid);
+		else
+			h->fds_short = 0;
 		if (h->npeers >= MAX_PEERS) {
 			if (!h->peers_full)
 				hlog(h, "control: %d connections open; closing "
@@ -240,42 +327,21 @@ incumbent_accept(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		h->peers_full = 0;
-		if ((p = calloc(1, sizeof(*p))) == NULL) {
-			close(fd);
+		if ((p = peer_new(h, fd, &cred)) == NULL)
 			continue;
-		}
-		p->h = h;
-		p->fd = fd;
-		p->uid = cred.uid;
-		p->pid = cred.pid;
-		STAILQ_INIT(&p->queue);
-		p->rev = event_new(h->base, fd, EV_READ | EV_PERSIST,
-		    peer_read, p);
-		p->wev = event_new(h->base, fd, EV_WRITE, peer_write, p);
-		p->timer = evtimer_new(h->base, peer_timeout, p);
-		LIST_INSERT_HEAD(&h->peers, p, entry);
-		h->npeers++;
-		if (p->rev == NULL || p->wev == NULL || p->timer == NULL) {
-			peer_free(p, 0);
-			continue;
-		}
 		/* Refused at its first message, so that it reads the answer
 		 * instead of a reset. */
 		if (!huid_allowed(h, cred.uid))
 			p->state = PEER_FORBIDDEN;
 		event_add(p->rev, NULL);
 		peer_arm(p, h->io_timeout);
+		/* accept says EMFILE even with nothing queued: the next call
+		 * comes when something is. */
+		if (spared)
+			return;
 	}
-	if (errno == EMFILE || errno == ENFILE) {
-		/* The connection stays queued; retry later, not in a loop. */
-		hlog(h, "control: accept: %s; pausing the control socket for "
-		    "1 s (raise RLIMIT_NOFILE)", strerror(errno));
-		control_pause(h);
-		if (h->retry_ev == NULL)
-			h->retry_ev = evtimer_new(h->base, control_retry, h);
-		if (h->retry_ev != NULL)
-			evtimer_add(h->retry_ev, &retry);
-	}
+	if (errno == EMFILE || errno == ENFILE)
+		accept_later(h);
 }
 
 /*
@@ -1005,6 +1071,9 @@ peer_free(struct peer *p, int notify)
 	if (p->timer != NULL)
 		event_free(p->timer);
 	close(p->fd);
+	/* Its slot may be the spare fd's. */
+	if (h->control_ev != NULL)
+		control_spare(h);
 	if (h->successor == p) {
 		h->successor = NULL;
 		if (notify)

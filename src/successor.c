@@ -34,8 +34,8 @@
  * Fds the library may open in the middle of a takeover besides those it
  * receives and the listeners it binds (which fail clearly if there is no
  * room): a pidfd and a /proc file to see whether the predecessor died,
- * the notify socket, a dup that grows the table. hello's max_fds keeps
- * them back, nothing more.
+ * the notify socket, a dup that grows the table, the control socket's
+ * spare fd. hello's max_fds keeps them back, nothing more.
  */
 #define FD_RESERVE	16
 /* Fewer fds free than this once we hold the listeners is said in the log:
@@ -64,7 +64,8 @@ count_open_fds(void)
 	if ((d = opendir("/proc/self/fd")) == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+		if (e->d_name[0] != '.' &&
+		    strtol(e->d_name, NULL, 10) != dirfd(d))
 			n++;
 	closedir(d);
 	return n;

@@ -8,7 +8,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/time.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -30,6 +31,8 @@
 #include "toolutil.h"
 
 #define SLOW_MAX_MS	600000
+/* Out of fds, the HTTP listeners pause this long before trying again. */
+#define ACCEPT_RETRY_MS	100
 
 struct httpd {
 	struct event_base	*base;
@@ -40,6 +43,10 @@ struct httpd {
 	const char		*tag;
 	unsigned		 conns;
 	int			 draining;
+	int			 paused;	/* HANDOFF_PAUSE until RESUME */
+	int			 accept_err;	/* accept failed: paused */
+	struct timeval		 accept_err_at;	/* when it first did */
+	struct event		*accept_ev;	/* try accepting again */
 	int			 signals;
 	int			 aborted;	/* takeover failed after ready */
 	int			 exiting;
@@ -82,6 +89,86 @@ usage(FILE *f)
 "  --help, --version\n"
 "\n"
 "GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
+}
+
+/* Accepts where the library lets us, unless accept itself is failing. */
+static void
+update_accepting(struct httpd *d)
+{
+	size_t	i;
+
+	for (i = 0; i < d->nlev; i++) {
+		if (!d->paused && !d->accept_err)
+			evconnlistener_enable(d->lev[i]);
+		else
+			evconnlistener_disable(d->lev[i]);
+	}
+}
+
+/*
+ * evconnlistener's error callback gets the argument evhttp gave it, not
+ * ours: the one server of this process is found here.
+ */
+static struct httpd	*the_httpd;
+
+static void
+accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd	*d = arg;
+
+	d->accept_err = 0;
+	update_accepting(d);
+}
+
+/*
+ * accept failed for another reason than a connection gone before we took
+ * it: out of fds, most likely. Listening on would fail again at once, in
+ * a loop; pause every HTTP listener and try again shortly, saying so once
+ * until a connection is accepted again. The control socket has its own
+ * spare fd, so an upgrade still gets in.
+ */
+static void
+accept_failed(struct evconnlistener *lev, void *arg)
+{
+	static const struct timeval retry = { ACCEPT_RETRY_MS / 1000,
+	    (ACCEPT_RETRY_MS % 1000) * 1000 };
+	struct httpd	*d = the_httpd;
+	int		 err = EVUTIL_SOCKET_ERROR();
+	size_t		 i;
+
+	if (!timerisset(&d->accept_err_at)) {
+		for (i = 0; i < handoff_listener_count(d->h) &&
+		    handoff_listener_fd(d->h, i) != evconnlistener_get_fd(lev);
+		    i++)
+			;
+		fprintf(stderr, "handoff-httpd[%ld] gen %u: accept on %s: %s; "
+		    "pausing the HTTP listeners, trying again every %d ms "
+		    "(%u connections open%s)\n", (long)getpid(),
+		    handoff_generation(d->h), handoff_listener_name(d->h, i) ?:
+		    "?", strerror(err), ACCEPT_RETRY_MS, d->conns, err ==
+		    EMFILE || err == ENFILE ? "; raise the fd limit, ulimit -n" :
+		    "");
+		gettimeofday(&d->accept_err_at, NULL);
+	}
+	d->accept_err = 1;
+	update_accepting(d);
+	evtimer_add(d->accept_ev, &retry);
+}
+
+/* A connection came in: accept works again, if it had stopped. */
+static void
+accept_works(struct httpd *d)
+{
+	struct timeval	now, took;
+
+	if (!timerisset(&d->accept_err_at))
+		return;
+	gettimeofday(&now, NULL);
+	timersub(&now, &d->accept_err_at, &took);
+	fprintf(stderr, "handoff-httpd[%ld] gen %u: accepting again, after "
+	    "%lld ms of failures\n", (long)getpid(), handoff_generation(d->h),
+	    (long long)took.tv_sec * 1000 + took.tv_usec / 1000);
+	timerclear(&d->accept_err_at);
 }
 
 static void
@@ -131,6 +218,7 @@ new_bev(struct event_base *base, void *arg)
 	d->fresh[d->nfresh++] = bev;
 	/* Counted now: a drain may begin before note_fresh runs. */
 	d->conns++;
+	accept_works(d);
 	event_active(d->fresh_ev, EV_TIMEOUT, 0);
 	return bev;
 }
@@ -260,26 +348,14 @@ route(struct evhttp_request *req, void *arg)
 }
 
 static void
-set_accepting(struct httpd *d, int on)
-{
-	size_t	i;
-
-	for (i = 0; i < d->nlev; i++) {
-		if (on)
-			evconnlistener_enable(d->lev[i]);
-		else
-			evconnlistener_disable(d->lev[i]);
-	}
-}
-
-static void
 on_event(struct handoff *h, enum handoff_event ev, void *arg)
 {
 	struct httpd	*d = arg;
 
 	switch (ev) {
 	case HANDOFF_PAUSE:
-		set_accepting(d, 0);
+		d->paused = 1;
+		update_accepting(d);
 		break;
 	case HANDOFF_DRAIN:
 		/* Idle keep-alive connections stay until their next response
@@ -290,7 +366,8 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		break;
 	case HANDOFF_RESUME:
 		d->draining = 0;
-		set_accepting(d, 1);
+		d->paused = 0;
+		update_accepting(d);
 		break;
 	case HANDOFF_HOLD:
 		/* The successor vanished: stay, even drained, until the
@@ -569,9 +646,12 @@ main(int argc, char *argv[])
 	handoff_set_state(d.h, state);
 
 	d.fresh_ev = event_new(d.base, -1, 0, note_fresh, &d);
+	d.accept_ev = evtimer_new(d.base, accept_retry, &d);
 	d.http = evhttp_new(d.base);
 	d.lev = calloc(handoff_listener_count(d.h), sizeof(*d.lev));
-	if (d.fresh_ev == NULL || d.http == NULL || d.lev == NULL) {
+	the_httpd = &d;
+	if (d.fresh_ev == NULL || d.accept_ev == NULL || d.http == NULL ||
+	    d.lev == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
 		goto out;
 	}
@@ -595,6 +675,7 @@ main(int argc, char *argv[])
 			    handoff_listener_name(d.h, i));
 			goto out;
 		}
+		evconnlistener_set_error_cb(d.lev[i], accept_failed);
 		d.nlev++;
 	}
 	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -631,6 +712,8 @@ out:
 		free(listens);
 	if (d.fresh_ev != NULL)
 		event_free(d.fresh_ev);
+	if (d.accept_ev != NULL)
+		event_free(d.accept_ev);
 	if (sigterm != NULL)
 		event_free(sigterm);
 	if (sigint != NULL)
