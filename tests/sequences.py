@@ -77,6 +77,7 @@ import struct
 import sys
 import tempfile
 import time
+import traceback
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -111,6 +112,16 @@ def pause(s=POLL):
 
 def out(msg):
     print(msg, flush=True)
+
+
+def send(pid, sig):
+    """kill(2) that takes a process already gone (a child its parent
+    reaped) for what it is: False."""
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def read_pipe(r, bound, what, tick=None):
@@ -176,6 +187,39 @@ def tcp_rows():
             w = line.split()
             rows.append((w[1], w[2], w[3], int(w[9])))
     return rows
+
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR = 2
+INET_DIAG_NOCOOKIE = 0xffffffff
+
+
+def tcp_inode(laddr, lport, raddr, rport):
+    """The inode of the TCP socket with that local and remote end (0 while
+    it waits in an accept queue), or None if there is none: one exact
+    sock_diag lookup, as quick with 50000 sockets in TIME-WAIT as with
+    none (/proc/net/tcp lists them all)."""
+    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0,
+                      0xffffffff)
+    req += struct.pack("!HH", lport, rport)
+    req += socket.inet_aton(laddr) + bytes(12)
+    req += socket.inet_aton(raddr) + bytes(12)
+    req += struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+    msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, 1, 1,
+                      0) + req
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                       NETLINK_SOCK_DIAG) as s:
+        s.sendto(msg, (0, 0))
+        data = s.recv(65536)
+    if struct.unpack_from("=H", data, 4)[0] == NLMSG_ERROR:
+        return None
+    # inet_diag_msg after the 16-byte header: family, state, timer,
+    # retrans, then the id (sport, dport, ...), and the inode at 68. A
+    # lookup that finds no connection answers with the listener.
+    if struct.unpack_from("!H", data, 22)[0] != rport:
+        return None
+    return struct.unpack_from("=I", data, 16 + 68)[0]
 
 
 def endpoint(addr, port):
@@ -273,6 +317,8 @@ class Gen:
         self.served = False         # seen serving, or its log says it did
         self.pending = True         # neither served nor exited yet
         self.released_at = None     # when it was seen released (drain start)
+        self.release_lb = None      # the earliest its drain can have begun
+        self.started_at = None
         self.handed_off = False     # its successor serves
         self.stopping = False       # stopped gracefully
         self.final = False          # superseded: may never serve again
@@ -329,7 +375,8 @@ class Gen:
         deadline or for the cap."""
         try:
             with open(self.log, errors="replace") as f:
-                return re.search(r"(?i)hammer", f.read()) is not None
+                return re.search(r"(?i)hammer|after the stop signal: killing",
+                                 f.read()) is not None
         except OSError:
             return False
 
@@ -603,6 +650,7 @@ class Sequence:
         pred.served = True      # it released to succ, so it served
         pred.pending = False
         pred.released_at = now()
+        pred.release_lb = succ.started_at or pred.released_at
         pred.handed_off = True
         if succ.gen is None and pred.gen is not None:
             succ.gen = pred.gen + 1
@@ -646,13 +694,8 @@ class Sequence:
         """The generation whose process holds h's connection now (after
         accept), or None; h.inode is learned on the way."""
         if not h.inode:
-            sock = h.sock.getsockname()
-            want_l = endpoint(self.addr, h.port)
-            want_r = endpoint(sock[0], sock[1])
-            for local, remote, _, inode in tcp_rows():
-                if local == want_l and remote == want_r:
-                    h.inode = inode
-                    break
+            me = h.sock.getsockname()
+            h.inode = tcp_inode(self.addr, h.port, me[0], me[1]) or 0
             if not h.inode:
                 return None
         for g in self.gens:
@@ -681,12 +724,13 @@ class Sequence:
                       b"Connection: close\r\n\r\n" % ms)
         end = now() + REQUEST_BOUND
         while True:
-            g = self.holder_of(h)
+            g = self.holder_of(h) or self.answered_by(h)
             if g is not None:
                 break
             if now() > end:
                 raise Fail("%s on port %d was never accepted by any process"
-                           " (the newest is %s)" % (h, port, e))
+                           " (the newest is %s); %s" % (
+                               h, port, e, self.port_report(port)))
             pause(0.005)
         h.holder = g
         self.held.append(h)
@@ -694,6 +738,33 @@ class Sequence:
             raise Fail("a fresh connection to %s was accepted by %s, not by "
                        "the newest ready generation %s" % (name, g, e))
         return h
+
+    def answered_by(self, h):
+        """A GET /slow may be answered before its holder is seen: then
+        the answer says who held it."""
+        if not select.select([h.sock], [], [], 0)[0]:
+            return None
+        try:
+            data = h.sock.recv(65536, socket.MSG_PEEK)
+        except OSError:
+            return None
+        r = parse_response(data)
+        return self.owner(r[1]) if r and r[1] else None
+
+    def port_report(self, port):
+        """Who holds the sockets of a port, for a failure message."""
+        states = {"01": "established", "0A": "listening", "06": "time-wait"}
+        who = {}
+        for g in self.gens:
+            for pid in g.pids():
+                if self.alive(pid):
+                    for i in socket_inodes(pid):
+                        who.setdefault(i, []).append("%s pid %d" % (g.tag,
+                                                                    pid))
+        rows = ["%s inode %d (%s)" % (states.get(st, st), inode, ", ".join(
+            who.get(inode, [])) or "no process of ours") for local, _, st,
+            inode in tcp_rows() if local == endpoint(self.addr, port)]
+        return "port %d: %s" % (port, "; ".join(rows) or "no socket")
 
     def finish_held(self, h):
         """Completes h and checks its answer; it may fail only if a
@@ -727,8 +798,8 @@ class Sequence:
         for who in {g, h.holder}:
             if who is not None and who.hammered():
                 return "%s failed: %s was hammered (%s)" % (h, who, why)
-            if who is not None and who.released_at is not None and \
-                    now() > who.released_at + who.drain:
+            if who is not None and who.release_lb is not None and \
+                    now() > who.release_lb + who.drain:
                 return "%s failed after %s's drain deadline (%s)" \
                     % (h, who, why)
         if now() - h.opened > READ_TIMEOUT_AGE:
@@ -837,14 +908,32 @@ class Sequence:
         if g.log_says_served():
             g.served = True
 
-    def holders(self):
-        """The generations holding one of our requests now."""
-        found = set()
+    def holder_pids(self):
+        """The processes holding one of our requests now."""
+        inodes = set()
         for h in self.held:
-            g = self.holder_of(h)
-            if g is not None:
-                found.add(g)
-        return found
+            if self.holder_of(h) is not None:
+                inodes.add(h.inode)
+        return {p for g in self.gens for p in g.pids()
+                if self.alive(p) and inodes & socket_inodes(p)}
+
+    def lingering(self, e):
+        """A process that no longer serves, holds none of our requests,
+        and so should have exited: (pid, what it is), or None."""
+        holding = self.holder_pids()
+        for g in self.gens:
+            kids = [c for c in g.children() if self.alive(c)]
+            for c in (kids[:-1] if g is e else kids):
+                if c not in holding:
+                    return c, "%s's program, pid %d, stopped" % (g, c)
+            if g is e or not g.alive() or g.released_at is None and \
+                    not g.stopping:
+                continue
+            if g.mode == "exec" and (kids or g.window):
+                continue    # it waits for its program, or for a rollback
+            if g.pid not in holding:
+                return g.pid, self.describe(g)
+        return None
 
     def check_deadlines(self):
         t = now()
@@ -879,12 +968,11 @@ class Sequence:
         if pend:
             return ("pending", "%s neither serves nor has exited" % pend[0])
         e = self.newest()
-        holding = self.holders()
-        for g in self.released_live(exclude=e):
-            if g not in holding and g.window == 0:
-                return ("prompt exit %d" % g.pid, "%s holds no request of "
-                        "ours, so its drain is over, but it has not exited"
-                        % self.describe(g))
+        left = self.lingering(e)
+        if left is not None:
+            return ("prompt exit %d" % left[0], "%s, holds no request of "
+                    "ours, so its drain is over, but it has not exited"
+                    % left[1])
         if e is None:
             return None
         if st is None or st.get("pid") != e.pid or st.get("state") != \
@@ -926,6 +1014,7 @@ class Sequence:
             since.setdefault(key, now())
             if key.startswith("prompt") and now() - since[key] > \
                     PROMPT_BOUND:
+                self.serving_check()    # a stale one that serves is worse
                 raise Fail("after %s, for %d s: %s" % (why, PROMPT_BOUND,
                                                        reason))
             if now() > end:
@@ -956,6 +1045,14 @@ class Sequence:
         d = self.draining(e)
         return "%s serves%s" % (e, "; draining: " + " ".join(
             g.tag for g in d) if d else "")
+
+    def serving_check(self):
+        """Only the newest answers fresh requests (none when none may)."""
+        e = self.newest()
+        if e is None:
+            self.down_check()
+        else:
+            self.fresh_check(e)
 
     def check_draining_listed(self, e):
         """Every older generation still draining is in status' draining
@@ -1052,6 +1149,7 @@ class Sequence:
             "handoffctl upgrade" if method == "ctl" else "started",
             spell.replace(self.dir, "DIR"), cwd.replace(self.dir, "DIR"))
         self.gens.append(g)
+        g.started_at = now()
         for p in g.listeners.values():
             self.ports.add(p)
         if method == "plain":
@@ -1094,7 +1192,7 @@ class Sequence:
                   if e is not None and e.listeners.get(n) == p}
         allowed = lambda: set(e.answer_pids() if e else []) | set(
             g.answer_pids() if self.find_pid(g) else [])
-        probe = lambda: self.probe(common, allowed(), "during the %s to %s"
+        probe = lambda: self.probe(common, allowed, "during the %s to %s"
                                    % (what, g.tag))
         if ctl is not None:
             rc, text = self.ctl_result(g, probe)
@@ -1139,12 +1237,13 @@ class Sequence:
 
     def probe(self, listeners, allowed, when):
         """One fresh request on each listener both generations share: it
-        must not fail, and only they may answer."""
+        must not fail, and only they (the pids allowed() names once the
+        answer is in) may answer."""
         for name, port in sorted(listeners.items()):
             r = request(self.addr, port)
             if isinstance(r, str):
                 raise Fail("a request on %s %s failed: %s" % (name, when, r))
-            if r[1] not in allowed:
+            if r[1] not in allowed():
                 raise Fail("a request on %s %s was answered by pid %d tag %s "
                            "(%s)" % (name, when, r[1], r[2],
                                      self.describe(self.owner(r[1]))))
@@ -1216,7 +1315,7 @@ class Sequence:
         0; its predecessors never serve again."""
         e = self.newest()
         e.stopping = True
-        e.released_at = now()
+        e.released_at = e.release_lb = now()
         if e.pred is not None:
             e.pred.final = True
         mine = [h for h in self.held if h.holder is e]
@@ -1227,7 +1326,7 @@ class Sequence:
             how = "handoffctl stop --control %s" % spell.replace(self.dir,
                                                                  "DIR")
         else:
-            os.kill(e.pid, signal.SIGTERM)
+            send(e.pid, signal.SIGTERM)
             pid, r, how = None, None, "SIGTERM"
         done = []
         if mine:
@@ -1263,17 +1362,22 @@ class Sequence:
         """SIGKILL of g (or of its child pid): first stopped, so that the
         requests it holds are known."""
         pid = pid or g.pid
-        if not self.alive(pid):
+        if not self.alive(pid) or not send(pid, signal.SIGSTOP):
             return False
-        os.kill(pid, signal.SIGSTOP)
         end = now() + PROMPT_BOUND
         while proc_state(pid) not in ("T", "t", "Z", "X", None):
             if now() > end:
                 raise Fail("pid %d never stopped on SIGSTOP" % pid)
             pause(0.001)
         self.mark_victims(pid)
-        os.kill(pid, sig)
-        os.kill(pid, signal.SIGCONT)
+        if pid == g.pid:
+            # handoff-exec's death sends its children the stop signal: a
+            # second one for a child already draining, which then closes
+            # what it still holds (a version is the two processes).
+            for c in g.children():
+                self.mark_victims(c)
+        send(pid, sig)
+        send(pid, signal.SIGCONT)
         g.killed = True
         return True
 
@@ -1334,21 +1438,22 @@ class Sequence:
         self.start(g, "plain")
         moment = self.rng.choice(self.MOMENTS[:3])
         self.wait_moment(g, moment)
-        self.kill(e, self.victim_pid(e))
-        return "%s started (%s); incumbent %s SIGKILLed %s" % (
-            g.tag, g.how, e, "at once" if moment is None else
-            "after the successor's '%s'" % moment)
+        pid = self.victim_pid(e)
+        self.kill(e, pid)
+        return "%s started (%s); incumbent %s%s SIGKILLed %s" % (
+            g.tag, g.how, e, "'s child %d" % pid if pid != e.pid else "",
+            "at once" if moment is None else "after the successor's '%s'"
+            % moment)
 
     def sigstop(self, g):
-        os.kill(g.pid, signal.SIGSTOP)
-        g.stopped_since = now()
+        if send(g.pid, signal.SIGSTOP):
+            g.stopped_since = now()
 
     def sigcont(self, g):
         if g.stopped_since is not None:
             g.stopped_total += now() - g.stopped_since
             g.stopped_since = None
-        if self.alive(g.pid):
-            os.kill(g.pid, signal.SIGCONT)
+        send(g.pid, signal.SIGCONT)
 
     def step_stop_cont(self):
         """SIGSTOP of the incumbent (while a successor starts), of a
@@ -1505,8 +1610,10 @@ class Sequence:
             what = self.step_stop()
         else:
             what = "nobody serves"
+        self.settle("the final stop")
         for g in self.live():
-            self.wait_gone(g.pid, PROMPT_BOUND + g.drain, "%s at the end" % g)
+            self.wait_gone(g.pid, PROMPT_BOUND + max(g.drain, g.window),
+                           "%s at the end" % g)
         end = now() + PROMPT_BOUND
         while True:
             self.reap()
@@ -1542,11 +1649,8 @@ class Sequence:
             self.spawned
         for p in pids:
             if self.alive(p):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                    os.kill(p, signal.SIGCONT)
-                except OSError:
-                    pass
+                send(p, signal.SIGKILL)
+                send(p, signal.SIGCONT)
         end = now() + 10
         while any(self.alive(p) for p in pids) and now() < end:
             self.reap()
@@ -1620,7 +1724,9 @@ class Run:
             try:
                 seq.play()
                 steps += seq.nsteps
-            except Fail as x:
+            except Exception as x:
+                if not isinstance(x, Fail):
+                    x = "the driver broke: %s" % traceback.format_exc()
                 steps += seq.step_no
                 out("FAIL sequence seed %d, step %d (%s): %s"
                     % (seq.seed, seq.step_no, seq.doing, x))
