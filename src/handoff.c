@@ -498,6 +498,11 @@ handoff_listen(struct handoff *h, const char *name, const char *spec)
 	if ((r->name = hnames(name, spec, &r->spec)) == NULL)
 		return herr(h, "out of memory");
 	h->nrequests++;
+	if (r->ls.naddrs > 1)
+		hlog(h, "listener %s: %s resolves to %d addresses; only the "
+		    "first, %s, is used (give each address a listener of its "
+		    "own to listen on all)", name, spec, r->ls.naddrs,
+		    r->ls.address);
 	return 0;
 }
 
@@ -542,12 +547,53 @@ cmp_request(const void *a, const void *b)
 	    (*(const struct request *const *)b)->name);
 }
 
-/* Finds a name given twice in one sort; the listeners keep their order. */
+static int
+cmp_request_spec(const void *a, const void *b)
+{
+	return listener_spec_cmp(&(*(const struct request *const *)a)->ls,
+	    &(*(const struct request *const *)b)->ls);
+}
+
+/*
+ * Two listeners this one process cannot both hold: said here, rather
+ * than as a bind that fails as if another process held the address.
+ * sorted[0..n) is in listener_spec_cmp order; port 0 is left out.
+ */
+static int
+find_clash(struct handoff *h, struct request **sorted, size_t n)
+{
+	struct request	*a, *b;
+	size_t		 i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n && listener_spec_cmp(&sorted[i]->ls,
+		    &sorted[j]->ls) == 0; j++) {
+			if (!listener_spec_clash(&sorted[i]->ls,
+			    &sorted[j]->ls))
+				continue;
+			a = sorted[i] < sorted[j] ? sorted[i] : sorted[j];
+			b = a == sorted[i] ? sorted[j] : sorted[i];
+			if (strcmp(a->ls.address, b->ls.address) == 0)
+				return herr(h, "listeners \"%s\" and \"%s\" both "
+				    "ask for %s; give each an address of its "
+				    "own", a->name, b->name, a->ls.address);
+			return herr(h, "listeners \"%s\" (%s) and \"%s\" (%s) "
+			    "cannot both be bound: a wildcard address takes "
+			    "its port on every address", a->name,
+			    a->ls.address, b->name, b->ls.address);
+		}
+	return 0;
+}
+
+/*
+ * Finds a name given twice, then two listeners that clash, each in one
+ * sort; the listeners keep their order.
+ */
 static int
 check_requests(struct handoff *h)
 {
 	struct request	**sorted;
-	size_t		  i;
+	size_t		  i, n;
 	int		  r = 0;
 
 	if ((sorted = calloc(h->nrequests + 1, sizeof(*sorted))) == NULL)
@@ -559,6 +605,12 @@ check_requests(struct handoff *h)
 		if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
 			r = herr(h, "listener name \"%s\" given twice",
 			    sorted[i]->name);
+	for (i = n = 0; i < h->nrequests; i++)
+		if (!h->requests[i].ls.any_port)
+			sorted[n++] = &h->requests[i];
+	qsort(sorted, n, sizeof(*sorted), cmp_request_spec);
+	if (r == 0)
+		r = find_clash(h, sorted, n);
 	free(sorted);
 	return r;
 }

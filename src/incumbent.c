@@ -455,6 +455,23 @@ listen_again(struct handoff *h)
 	}
 }
 
+/*
+ * "connections", and "counted": false when the application does not
+ * count them (handoff-exec): the 0 then means nothing, and a reader
+ * must not say "0 connections".
+ */
+static int
+set_connections(struct handoff *h, json_t *m)
+{
+	if (json_object_set_new(m, "connections",
+	    json_integer(hcount(h))) == -1)
+		return -1;
+	if (h->count_cb == NULL && json_object_set_new(m, "counted",
+	    json_false()) == -1)
+		return -1;
+	return 0;
+}
+
 static json_t *
 build_released(struct handoff *h, struct peer *p)
 {
@@ -462,8 +479,7 @@ build_released(struct handoff *h, struct peer *p)
 
 	rel = msg_new("released");
 	if (rel == NULL || json_object_set_new(rel, "pid",
-	    json_integer(getpid())) == -1 || json_object_set_new(rel,
-	    "connections", json_integer(hcount(h))) == -1 ||
+	    json_integer(getpid())) == -1 || set_connections(h, rel) == -1 ||
 	    json_object_set_new(rel, "deadline_ms",
 	    json_integer(h->drain_timeout)) == -1 ||
 	    json_object_set_new(rel, "main", json_boolean(h->gave_main ==
@@ -491,8 +507,7 @@ send_progress(evutil_socket_t fd, short what, void *arg)
 	    json_integer(getpid())) == -1 || json_object_set_new(m,
 	    "generation", json_integer(h->generation)) == -1 ||
 	    json_object_set_new(m, "tag", json_string(h->tag)) == -1 ||
-	    json_object_set_new(m,
-	    "connections", json_integer(hcount(h))) == -1 ||
+	    set_connections(h, m) == -1 ||
 	    json_object_set_new(m, "remaining_ms",
 	    json_integer(handoff_drain_remaining(h))) == -1 ||
 	    json_object_set_new(m, "draining", chain_drainers(h)) == -1) {
@@ -808,8 +823,7 @@ build_report(struct handoff *h)
 	    json_object_set_new(r, "tag", json_string(h->tag)) == -1 ||
 	    json_object_set_new(r, "state",
 	    json_string(names[h->hstate])) == -1 ||
-	    json_object_set_new(r, "connections",
-	    json_integer(hcount(h))) == -1 ||
+	    set_connections(h, r) == -1 ||
 	    json_object_set_new(r, "predecessor",
 	    json_integer(h->predecessor)) == -1 ||
 	    json_object_set_new(r, "successor", h->successor != NULL ?
@@ -839,8 +853,7 @@ on_stop(struct peer *p)
 	p->state = PEER_HOLD;
 	m = msg_new("stopping");
 	if (m != NULL && (json_object_set_new(m, "pid",
-	    json_integer(getpid())) == -1 || json_object_set_new(m,
-	    "connections", json_integer(hcount(h))) == -1 ||
+	    json_integer(getpid())) == -1 || set_connections(h, m) == -1 ||
 	    json_object_set_new(m, "deadline_ms",
 	    json_integer(h->drain_timeout)) == -1)) {
 		json_decref(m);

@@ -52,6 +52,23 @@ parse_numeric(const char *host, in_port_t port, struct listener_spec *ls)
 	return -1;
 }
 
+/* The distinct addresses getaddrinfo gave (it may repeat one). */
+static int
+count_addresses(const struct addrinfo *res)
+{
+	const struct addrinfo	*a, *b;
+	int			 n = 0;
+
+	for (a = res; a != NULL; a = a->ai_next) {
+		for (b = res; b != a; b = b->ai_next)
+			if (b->ai_addrlen == a->ai_addrlen &&
+			    memcmp(b->ai_addr, a->ai_addr, a->ai_addrlen) == 0)
+				break;
+		n += b == a;
+	}
+	return n;
+}
+
 static int
 parse_inet(const char *spec, const char *rest, struct listener_spec *ls,
     char *err, size_t len)
@@ -102,9 +119,12 @@ parse_inet(const char *spec, const char *rest, struct listener_spec *ls,
 		    "%s", spec, host, gai_strerror(r));
 		return -1;
 	}
+	/* One name, one socket: the first address. The caller says so
+	 * when there are more (naddrs). */
 	memcpy(&ls->addr, res->ai_addr, res->ai_addrlen);
 	ls->addrlen = res->ai_addrlen;
 	ls->family = res->ai_family;
+	ls->naddrs = count_addresses(res);
 	freeaddrinfo(res);
 	return 0;
 }
@@ -409,6 +429,63 @@ listener_matches(const struct listener_spec *ls, const struct listener_id *id)
 	return p != NULL && q != NULL && p - ls->address ==
 	    q - id->address && strncmp(ls->address, id->address,
 	    (size_t)(p - ls->address)) == 0;
+}
+
+static unsigned
+spec_port(const struct listener_spec *ls)
+{
+	if (ls->family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&ls->addr)->sin_port);
+	if (ls->family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&ls->addr)->
+		    sin6_port);
+	return 0;
+}
+
+static int
+spec_wildcard(const struct listener_spec *ls)
+{
+	if (ls->family == AF_INET)
+		return ((const struct sockaddr_in *)&ls->addr)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return ls->family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)&ls->addr)->sin6_addr);
+}
+
+/*
+ * Orders specs so that any two that may clash (listener_spec_clash) are
+ * in one run of equal ones: family, type, then port (inet) or path.
+ */
+int
+listener_spec_cmp(const struct listener_spec *a, const struct listener_spec *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	if (a->socktype != b->socktype)
+		return a->socktype < b->socktype ? -1 : 1;
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return strcmp(a->address, b->address);
+	if (spec_port(a) != spec_port(b))
+		return spec_port(a) < spec_port(b) ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Can one process not hold both? The same socket asked for twice, or,
+ * for TCP, one port on a wildcard address and on another address of the
+ * family (the wildcard takes it on every address). Port 0 asks for a
+ * port of its own each time, so it never clashes.
+ */
+int
+listener_spec_clash(const struct listener_spec *a,
+    const struct listener_spec *b)
+{
+	if (listener_spec_cmp(a, b) != 0 || a->any_port || b->any_port)
+		return 0;
+	if (strcmp(a->address, b->address) == 0)
+		return 1;
+	return a->socktype == SOCK_STREAM && a->family != AF_UNIX &&
+	    (spec_wildcard(a) || spec_wildcard(b));
 }
 
 enum listener_kind

@@ -29,6 +29,8 @@ struct listener_spec {
 	struct sockaddr_storage	addr;
 	socklen_t		addrlen;
 	int			any_port;	/* port 0: whatever was bound */
+	int			naddrs;		/* a name's addresses: the
+						 * first is used */
 	char			address[LISTENER_ADDR_MAX]; /* formatted */
 };
 
@@ -47,6 +49,10 @@ int		 listener_bind(const struct listener_spec *, const char *,
 int		 listener_identify(int, struct listener_id *);
 int		 listener_matches(const struct listener_spec *,
 		    const struct listener_id *);
+int		 listener_spec_cmp(const struct listener_spec *,
+		    const struct listener_spec *);
+int		 listener_spec_clash(const struct listener_spec *,
+		    const struct listener_spec *);
 void		 listener_format(const struct sockaddr *, socklen_t, char *,
 		    size_t);
 const char	*listener_kind_name(enum listener_kind);

@@ -571,14 +571,20 @@ static void
 on_released(struct handoff *h, json_t *msg)
 {
 	json_int_t	conns;
+	char		what[64];
 
 	/* Serving and unlocked before we say so: whoever reads the log
 	 * line may start the next successor at once. */
 	become_incumbent(h);
 	conns = json_integer_value(json_object_get(msg, "connections"));
-	hlog(h, "released by pid %ld: it drains %lld connection%s within "
-	    "%lld ms", (long)h->predecessor, (long long)conns,
-	    conns == 1 ? "" : "s", (long long)json_integer_value(
+	if (json_is_false(json_object_get(msg, "counted")))
+		snprintf(what, sizeof(what), "its application's connections "
+		    "(not counted)");
+	else
+		snprintf(what, sizeof(what), "%lld connection%s",
+		    (long long)conns, conns == 1 ? "" : "s");
+	hlog(h, "released by pid %ld: it drains %s within %lld ms",
+	    (long)h->predecessor, what, (long long)json_integer_value(
 	    json_object_get(msg, "deadline_ms")));
 	/* The manager now follows us, or we are the main pid of a unit of
 	 * our own (a template instance). */

@@ -701,6 +701,8 @@ out:
 		fprintf(stderr, "handoff-httpd[%ld] gen %u: exiting, %u "
 		    "connection%s left\n", (long)getpid(),
 		    handoff_generation(d.h), d.conns, d.conns == 1 ? "" : "s");
+	/* The connections evhttp_free closes are not a drain. */
+	d.exiting = 1;
 	if (d.http != NULL)
 		evhttp_free(d.http);	/* frees d.lev[] and connections */
 	/* Cut short by the hammer or a second signal. */

@@ -177,6 +177,17 @@ ctl_request(int fd, const char *type, const char *path, int ms, int *code)
 	return reply;
 }
 
+/* A message's connections, or "-" when its sender does not count them. */
+static const char *
+connections_text(json_t *m, char *buf, size_t len)
+{
+	if (json_is_false(json_object_get(m, "counted")))
+		return "-";
+	snprintf(buf, len, "%lld", (long long)json_integer_value(
+	    json_object_get(m, "connections")));
+	return buf;
+}
+
 static void
 print_report(json_t *r)
 {
@@ -184,14 +195,15 @@ print_report(json_t *r)
 	json_int_t	 n;
 	const char	*tag;
 	size_t		 i;
+	char		 conns[32];
 
 	printf("pid %lld  generation %lld  tag %s  state %s  connections "
-	    "%lld\n", (long long)json_integer_value(json_object_get(r, "pid")),
+	    "%s\n", (long long)json_integer_value(json_object_get(r, "pid")),
 	    (long long)json_integer_value(json_object_get(r, "generation")),
 	    json_string_value(json_object_get(r, "tag"))[0] != '\0' ?
 	    json_string_value(json_object_get(r, "tag")) : "-",
 	    json_string_value(json_object_get(r, "state")),
-	    (long long)json_integer_value(json_object_get(r, "connections")));
+	    connections_text(r, conns, sizeof(conns)));
 	if (json_integer_value(json_object_get(r, "predecessor")) > 0)
 		printf("predecessor pid %lld\n", (long long)json_integer_value(
 		    json_object_get(r, "predecessor")));
@@ -324,6 +336,7 @@ cmd_stop(const char *path, int ms)
 	json_t		*r;
 	int		 fd, pidfd, code;
 	long long	 pid;
+	char		 conns[64];
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
@@ -335,9 +348,13 @@ cmd_stop(const char *path, int ms)
 		return code;
 	}
 	pid = json_integer_value(json_object_get(r, "pid"));
-	printf("stopping pid %lld: draining %lld connections, deadline %lld "
-	    "ms\n", pid, (long long)json_integer_value(json_object_get(r,
-	    "connections")), (long long)json_integer_value(json_object_get(r,
+	if (json_is_false(json_object_get(r, "counted")))
+		snprintf(conns, sizeof(conns), "its connections (not counted)");
+	else
+		snprintf(conns, sizeof(conns), "%lld connections", (long long)
+		    json_integer_value(json_object_get(r, "connections")));
+	printf("stopping pid %lld: draining %s, deadline %lld ms\n", pid,
+	    conns, (long long)json_integer_value(json_object_get(r,
 	    "deadline_ms")));
 	/* Said now, not when we exit: the drain may take a while. */
 	fflush(stdout);

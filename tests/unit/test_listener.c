@@ -663,6 +663,53 @@ test_identify_other(void)
 	test_tcp_states(AF_INET6);
 }
 
+/* Specs one process cannot both hold; port 0 never clashes. */
+static void
+test_clash(void)
+{
+	static const struct {
+		const char	*a, *b;
+		int		 clash;
+	} cases[] = {
+		{ "tcp://127.0.0.1:8080", "tcp://127.0.0.1:8080", 1 },
+		{ "tcp://127.0.0.1:8080", "tcp://127.0.0.2:8080", 0 },
+		{ "tcp://127.0.0.1:8080", "tcp://127.0.0.1:8081", 0 },
+		{ "tcp://0.0.0.0:8080", "tcp://127.0.0.1:8080", 1 },
+		{ "tcp://127.0.0.1:8080", "tcp://0.0.0.0:8080", 1 },
+		{ "tcp://[::]:8080", "tcp://[::1]:8080", 1 },
+		{ "tcp://[::]:8080", "tcp://0.0.0.0:8080", 0 },	/* v6-only */
+		{ "tcp://127.0.0.1:8080", "udp://127.0.0.1:8080", 0 },
+		{ "udp://127.0.0.1:53", "udp://127.0.0.1:53", 1 },
+		{ "udp://0.0.0.0:53", "udp://127.0.0.1:53", 0 },
+		{ "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", 0 },
+		{ "unix:/run/a.sock", "unix:/run/a.sock", 1 },
+		{ "unix:/run/a.sock", "unix:/run/b.sock", 0 },
+	};
+	struct listener_spec	a, b;
+	char			err[256];
+	size_t			i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_INT(listener_spec_parse(cases[i].a, &a, err,
+		    sizeof(err)), 0);
+		CHECK_INT(listener_spec_parse(cases[i].b, &b, err,
+		    sizeof(err)), 0);
+		if (listener_spec_clash(&a, &b) != cases[i].clash)
+			fprintf(stderr, "clash %s %s\n", cases[i].a, cases[i].b);
+		CHECK_INT(listener_spec_clash(&a, &b), cases[i].clash);
+		/* Two that clash sort next to each other. */
+		if (cases[i].clash)
+			CHECK_INT(listener_spec_cmp(&a, &b), 0);
+	}
+	/* A numeric host names one address; "*" names the wildcard of
+	 * each family getaddrinfo knows. */
+	CHECK_INT(listener_spec_parse("tcp://127.0.0.1:80", &a, err,
+	    sizeof(err)), 0);
+	CHECK_INT(a.naddrs, 0);
+	CHECK_INT(listener_spec_parse("tcp://*:80", &a, err, sizeof(err)), 0);
+	CHECK(a.naddrs >= 1);
+}
+
 static void
 test_names(void)
 {
@@ -708,6 +755,7 @@ main(void)
 	test_unix_stale_busy();
 	test_matches_by_hand();
 	test_format();
+	test_clash();
 	test_identify_other();
 	test_names();
 	CHECK_INT(rmdir(tmpdir), 0);
