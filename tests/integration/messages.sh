@@ -53,20 +53,13 @@ logged v1 "hammered: drain deadline of 1000 ms passed; closing 1 connection" ||
 reap_ok 15 "$v2" v2
 
 # 3. handoff-exec does not count connections.
-EXEC="$top_builddir/tools/handoff-exec"
-start_exec() {
-	"$EXEC" --control "$CONTROL" --listen "http=tcp://127.0.0.1:$port" \
-	    --settle 0.2 --rollback-window 0 -- sleep 3600 >"$T/$1.log" 2>&1 &
-	LAST_PID=$!
-	PIDS="$PIDS $LAST_PID"
-}
-start_exec e1
+exec_sleeper e1 "$port" 0
 e1=$LAST_PID
 wait_for 15 is_serving "$e1" || fail "e1 (pid $e1) never served"
 "$CTL" status --control "$CONTROL" >"$T/e1-status.out" || fail "no status from e1"
 grep -q "^pid $e1  generation 1  tag -  state serving  connections -\$" "$T/e1-status.out" ||
     fail "e1's status: $(head -n 1 "$T/e1-status.out")"
-start_exec e2
+exec_sleeper e2 "$port" 0
 e2=$LAST_PID
 wait_for 15 logged e2 "released by pid $e1" || fail "e2 was not released"
 logged e2 "released by pid $e1: it drains its application's connections (not counted) within 30000 ms" ||

@@ -31,19 +31,12 @@ release "$req" "$v1"
 reap_ok 15 "$v1" v1
 
 # handoff-exec: after a release, in its rollback window, with no child.
-EXEC="$top_builddir/tools/handoff-exec"
 CONTROL="$T/exec.sock"
 eport=$(free_port)
-start_exec() {
-	"$EXEC" --control "$CONTROL" --listen "http=tcp://127.0.0.1:$eport" \
-	    --settle 0.2 --rollback-window 60 -- sleep 3600 >"$T/$1.log" 2>&1 &
-	LAST_PID=$!
-	PIDS="$PIDS $LAST_PID"
-}
-start_exec e1
+exec_sleeper e1 "$eport" 60
 e1=$LAST_PID
 wait_for 15 is_serving "$e1" || fail "e1 (pid $e1) never served"
-start_exec e2
+exec_sleeper e2 "$eport" 60
 e2=$LAST_PID
 wait_for 15 logged e1 "staying up to 60000 ms" || fail "e1 never began its rollback window"
 wait_for 15 logged e1 "child pid [0-9]* was killed by signal 15" ||
