@@ -49,13 +49,18 @@ served or exited, then checks:
 A failure prints the step, the invariant, the logs, and the command that
 replays the sequence. Environment:
 
-  SEED=N          seed of the first sequence (default: from the clock);
+  SEED=N          seed of the first sequence (default: a random one);
                   sequence i plays seed N+i
   SEQUENCES=N     sequences to play (default 1)
-  STEPS=N         steps in each (default 30)
+  STEPS=N         steps in each (default 20)
   MODES=LIST      httpd,exec (default both: one sequence in 4 under exec)
-  CONTROL=KIND    all (default), absolute or relative spellings of the
+  SPELLINGS=KIND  all (default), absolute or relative spellings of the
                   control path
+  ONLY=LIST       only these steps (upgrade, upgrade-changed, storm, hold,
+                  release, stop, kill-newest, kill-draining, kill-successor,
+                  kill-incumbent, stop-cont, race, fail-at-start,
+                  crash-in-drain); a fresh start follows a stop regardless
+  NO_DRAINING_LIST=1  do not check status' list of draining generations
   KEEP_GOING=1    play on after a failure; sum up at the end
   MARGIN=S        seconds past a drain deadline before an exit is late (10)
   KEEP_TMP=1      keep the private directories
@@ -568,13 +573,14 @@ class Sequence:
     # ------------------------------------------------------- spellings
 
     def spelling(self):
-        """(cwd, spelling of the control path) at random, as CONTROL says."""
+        """(cwd, spelling of the control path) at random, as SPELLINGS
+        says."""
         d, sub = self.dir, os.path.join(self.dir, "sub")
         absolute = [("/", self.control), (sub, self.control),
                     (d, self.control)]
         relative = [(d, "ctl.sock"), (d, "./ctl.sock"), (sub, "../ctl.sock"),
                     (d, "sub/../ctl.sock")]
-        kind = self.run.control
+        kind = self.run.spellings
         pool = absolute if kind == "absolute" else \
             relative if kind == "relative" else absolute + relative
         return self.rng.choice(pool)
@@ -1568,7 +1574,8 @@ class Sequence:
                                                    self.step_storm)]
         only = self.run.only
         if only:
-            w = [(f, n) for f, n in w if f.__name__[5:] in only] or \
+            w = [(f, n) for f, n in w if
+                 f.__name__[5:].replace("_", "-") in only] or \
                 [(self.step_upgrade, 1)]
         total = sum(n for _, n in w)
         x = self.rng.random() * total
@@ -1583,6 +1590,7 @@ class Sequence:
     def play(self):
         out("sequence seed %d: %s mode, %d steps, address %s, directory %s"
             % (self.seed, self.mode, self.nsteps, self.addr, self.dir))
+        self.own_fds = sorted(os.listdir("/proc/self/fd"))
         self.step_no = 0
         self.doing = "fresh start"
         g = self.upgrade(what="fresh start")
@@ -1590,14 +1598,15 @@ class Sequence:
             % (g.tag, g.how, self.settle("the fresh start")))
         for k in range(1, self.nsteps + 1):
             self.step_no = k
+            t = now()
             aged = self.release_aged()
             f = self.choose()
             self.doing = f.__name__[5:].replace("_", "-")
             what = f()
             if aged:
                 what = "; ".join(aged) + "; " + what
-            out("  step %d: %s: %s" % (k, what, self.settle(
-                "step %d" % k)))
+            result = self.settle("step %d" % k)
+            out("  step %d: %s: %s (%.1f s)" % (k, what, result, now() - t))
         self.finish()
 
     def finish(self):
@@ -1636,6 +1645,10 @@ class Sequence:
             if n.startswith("child-")})
         if socks:
             raise Fail("after the final stop, %s still listen" % socks)
+        fds = sorted(os.listdir("/proc/self/fd"))
+        if len(fds) != len(self.own_fds):
+            raise Fail("the driver holds fds %s after the sequence, %s before"
+                       % (fds, self.own_fds))
         out("  end: %s%s; %d processes started, all gone; nothing listens"
             % (what, "; " + "; ".join(done) if done else "",
                len(self.gens)))
@@ -1684,12 +1697,12 @@ class Run:
         self.seed = int(env.get("SEED") or int.from_bytes(os.urandom(3),
                                                           "big"))
         self.sequences = int(env.get("SEQUENCES", "1"))
-        self.steps = int(env.get("STEPS", "30"))
+        self.steps = int(env.get("STEPS", "20"))
         self.modes = [m for m in env.get("MODES", "httpd,exec").split(",")
                       if m in ("httpd", "exec")] or ["httpd"]
-        self.control = env.get("CONTROL", "all")
-        if self.control not in ("all", "absolute", "relative"):
-            raise SystemExit("CONTROL must be all, absolute or relative")
+        self.spellings = env.get("SPELLINGS", "all")
+        if self.spellings not in ("all", "absolute", "relative"):
+            raise SystemExit("SPELLINGS must be all, absolute or relative")
         self.only = [s for s in env.get("ONLY", "").split(",") if s]
         self.keep_going = env.get("KEEP_GOING") == "1"
         self.margin = float(env.get("MARGIN", "10"))
@@ -1701,7 +1714,7 @@ class Run:
 
     def replay(self, seed, step):
         extra = ""
-        for k in ("MODES", "CONTROL", "ONLY", "MARGIN", "NO_DRAINING_LIST"):
+        for k in ("MODES", "SPELLINGS", "ONLY", "MARGIN", "NO_DRAINING_LIST"):
             if os.environ.get(k):
                 extra += "%s=%s " % (k, os.environ[k])
         return ("SEED=%d SEQUENCES=1 STEPS=%d %stop_builddir=%s "
