@@ -10,7 +10,10 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/time.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -24,40 +27,108 @@
 
 /* How often a hold looks again at the lock, or at a full backlog. */
 #define CHECK_POLL_MS	100
-/* How long a full socket may hold up superseded. */
-#define TELL_WAIT_MS	1000
+/* Takeover notices unread by the predecessor before we hold back more:
+ * a few dozen, far from what fills its socket. */
+#define CHAIN_UNREAD_MAX	16384
 
 static void	check_step(evutil_socket_t, short, void *);
+
+/* Bytes we sent our predecessor that it has not read yet. */
+static int
+unread_by_predecessor(const struct handoff *h)
+{
+	int	n;
+
+	return ioctl(h->pred_fd, SIOCOUTQ, &n) == -1 ? 0 : n;
+}
+
+static void
+chain_retry(evutil_socket_t fd, short what, void *arg)
+{
+	chain_flush(arg, 0);
+}
+
+/*
+ * Sends what is pending for our predecessor, the takeover notice first.
+ * Takeover notices wait while CHAIN_UNREAD_MAX bytes we sent are unread,
+ * the latest replacing the one before: a predecessor that is stopped or
+ * stuck gets the latest word when it reads again, and its socket never
+ * fills with them, so there is always room for superseded, the word
+ * that matters. Waits at most wait_ms for room (0 from the event loop:
+ * a timer tries again). 0 once nothing is pending.
+ */
+int
+chain_flush(struct handoff *h, int wait_ms)
+{
+	static const struct timeval again = { 0, CHECK_POLL_MS * 1000 };
+	json_t	*m;
+	int	 k;
+
+	for (k = 0; k < CHAIN_NOUT; k++) {
+		if ((m = h->chain_out[k]) == NULL)
+			continue;
+		if (h->pred_fd < 0 || !h->pred_chain) {
+			json_decref(m);
+			h->chain_out[k] = NULL;
+			continue;
+		}
+		if ((k == CHAIN_TAKEOVER && wait_ms == 0 &&
+		    unread_by_predecessor(h) > CHAIN_UNREAD_MAX) ||
+		    msg_send(h->pred_fd, json_incref(m), wait_ms) == -1) {
+			if (h->chain_ev == NULL)
+				h->chain_ev = evtimer_new(h->base, chain_retry,
+				    h);
+			if (h->chain_ev != NULL && wait_ms == 0)
+				evtimer_add(h->chain_ev, &again);
+			return -1;
+		}
+		json_decref(m);
+		h->chain_out[k] = NULL;
+	}
+	return 0;
+}
+
+/* Replaces what was pending of that kind, and sends when it can. */
+static void
+chain_post(struct handoff *h, int kind, json_t *m)
+{
+	if (m == NULL) {
+		hlog(h, "cannot tell predecessor pid %ld: out of memory",
+		    (long)h->predecessor);
+		return;
+	}
+	json_decref(h->chain_out[kind]);
+	h->chain_out[kind] = m;
+	/* Once superseded, what takes over from us no longer matters. */
+	if (kind == CHAIN_SUPERSEDED) {
+		json_decref(h->chain_out[CHAIN_TAKEOVER]);
+		h->chain_out[CHAIN_TAKEOVER] = NULL;
+	}
+	chain_flush(h, 0);
+}
 
 /*
  * Tells our draining predecessor, if it understands, that it is
  * superseded: pid `by` serves now (0: we are stopping), and `keep`
  * generations, it and older, may go on draining (0: it hammers).
  */
-int
+void
 chain_tell(struct handoff *h, pid_t by, unsigned keep, unsigned max)
 {
 	json_t	*m;
 
 	if (h->pred_fd < 0 || !h->pred_chain)
-		return 0;
+		return;
 	m = msg_new("superseded");
-	if (m == NULL || json_object_set_new(m, "pid",
+	if (m != NULL && (json_object_set_new(m, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(m, "by",
 	    json_integer(by)) == -1 || json_object_set_new(m, "keep",
 	    json_integer(keep)) == -1 || json_object_set_new(m,
-	    "max_draining", json_integer(max)) == -1) {
+	    "max_draining", json_integer(max)) == -1)) {
 		json_decref(m);
-		hlog(h, "cannot tell predecessor pid %ld it is superseded: "
-		    "out of memory", (long)h->predecessor);
-		return -1;
+		m = NULL;
 	}
-	if (msg_send(h->pred_fd, m, TELL_WAIT_MS) == -1) {
-		hlog(h, "cannot tell predecessor pid %ld it is superseded: %s",
-		    (long)h->predecessor, strerror(errno));
-		return -1;
-	}
-	return 0;
+	chain_post(h, CHAIN_SUPERSEDED, m);
 }
 
 /*
@@ -109,16 +180,13 @@ chain_tell_takeover(struct handoff *h, pid_t by)
 	if (h->pred_fd < 0 || !h->pred_chain)
 		return;
 	m = msg_new("takeover");
-	if (m == NULL || json_object_set_new(m, "pid",
+	if (m != NULL && (json_object_set_new(m, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(m, "by",
-	    json_integer(by)) == -1) {
+	    json_integer(by)) == -1)) {
 		json_decref(m);
 		m = NULL;
 	}
-	if (msg_send(h->pred_fd, m, TELL_WAIT_MS) == -1)
-		hlog(h, "cannot tell predecessor pid %ld of the takeover by "
-		    "pid %ld: %s", (long)h->predecessor, (long)by,
-		    strerror(errno));
+	chain_post(h, CHAIN_TAKEOVER, m);
 }
 
 void

@@ -156,6 +156,8 @@ struct handoff {
 	pid_t			 check_gone;	/* the successor that vanished */
 	pid_t			 check_holder;	/* lock holder last logged */
 	struct timeval		 check_end;	/* of the wait for the lock */
+	json_t			*chain_out[2];	/* the latest word, unsent */
+	struct event		*chain_ev;	/* sends it when it can */
 	unsigned		 hold_left;	/* drain ms left at the vanish */
 	void			(*check_done)(struct handoff *, int);
 
@@ -199,7 +201,11 @@ size_t	 control_entry_len(const struct hlistener *);
 
 /* chain.c */
 #define CHAIN_EXTENSION	"superseded"
-int	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
+#define CHAIN_TAKEOVER		0	/* chain_out[]: sent in this order */
+#define CHAIN_SUPERSEDED	1
+#define CHAIN_NOUT		2
+void	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
+int	 chain_flush(struct handoff *, int);
 int	 chain_on_superseded(struct handoff *, pid_t, const json_t *);
 void	 chain_tell_takeover(struct handoff *, pid_t);
 void	 chain_on_takeover(struct handoff *, pid_t, const json_t *);

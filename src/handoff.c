@@ -25,6 +25,8 @@
 #define DEFAULT_DRAIN_TIMEOUT	30000
 #define DEFAULT_IO_TIMEOUT	5000
 #define DEFAULT_MAX_DRAINING	4
+/* How long an exit waits for a predecessor to read its last word. */
+#define EXIT_TELL_MS		1000
 /* The offer's other fields take well under 4 KiB. */
 #define STATE_MAX		(WIRE_MAX_MSG - 4096)
 
@@ -292,6 +294,16 @@ handoff_free(struct handoff *h)
 	chain_check_cancel(h);
 	if (h->check_ev != NULL)
 		event_free(h->check_ev);
+	/* The word our predecessor waits for, before our exit closes the
+	 * connection it would otherwise take for a crash. */
+	if (chain_flush(h, EXIT_TELL_MS) == -1)
+		hlog(h, "predecessor pid %ld did not take our last word within "
+		    "%d ms: it may roll back when we exit", (long)h->predecessor,
+		    EXIT_TELL_MS);
+	for (i = 0; i < CHAIN_NOUT; i++)
+		json_decref(h->chain_out[i]);
+	if (h->chain_ev != NULL)
+		event_free(h->chain_ev);
 	if (h->control_ev != NULL)
 		event_free(h->control_ev);
 	if (h->drain_ev != NULL)
@@ -810,9 +822,9 @@ handoff_stop(struct handoff *h)
 	if (h->main_pid)
 		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");
 	/* Our predecessor, if it still drains, must not take our exit for
-	 * a crash and roll back. */
-	chain_tell(h, 0, h->max_draining > 0 ? h->max_draining - 1 : 0,
-	    h->max_draining);
+	 * a crash and roll back; a stop adds no generation to the drainers,
+	 * so it hammers none (but with a cap of 0). */
+	chain_tell(h, 0, h->max_draining, h->max_draining);
 	hevent(h, HANDOFF_PAUSE);
 	hdrain_begin(h, h->drain_timeout);
 	/* No successor, so no rollback: say so to an application that

@@ -29,6 +29,8 @@
 /* How long a refused peer has to read its error before we close. */
 #define CLOSE_MS	1000
 #define FORBIDDEN_TEXT	"uid not allowed on this control socket"
+/* Messages read from a successor gone while we sent: its socket's worth. */
+#define LAST_WORDS_MAX	1024
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -39,6 +41,11 @@ static char	*encode_batch(struct handoff *, size_t, size_t, size_t,
 		    size_t *);
 static struct hlistener *entry_at(struct handoff *, size_t);
 static void	peer_refuse(struct peer *, const char *, const char *);
+static void	peer_last_words(struct peer *);
+static void	dispatch(struct peer *, json_t *);
+
+/* What a peer sent; one message is handled at a time. */
+static char	inbuf[WIRE_MAX_MSG];
 
 static void
 peer_arm(struct peer *p, unsigned ms)
@@ -187,6 +194,8 @@ peer_flush(struct peer *p)
 				    "failed: %s%s", (long)p->pid,
 				    strerror(errno), errno == ETOOMANYREFS ?
 				    " (raise RLIMIT_NOFILE)" : "");
+			if (p->state == PEER_RELEASED)
+				peer_last_words(p);
 			peer_free(p, 1);
 			return -1;
 		}
@@ -941,11 +950,39 @@ peer_bad_input(struct peer *p, const char *code, const char *text)
 		peer_refuse(p, code, text);
 }
 
+/*
+ * A send to our successor failed: it is gone. What it sent before it
+ * went may still be queued, superseded among it: read that first, so
+ * that its going is judged by its last word, as when we read its end.
+ */
+static void
+peer_last_words(struct peer *p)
+{
+	int	 fds[WIRE_MAX_FDS];
+	size_t	 nfds, i;
+	ssize_t	 n;
+	json_t	*msg;
+	char	 err[512];
+
+	for (i = 0; i < LAST_WORDS_MAX; i++) {
+		n = wire_recv(p->fd, inbuf, sizeof(inbuf), fds, WIRE_MAX_FDS,
+		    &nfds);
+		if (n <= 0)
+			return;		/* wire_recv closed any fds */
+		wire_close_fds(fds, nfds);
+		if ((msg = msg_parse(inbuf, (size_t)n, err, sizeof(err))) ==
+		    NULL)
+			continue;
+		dispatch(p, msg);
+		json_decref(msg);
+	}
+}
+
 static void
 peer_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct peer	*p = arg;
-	static char	 buf[WIRE_MAX_MSG];
+	char		*buf = inbuf;
 	int		 fds[WIRE_MAX_FDS];
 	const char	*code;
 	size_t		 nfds;
@@ -953,7 +990,7 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 	json_t		*msg;
 	char		 err[512];
 
-	n = wire_recv(p->fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
+	n = wire_recv(p->fd, buf, sizeof(inbuf), fds, WIRE_MAX_FDS, &nfds);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
 	if (n == 0 || (n == -1 && errno == ECONNRESET)) {

@@ -139,8 +139,8 @@ wait_exit "$inc"
 no_invalid inc
 [ "$(field inc superseded msg.pid) $(field inc superseded msg.by)" = "$v2 0" ] ||
     fail "superseded at the stop: $(field inc superseded msg)"
-[ "$(field inc superseded msg.keep) $(field inc superseded msg.max_draining)" = "2 3" ] ||
-    fail "superseded at the stop does not keep 2 of 3 (the stopping one counts): $(field inc superseded msg)"
+[ "$(field inc superseded msg.keep) $(field inc superseded msg.max_draining)" = "3 3" ] ||
+    fail "superseded at the stop does not keep 3 of 3 (a stop hammers none): $(field inc superseded msg)"
 
 # An incumbent that names no extension is sent neither takeover nor
 # superseded: not for a takeover of its successor, not for its stop.
