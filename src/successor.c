@@ -117,8 +117,17 @@ recv_msg(struct handoff *h, const char *what, int *fds, size_t *nfds,
 
 	*nfds = 0;
 	if (wire_wait(h->pred_fd, POLLIN, (int)h->io_timeout) == -1) {
-		herr(h, "no %s from incumbent pid %ld within %u ms", what,
-		    (long)h->predecessor, h->io_timeout);
+		/* Before the offer we do not know who accepted us: the
+		 * peer's pid is whoever created the shared socket. */
+		if (strcmp(what, "offer") == 0)
+			herr(h, "no offer within %u ms from the server on %s: "
+			    "it may be stopped (SIGSTOP) or overloaded (the "
+			    "socket was created by pid %ld, which may be an "
+			    "older generation)", h->io_timeout,
+			    h->control_path, (long)h->predecessor);
+		else
+			herr(h, "no %s from incumbent pid %ld within %u ms",
+			    what, (long)h->predecessor, h->io_timeout);
 		return NULL;
 	}
 	n = wire_recv(h->pred_fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, nfds);
