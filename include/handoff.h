@@ -39,8 +39,10 @@ struct handoff;
 #define HANDOFF_PROTO_VERSION	1
 
 enum handoff_event {
-	HANDOFF_PAUSE,	/* stop accepting: a successor serves, or a stop began */
-	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_remaining() */
+	HANDOFF_PAUSE,	/* stop accepting: a successor serves, or a stop
+			 * began (but see handoff_listener_retiring) */
+	HANDOFF_DRAIN,	/* finish in-flight work by handoff_drain_remaining();
+			 * accept on no listener at all */
 	HANDOFF_RESUME,	/* rollback: the successor vanished, accept again */
 	HANDOFF_HAMMER,	/* the deadline passed: close what is left and exit */
 	HANDOFF_ABORT,	/* after ready, the predecessor did not let go and
@@ -86,6 +88,14 @@ void		 handoff_set_event_cb(struct handoff *, handoff_event_cb,
 void		 handoff_set_log_cb(struct handoff *, handoff_log_cb, void *);
 void		 handoff_set_count_cb(struct handoff *, handoff_count_cb,
 		    void *);
+/*
+ * The application serves what is queued on a TCP listener its successor
+ * retires (a port moved or dropped): from HANDOFF_PAUSE it goes on
+ * accepting on the listeners handoff_listener_retiring() names, until
+ * HANDOFF_DRAIN. Off by default: such a listener is then shut at once,
+ * and connections queued on it are reset.
+ */
+void		 handoff_set_serve_retired(struct handoff *, int);
 
 /* Application state offered to the successor: a JSON object, as text. */
 int		 handoff_set_state(struct handoff *, const char *);
@@ -110,6 +120,14 @@ int		 handoff_start(struct handoff *);
 size_t		 handoff_listener_count(const struct handoff *);
 const char	*handoff_listener_name(const struct handoff *, size_t);
 int		 handoff_listener_fd(const struct handoff *, size_t);
+/*
+ * 1 while listener i, retired by our successor, still had connections
+ * queued at its ready (with handoff_set_serve_retired): accept and serve
+ * them. The library shuts it to new connections once its queue is seen
+ * empty, 1 s at most after ready, and only then says HANDOFF_DRAIN. 0
+ * otherwise.
+ */
+int		 handoff_listener_retiring(const struct handoff *, size_t);
 int		 handoff_fd(const struct handoff *, const char *);
 
 /* The application serves: tell the predecessor, open the control socket. */

@@ -30,6 +30,7 @@ struct hlistener {
 	int			 fd;
 	struct listener_id	 id;
 	int			 refusing;	/* retired: shut until rollback */
+	int			 retiring;	/* retired, its queue served */
 };
 
 struct request {
@@ -131,6 +132,10 @@ struct handoff {
 	int			 spare_fd;	/* given up to accept at EMFILE */
 	int			 fds_short;	/* EMFILE said, until an accept */
 	struct event		*drain_ev;
+	int			 serve_retired;	/* the application serves... */
+	size_t			 nretiring;	/* ...what these have queued */
+	struct event		*retire_ev;	/* looks at their queues */
+	struct timeval		 retire_end;	/* shut even if not empty */
 	struct event		*progress_ev;	/* tells our successor */
 	json_t			*pred_progress;	/* our predecessor's */
 	struct timeval		 pred_at;	/* when it came */
@@ -182,6 +187,7 @@ int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
 void	 hdrain_begin(struct handoff *, unsigned);
+void	 hdrain_clock(struct handoff *, unsigned);
 void	 hdrain_cancel(struct handoff *);
 
 /* control.c */
@@ -222,6 +228,7 @@ void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);
 void	 incumbent_free_offer(struct handoff *);
+void	 incumbent_retire_end(struct handoff *);
 
 /* successor.c */
 int	 successor_takeover(struct handoff *, int);

@@ -308,6 +308,8 @@ handoff_free(struct handoff *h)
 		event_free(h->control_ev);
 	if (h->drain_ev != NULL)
 		event_free(h->drain_ev);
+	if (h->retire_ev != NULL)
+		event_free(h->retire_ev);
 	if (h->retry_ev != NULL)
 		event_free(h->retry_ev);
 	if (h->progress_ev != NULL)
@@ -444,6 +446,12 @@ handoff_set_count_cb(struct handoff *h, handoff_count_cb cb, void *arg)
 {
 	h->count_cb = cb;
 	h->count_arg = arg;
+}
+
+void
+handoff_set_serve_retired(struct handoff *h, int on)
+{
+	h->serve_retired = on != 0;
 }
 
 int
@@ -583,8 +591,14 @@ find_clash(struct handoff *h, struct request **sorted, size_t n)
 			if (!listener_spec_clash(&sorted[i]->ls,
 			    &sorted[j]->ls))
 				continue;
-			a = sorted[i] < sorted[j] ? sorted[i] : sorted[j];
-			b = a == sorted[i] ? sorted[j] : sorted[i];
+			/* Named in the order they were asked for. */
+			if (sorted[i] < sorted[j]) {
+				a = sorted[i];
+				b = sorted[j];
+			} else {
+				a = sorted[j];
+				b = sorted[i];
+			}
 			if (strcmp(a->ls.address, b->ls.address) == 0)
 				return herr(h, "listeners \"%s\" and \"%s\" both "
 				    "ask for %s; give each an address of its "
@@ -696,6 +710,12 @@ handoff_listener_fd(const struct handoff *h, size_t i)
 }
 
 int
+handoff_listener_retiring(const struct handoff *h, size_t i)
+{
+	return i < h->nlisteners && h->listeners[i].retiring;
+}
+
+int
 handoff_fd(const struct handoff *h, const char *name)
 {
 	size_t	i;
@@ -747,12 +767,9 @@ drain_deadline(evutil_socket_t fd, short what, void *arg)
 	hevent(h, HANDOFF_HAMMER);
 }
 
-/*
- * Starts the drain clock, ms before the hammer; the caller has already
- * paused accepting.
- */
+/* Starts the drain clock, ms before the hammer. */
 void
-hdrain_begin(struct handoff *h, unsigned ms)
+hdrain_clock(struct handoff *h, unsigned ms)
 {
 	struct timeval	tv, now;
 	char		conns[64];
@@ -767,6 +784,18 @@ hdrain_begin(struct handoff *h, unsigned ms)
 		evtimer_add(h->drain_ev, &tv);
 	hlog(h, "draining %s, deadline %u ms", hconns(h, conns,
 	    sizeof(conns)), ms);
+}
+
+/*
+ * Starts the drain clock and says HANDOFF_DRAIN; the caller has already
+ * paused accepting. From HANDOFF_DRAIN on nothing is accepted, so what
+ * was still retiring is shut first.
+ */
+void
+hdrain_begin(struct handoff *h, unsigned ms)
+{
+	hdrain_clock(h, ms);
+	incumbent_retire_end(h);
 	hevent(h, HANDOFF_DRAIN);
 }
 

@@ -8,8 +8,12 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +28,10 @@
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
 /* How often a draining incumbent tells its successor how it goes. */
 #define PROGRESS_MS	1000
+/* How often, and how long at most, the queues of retiring listeners are
+ * looked at before they are shut. */
+#define RETIRE_POLL_MS	10
+#define RETIRE_MS	1000
 /* Control connections at once; more are closed as they come. */
 #define MAX_PEERS	256
 /* How long a refused peer has to read its error before we close. */
@@ -399,10 +407,27 @@ shut_listener(struct handoff *h, struct hlistener *l)
 		    l->id.address);
 }
 
+/* Connections waiting in l's accept queue: TCP_INFO says for a listener. */
+static unsigned
+queued(const struct hlistener *l)
+{
+	struct tcp_info	ti;
+	socklen_t	len = sizeof(ti);
+	struct pollfd	pfd = { .fd = l->fd, .events = POLLIN };
+
+	if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    ti.tcpi_state == TCP_LISTEN)
+		return ti.tcpi_unacked;
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) ? 1 : 0;
+}
+
 /*
- * A TCP port the successor retired would queue connections until we
- * exit and then reset them; shutdown() makes it refuse them now, and
- * keeps the port bound so a rollback can listen() again.
+ * A TCP port the successor retired (moved or dropped) would queue
+ * connections until we exit and then reset them; shutdown() makes it
+ * refuse them now, and keeps the port bound so a rollback can listen()
+ * again. But shutdown() resets what is already queued too: if the
+ * application serves retired listeners, one with connections queued is
+ * retiring instead, accepted on until its queue is empty (retire_tick).
  */
 static void
 refuse_retired(struct handoff *h, json_t *ready)
@@ -410,6 +435,7 @@ refuse_retired(struct handoff *h, json_t *ready)
 	struct hlistener	*l;
 	json_t			*v;
 	size_t			 i, j;
+	unsigned		 n;
 
 	if (json_is_true(json_object_get(ready, "truncated")))
 		return;		/* not all named: keep them all */
@@ -422,10 +448,115 @@ refuse_retired(struct handoff *h, json_t *ready)
 			    (l->id.family != AF_INET && l->id.family !=
 			    AF_INET6))
 				break;
-			shut_listener(h, l);
+			if (h->serve_retired && (n = queued(l)) > 0) {
+				l->retiring = 1;
+				h->nretiring++;
+				hlog(h, "retired %s=%s: %u connection%s queued; "
+				    "accepting them before refusing new ones",
+				    l->name, l->id.address, n, n == 1 ? "" :
+				    "s");
+			} else
+				shut_listener(h, l);
 			break;
 		}
 	}
+}
+
+/*
+ * Shuts what is still retiring (at its deadline, or as the drain begins
+ * after a hold): from HANDOFF_DRAIN on nothing is accepted. What is still
+ * queued then is reset, and said.
+ */
+void
+incumbent_retire_end(struct handoff *h)
+{
+	struct hlistener	*l;
+	size_t			 i;
+	unsigned		 n;
+
+	if (h->retire_ev != NULL)
+		evtimer_del(h->retire_ev);
+	for (i = 0; i < h->nlisteners && h->nretiring > 0; i++) {
+		l = &h->listeners[i];
+		if (!l->retiring)
+			continue;
+		l->retiring = 0;
+		h->nretiring--;
+		if ((n = queued(l)) > 0)
+			hlog(h, "retired %s=%s: %u connection%s still queued, "
+			    "reset: the application did not accept them in "
+			    "time", l->name, l->id.address, n, n == 1 ? "" :
+			    "s");
+		shut_listener(h, l);
+	}
+}
+
+/* Rollback: the retiring listeners listen on, as they never stopped. */
+static void
+retire_cancel(struct handoff *h)
+{
+	size_t	i;
+
+	if (h->retire_ev != NULL)
+		evtimer_del(h->retire_ev);
+	for (i = 0; i < h->nlisteners; i++)
+		h->listeners[i].retiring = 0;
+	h->nretiring = 0;
+}
+
+static void
+retire_arm(struct handoff *h)
+{
+	static const struct timeval poll_every = { 0, RETIRE_POLL_MS * 1000 };
+
+	evtimer_add(h->retire_ev, &poll_every);
+}
+
+/*
+ * While the application accepts on retiring listeners: once every queue
+ * is empty (it has taken all that was there), or RETIRE_MS after ready,
+ * they are shut and the drain begins. Not during a hold, whose end
+ * decides (a rollback listens on; a drain shuts them as it begins).
+ */
+static void
+retire_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct handoff	*h = arg;
+	struct timeval	 now;
+	size_t		 i;
+	int		 late;
+
+	if (h->hstate != HS_DRAINING || h->nretiring == 0)
+		return;
+	gettimeofday(&now, NULL);
+	late = timercmp(&now, &h->retire_end, >=);
+	for (i = 0; i < h->nlisteners && !late; i++)
+		if (h->listeners[i].retiring && queued(&h->listeners[i]) > 0)
+			break;
+	if (chain_checking(h) || (!late && i < h->nlisteners)) {
+		retire_arm(h);
+		return;
+	}
+	incumbent_retire_end(h);
+	hevent(h, HANDOFF_DRAIN);
+}
+
+/* The drain begins once what is queued on retiring listeners is taken. */
+static void
+retire_watch(struct handoff *h)
+{
+	struct timeval	now, most = { RETIRE_MS / 1000,
+	    (RETIRE_MS % 1000) * 1000 };
+
+	if (h->retire_ev == NULL &&
+	    (h->retire_ev = evtimer_new(h->base, retire_tick, h)) == NULL) {
+		incumbent_retire_end(h);
+		hevent(h, HANDOFF_DRAIN);
+		return;
+	}
+	gettimeofday(&now, NULL);
+	timeradd(&now, &most, &h->retire_end);
+	retire_arm(h);
 }
 
 /* Rollback: listen again on what refuse_retired shut. */
@@ -573,11 +704,12 @@ on_ready(struct peer *p, json_t *msg)
 	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
-	/* Stop accepting first, so released is true when it arrives. */
+	/* Stop accepting first, so released is true when it arrives; what
+	 * is retiring is known before the application hears it. */
 	control_pause(h);
+	refuse_retired(h, msg);
 	hevent(h, HANDOFF_PAUSE);
 	pass_main_pid(h, p->pid);
-	refuse_retired(h, msg);
 	hlog(h, "released to pid %ld", (long)p->pid);
 	if (peer_queue(p, build_released(h, p), NULL, 0, 0) == -1) {
 		hlog(h, "cannot build released for pid %ld", (long)p->pid);
@@ -587,9 +719,15 @@ on_ready(struct peer *p, json_t *msg)
 	if (peer_flush(p) == -1)
 		return;		/* gone: rolled back */
 	/* The clock first, so that the first progress says the time left. */
-	hdrain_begin(h, h->drain_timeout);
+	hdrain_clock(h, h->drain_timeout);
 	start_progress(h);
 	/* A failed send there means the successor is gone: rolled back. */
+	if (h->hstate != HS_DRAINING)
+		return;
+	if (h->nretiring > 0)
+		retire_watch(h);
+	else
+		hevent(h, HANDOFF_DRAIN);
 	if (h->hstate != HS_DRAINING)
 		return;
 	if (max == 0 && !chain_checking(h)) {
@@ -1062,6 +1200,7 @@ rollback(struct handoff *h, int newer)
 	}
 	hdrain_cancel(h);
 	h->hstate = HS_SERVING;
+	retire_cancel(h);
 	listen_again(h);
 	control_listen(h);
 	hlog(h, "rolled back: successor pid %ld vanished while we drained; "

@@ -91,14 +91,21 @@ usage(FILE *f)
 "GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
 }
 
-/* Accepts where the library lets us, unless accept itself is failing. */
+/*
+ * Accepts where the library lets us, unless accept itself is failing:
+ * everywhere while serving; after HANDOFF_PAUSE on the listeners a
+ * successor retired with connections still queued, which nobody else
+ * will serve, until HANDOFF_DRAIN (handoff_listener_retiring() says 0
+ * for all from then on).
+ */
 static void
 update_accepting(struct httpd *d)
 {
 	size_t	i;
 
 	for (i = 0; i < d->nlev; i++) {
-		if (!d->paused && !d->accept_err)
+		if (!d->accept_err && (!d->paused ||
+		    handoff_listener_retiring(d->h, i)))
 			evconnlistener_enable(d->lev[i]);
 		else
 			evconnlistener_disable(d->lev[i]);
@@ -360,6 +367,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 	case HANDOFF_DRAIN:
 		/* Idle keep-alive connections stay until their next response
 		 * carries Connection: close, or the deadline. */
+		update_accepting(d);
 		d->draining = 1;
 		if (d->conns == 0)
 			drained(d);
@@ -629,6 +637,8 @@ main(int argc, char *argv[])
 	handoff_set_drain_timeout(d.h, drain_ms);
 	handoff_set_ready_timeout(d.h, ready_ms);
 	handoff_set_max_draining(d.h, max_draining);
+	/* What is queued on a port our successor moves is ours to serve. */
+	handoff_set_serve_retired(d.h, 1);
 	if (handoff_set_tag(d.h, d.tag) == -1)
 		goto fail;
 	if (nlisten == 0) {
