@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -343,7 +344,7 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 	const struct sockaddr_in	*sin;
 	const struct sockaddr_in6	*sin6;
 	const struct sockaddr_un	*sun;
-	char				 ip[INET6_ADDRSTRLEN];
+	char				 ip[INET6_ADDRSTRLEN], zone[IF_NAMESIZE];
 	size_t				 plen;
 
 	switch (sa->sa_family) {
@@ -355,7 +356,17 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 	case AF_INET6:
 		sin6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+		/* fe80::1 on two interfaces is two addresses: the zone, as
+		 * RFC 4007 writes it, tells them apart. */
+		if (sin6->sin6_scope_id == 0)
+			snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+		else if (if_indextoname(sin6->sin6_scope_id, zone) != NULL)
+			snprintf(buf, len, "[%s%%%s]:%u", ip, zone,
+			    ntohs(sin6->sin6_port));
+		else
+			snprintf(buf, len, "[%s%%%u]:%u", ip,
+			    (unsigned)sin6->sin6_scope_id,
+			    ntohs(sin6->sin6_port));
 		break;
 	case AF_UNIX:
 		sun = (const struct sockaddr_un *)sa;

@@ -74,6 +74,12 @@ no_invalid succ
     fail "offer.extensions: $(field succ offer msg.extensions)"
 [ "$(field succ released msg.pid)" = "$v1" ] || fail "released pid is not $v1"
 [ "$(field succ released msg.connections)" = 1 ] || fail "released does not count the slow request"
+# The first progress comes with the drain clock running: what released
+# said, less the moments since (PROTOCOL.md 4.6a), never 0.
+rem=$(field succ progress msg.remaining_ms)
+deadline=$(field succ released msg.deadline_ms)
+[ "$rem" -gt 0 ] && [ "$rem" -le "$deadline" ] ||
+    fail "the first progress says remaining_ms $rem after released said deadline_ms $deadline"
 [ "$(field succ progress msg.generation) $(field succ progress msg.tag)" = "1 v1" ] ||
     fail "progress does not name generation 1, tag v1: $(field succ progress msg)"
 [ "$($PEER find "$T/succ.out" --event sent --type superseded --field msg.keep)" = 0 ] ||

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -74,6 +75,12 @@ test_parse_ok(void)
 	CHECK_INT(ls.family, AF_INET6);
 	CHECK_INT(ls.addrlen, sizeof(struct sockaddr_in6));
 	CHECK_STR(spec_address(&ls), "[::1]:8080");
+
+	/* A zone is kept, and written as the formatted address writes it. */
+	CHECK_INT(listener_spec_parse("tcp://[fe80::1%lo]:8080", &ls, err,
+	    sizeof(err)), 0);
+	CHECK_INT(ls.family, AF_INET6);
+	CHECK_STR(ls.address, "[fe80::1%lo]:8080");
 
 	CHECK_INT(listener_spec_parse("tcp://*:0", &ls, err, sizeof(err)), 0);
 	CHECK_INT(ls.kind, LISTENER_TCP);
@@ -578,6 +585,17 @@ test_format(void)
 	listener_format((struct sockaddr *)&sin6, sizeof(sin6), buf,
 	    sizeof(buf));
 	CHECK_STR(buf, "[2001:db8::1]:443");
+	/* A link-local address says its zone: the interface's name, or
+	 * its index when it has none. */
+	inet_pton(AF_INET6, "fe80::1", &sin6.sin6_addr);
+	sin6.sin6_scope_id = if_nametoindex("lo");
+	listener_format((struct sockaddr *)&sin6, sizeof(sin6), buf,
+	    sizeof(buf));
+	CHECK_STR(buf, "[fe80::1%lo]:443");
+	sin6.sin6_scope_id = 999999;
+	listener_format((struct sockaddr *)&sin6, sizeof(sin6), buf,
+	    sizeof(buf));
+	CHECK_STR(buf, "[fe80::1%999999]:443");
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
