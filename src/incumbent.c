@@ -718,16 +718,15 @@ on_ready(struct peer *p, json_t *msg)
 	}
 	if (peer_flush(p) == -1)
 		return;		/* gone: rolled back */
-	/* The clock first, so that the first progress says the time left. */
+	/* The clock first, so that the first progress says the time left;
+	 * the drain itself once retiring listeners are shut. */
 	hdrain_clock(h, h->drain_timeout);
-	start_progress(h);
-	/* A failed send there means the successor is gone: rolled back. */
-	if (h->hstate != HS_DRAINING)
-		return;
 	if (h->nretiring > 0)
 		retire_watch(h);
 	else
 		hevent(h, HANDOFF_DRAIN);
+	start_progress(h);
+	/* A failed send there means the successor is gone: rolled back. */
 	if (h->hstate != HS_DRAINING)
 		return;
 	if (max == 0 && !chain_checking(h)) {
