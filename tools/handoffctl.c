@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,20 +281,29 @@ cmd_status(const char *path, int as_json)
 }
 
 /*
- * A pidfd of the server behind fd, opened before we ask it to stop so the
- * pid cannot be reused under us; -1 if the kernel has none or the server
- * is outside our pid namespace.
+ * A pidfd of the server that answered `stopping` as pid, on connection
+ * fd; -1 if the kernel has none or the server is outside our pid
+ * namespace. Not SO_PEERCRED: that names whoever created the shared
+ * control socket, possibly an older generation still alive (draining, or
+ * serving again after a rollback), whose exit is not the one awaited. The
+ * server holds fd open until it exits, so while fd shows no end of file
+ * after the pidfd is opened, the pid was not reused under us.
  */
 static int
-peer_pidfd(int fd)
+server_pidfd(int fd, long long pid)
 {
-	struct ucred	uc;
-	socklen_t	len = sizeof(uc);
+	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
+	char		c;
+	int		pidfd;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1 ||
-	    uc.pid <= 0)
+	if (pid <= 0 || pid > INT32_MAX ||
+	    (pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0)) == -1)
 		return -1;
-	return (int)syscall(SYS_pidfd_open, uc.pid, 0);
+	if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_PEEK) == 0) {
+		close(pidfd);	/* gone already: end of file says so */
+		return -1;
+	}
+	return pidfd;
 }
 
 /*
@@ -340,14 +350,12 @@ cmd_stop(const char *path, int ms)
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
-	pidfd = peer_pidfd(fd);
 	if ((r = ctl_request(fd, "stop", path, 5000, &code)) == NULL) {
-		if (pidfd != -1)
-			close(pidfd);
 		close(fd);
 		return code;
 	}
 	pid = json_integer_value(json_object_get(r, "pid"));
+	pidfd = server_pidfd(fd, pid);
 	if (json_is_false(json_object_get(r, "counted")))
 		snprintf(conns, sizeof(conns), "its connections (not counted)");
 	else

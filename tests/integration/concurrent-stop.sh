@@ -5,6 +5,9 @@
 # wait for an answer that never comes), status answers "stopping", and a
 # successor is refused with busy in one line. Then the first stop ends:
 # exit 0, and v1 exits 0.
+# handoffctl stop waits for the process it stopped: v3 drains a held
+# request after v4 took over, and v3 created the control socket (so
+# SO_PEERCRED names it); stopping v4 ends when v4 has exited, not v3.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -43,4 +46,19 @@ reap 15 "$stop1" "the first handoffctl stop"
 [ "$STATUS" = 0 ] || fail "first stop: exit $STATUS: $(cat "$T/stop1.out")"
 grep -q "^pid $v1 exited\$" "$T/stop1.out" || fail "first stop printed: $(cat "$T/stop1.out")"
 reap_ok 15 "$v1" v1
+
+serve v3 --listen "http=tcp://127.0.0.1:$port" --tag v3 --drain-timeout 60
+v3=$LAST_PID
+hold req3
+wait_for 10 has_connections 1 || fail "the held request never reached v3"
+serve v4 --listen "http=tcp://127.0.0.1:$port" --tag v4
+v4=$LAST_PID
+wait_for 10 logged v3 "released to pid $v4" || fail "v3 never released v4"
+"$CTL" stop --control "$CONTROL" --timeout 20 >"$T/stop4.out" 2>&1 ||
+    fail "stop v4: exit $?: $(cat "$T/stop4.out")"
+grep -q "^pid $v4 exited\$" "$T/stop4.out" || fail "stop printed: $(cat "$T/stop4.out")"
+gone "$v4" || fail "v4 still running after stop returned"
+alive "$v3" || fail "v3 exited before its held request was answered"
+release "$req3" "$v3"
+reap_ok 15 "$v3" v3
 pass
