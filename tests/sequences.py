@@ -451,9 +451,13 @@ class Sequence:
     """One sequence: its directory, address, processes and requests."""
 
     def __init__(self, run, seed, steps):
+        Held.count = 0
         self.run, self.f = run, run.features
         self.seed, self.nsteps = seed, steps
         self.rng = random.Random(seed)
+        # Draws made while polling, as many as the machine's speed makes
+        # polls: from their own generator, so that the steps replay.
+        self.poll_rng = random.Random(-seed)
         self.dir = tempfile.mkdtemp(prefix="s%d." % seed,
                                     dir=run.tmp)
         os.mkdir(os.path.join(self.dir, "sub"))
@@ -572,7 +576,7 @@ class Sequence:
 
     # ------------------------------------------------------- spellings
 
-    def spelling(self):
+    def spelling(self, rng=None):
         """(cwd, spelling of the control path) at random, as SPELLINGS
         says."""
         d, sub = self.dir, os.path.join(self.dir, "sub")
@@ -583,12 +587,12 @@ class Sequence:
         kind = self.run.spellings
         pool = absolute if kind == "absolute" else \
             relative if kind == "relative" else absolute + relative
-        return self.rng.choice(pool)
+        return (rng or self.rng).choice(pool)
 
     def status(self):
         """The --json report of whoever answers on the control socket, or
         None; asked with a random spelling from a random directory."""
-        cwd, spell = self.spelling()
+        cwd, spell = self.spelling(self.poll_rng)
         rc, text = self.command([self.f.ctl, "status", "--control", spell,
                                  "--json"], cwd, 20)
         if rc != 0:
@@ -986,13 +990,18 @@ class Sequence:
             return ("status", "status names %s, not %s serving" % (
                 "nobody" if st is None else "pid %s (state %s)"
                 % (st.get("pid"), st.get("state")), e))
-        n = self.draining_count(e)
-        if n > self.cap_of(e):
+        d = self.draining(e)
+        if len(d) > self.cap_of(e):
+            # Those whose successor has exited hear of no later takeover:
+            # the README states it as a limit of the chain.
+            cut = [g.tag for g in d if g.succ is not None and
+                   not g.succ.alive()]
             return ("prompt cap", "%d older generations drain at once, more "
-                    "than the cap of %d%s: %s" % (
-                        n, self.cap_of(e), "" if e.cap is not None else
-                        " (the default)", ", ".join(
-                            str(g) for g in self.draining(e))))
+                    "than the cap of %d%s: %s%s" % (
+                        len(d), self.cap_of(e), "" if e.cap is not None else
+                        " (the default)", ", ".join(str(g) for g in d),
+                        "; %s cut off from the chain by a successor that "
+                        "exited" % " ".join(cut) if cut else ""))
         return None
 
     def cap_of(self, e):
@@ -1004,9 +1013,6 @@ class Sequence:
         if e.mode == "exec":
             gs = [g for g in gs if any(self.alive(c) for c in g.children())]
         return gs
-
-    def draining_count(self, e):
-        return len(self.draining(e))
 
     def settle(self, why):
         """Waits (bounded) until the system settles, then checks."""
