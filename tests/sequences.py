@@ -1298,7 +1298,9 @@ class Sequence:
         done = []
         for _ in range(n):
             if self.rng.random() < held:
-                self.open_held(self.rng.choice(["half", "half", "slow"]))
+                # Half a request: in flight until the driver completes it,
+                # as long a request as the 30 s ones.
+                self.open_held("half")
             g = self.upgrade(drain=30)
             done.append(g.tag)
         return "%d upgrades back to back with requests in flight: %s" % (
