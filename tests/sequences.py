@@ -2,7 +2,7 @@
 """sequences.py: random sequences of what operators and failures do to a
 handoff service, with invariants checked after every step.
 
-  sequences.py [--build DIR] [--srcdir DIR]
+  sequences.py [--build DIR]
 
 Plays SEQUENCES sequences of STEPS steps each against the real programs of
 the build in DIR (default: $BUILD_DIR, $top_builddir, or the tree this file
@@ -11,7 +11,8 @@ loopback address of its own (127.x.y.z) and a private directory under
 $TMPDIR. One interpreter runs everything: it spawns the programs itself,
 reaps them all (it is their child subreaper, so it also gets the exit
 status of what `handoffctl upgrade` started), holds requests in flight on
-raw sockets, and finds which process holds a connection from /proc.
+raw sockets, and finds which process holds a connection (a sock_diag
+lookup of the socket's inode, then /proc/PID/fd).
 
 The steps: a fresh start; upgrades with the same and with changed
 arguments (a port added, moved or removed), by `handoffctl upgrade` or by
@@ -35,7 +36,7 @@ served or exited, then checks:
   answered by it (pid, tag and generation) and by no other process, and
   when no generation may serve, by none;
 - `handoffctl status --json` names that generation, serving, with its
-  listeners, and (when the build lists them) its draining predecessors;
+  listeners and (handoff-httpd) every older generation still draining;
 - a generation that was released and holds no request of ours exits
   promptly, and every one exits by its drain deadline plus MARGIN s;
 - at most the cap (--max-draining, default 4) of older generations drain;
