@@ -37,7 +37,7 @@ reap_ok() {
 # $CONTROL; its pid in $LAST_PID.
 serve() {
 	start_httpd "$@"
-	wait_for 15 is_serving "$LAST_PID" ||
+	wait_for 60 is_serving "$LAST_PID" ||
 	    fail "$1 (pid $LAST_PID) never served on $CONTROL"
 }
 
@@ -49,19 +49,35 @@ upgrade() {
 	shift
 	serve "$@"
 	NEW_PID=$LAST_PID
-	reap_ok 15 "$_old" "incumbent replaced by $_uname"
+	reap_ok 60 "$_old" "incumbent replaced by $_uname"
 }
 
 # status_json: the --json status report of whoever serves on $CONTROL.
 status_json() { "$CTL" status --control "$CONTROL" --json; }
 
-# status_field KEY: one top-level field of that report.
+# status_value KEY: pid, generation, state or connections of whoever
+# serves on $CONTROL, from the first line of the text report ("pid P
+# generation G  tag T  state S  connections N"): no interpreter started
+# for each poll. Nothing if no server answered.
+status_value() {
+	"$CTL" status --control "$CONTROL" 2>/dev/null |
+	    sed -n "1s/^\(.*  \)\{0,1\}$1 \([^ ]*\).*/\2/p"
+}
+
+# status_field KEY: one top-level field of that report; the fields of the
+# text report's first line without starting python3.
 status_field() {
-	status_json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+	case $1 in
+	pid|generation|state|connections) status_value "$1" ;;
+	*) status_json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" ;;
+	esac
 }
 
 # has_connections N: the server on $CONTROL counts at least N connections.
-has_connections() { [ "$(status_field connections)" -ge "$1" ]; }
+has_connections() {
+	_conns=$(status_value connections)
+	[ -n "$_conns" ] && [ "$_conns" -ge "$1" ]
+}
 
 # refuses URL: nothing accepts TCP connections there (curl exit 7).
 refuses() {
@@ -75,7 +91,8 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # start_wrk SECONDS URL [WRK ARGS...]: wrk with 2 threads and 64
 # connections in the background, its output in $T/wrk.out, pid in $WRK_PID.
 # A done() hook prints one "totals" line (non2xx is wrk's errors.status:
-# responses with a status above 399; the server sends no 3xx).
+# responses with a status above 399; the server sends no 3xx). A request
+# counts as a timeout after 30 s: slow is not lost on a busy machine.
 start_wrk() {
 	_wsecs=$1 _wurl=$2
 	shift 2
@@ -88,21 +105,29 @@ done = function(summary, latency, requests)
 	    e.timeout, e.status))
 end
 EOF
-	wrk -t 2 -c 64 -d "${_wsecs}s" --timeout 5s -s "$T/totals.lua" \
+	wrk -t 2 -c 64 -d "${_wsecs}s" --timeout 30s -s "$T/totals.lua" \
 	    "$@" "$_wurl" >"$T/wrk.out" 2>&1 &
 	WRK_PID=$!
 	PIDS="$PIDS $WRK_PID"
 }
 
+# WRK_BOUND: how long a wrk that the test stops itself (stop_wrk) may run
+# at most; a bound against a hung test, never the length of the load.
+WRK_BOUND=${WRK_BOUND:-1200}
+
+# start_load URL [WRK ARGS...]: start_wrk that runs until stop_wrk ends it
+# (WRK_BOUND seconds at most).
+start_load() { start_wrk "$WRK_BOUND" "$@"; }
+
 # serve_under_wrk NAME SECONDS URL ARGS...: serve NAME ARGS, then wrk on
-# URL for SECONDS, and waits until the server counts wrk's 64
-# connections; the server's pid stays in $LAST_PID.
+# URL for SECONDS (at most, with stop_wrk), and waits until the server
+# counts wrk's 64 connections; the server's pid stays in $LAST_PID.
 serve_under_wrk() {
 	_lname=$1 _lsecs=$2 _lurl=$3
 	shift 3
 	serve "$_lname" "$@"
 	start_wrk "$_lsecs" "$_lurl"
-	wait_for 10 has_connections 64 || fail "wrk never made its 64 connections"
+	wait_for 60 has_connections 64 || fail "wrk never made its 64 connections"
 }
 
 # totals_field KEY: a number from wrk's "totals" line.
@@ -110,21 +135,22 @@ totals_field() {
 	sed -n "s/^totals.* $1=\([0-9]*\).*/\1/p" "$T/wrk.out"
 }
 
-# load_with_upgrades WRK_SECONDS UPGRADES [WRK ARGS...]: serves on a free
-# port, runs wrk for WRK_SECONDS while doing UPGRADES successive takeovers,
-# each started once the previous successor serves, then asserts that wrk
-# saw no socket error and no non-2xx and made requests. Summary to stdout.
+# load_with_upgrades UPGRADES [WRK ARGS...]: serves on a free port, puts
+# it under wrk load, does UPGRADES successive takeovers, each started once
+# the previous successor serves and its predecessor has exited 0, then
+# stops wrk and asserts that it saw no socket error and no non-2xx and
+# made requests. Summary to stdout.
 load_with_upgrades() {
-	_secs=$1 _ups=$2
-	shift 2
+	_ups=$1
+	shift
 	_port=$(free_port)
 	_url="http://127.0.0.1:$_port/"
-	_args="--listen http=tcp://127.0.0.1:$_port --drain-timeout 5"
+	_args="--listen http=tcp://127.0.0.1:$_port --drain-timeout 30"
 	# shellcheck disable=SC2086
 	serve v1 $_args --tag v1
 	_pid=$LAST_PID
-	start_wrk "$_secs" "$_url" "$@"
-	wait_for 10 has_connections 1 ||
+	start_load "$_url" "$@"
+	wait_for 60 has_connections 1 ||
 	    fail "wrk never connected to $_url"
 	_start=$(now_ms)
 	_i=2
@@ -135,12 +161,8 @@ load_with_upgrades() {
 		_i=$(( _i + 1 ))
 	done
 	_took=$(( $(now_ms) - _start ))
-	gone "$WRK_PID" && fail "wrk ended before the $_ups upgrades did" \
-	    "($_took ms): the upgrades were not under load"
-	reap $(( _secs + 15 )) "$WRK_PID" wrk
-	[ "$STATUS" = 0 ] || fail "wrk exited $STATUS: $(cat "$T/wrk.out")"
+	stop_wrk "the $_ups upgrades"
 	cat "$T/wrk.out"
-	grep -q '^totals ' "$T/wrk.out" || fail "no totals line from wrk"
 	_req=$(totals_field requests)
 	_us=$(totals_field duration_us)
 	log "summary: $_req requests in $_us us," \
@@ -149,11 +171,7 @@ load_with_upgrades() {
 	    "errors connect=$(totals_field connect) read=$(totals_field read)" \
 	    "write=$(totals_field write) timeout=$(totals_field timeout)," \
 	    "non-2xx=$(totals_field non2xx)"
-	for _k in connect read write timeout non2xx; do
-		[ "$(totals_field "$_k")" = 0 ] ||
-		    fail "wrk counted $(totals_field "$_k") $_k errors"
-	done
-	[ "$_req" -gt 0 ] || fail "wrk made no requests"
+	wrk_none_failed
 	body_has "$_url" "pid=$_pid tag=v$(( _ups + 1 )) gen=$(( _ups + 1 ))" ||
 	    fail "the last successor (pid $_pid) does not answer $_url"
 }
@@ -167,22 +185,52 @@ wrk_failed() {
 	echo "$_f"
 }
 
+# wrk_none_failed: fails unless wrk's totals line counts no socket error
+# and no non-2xx response.
+wrk_none_failed() {
+	for _k in connect read write timeout non2xx; do
+		[ "$(totals_field "$_k")" = 0 ] || fail "wrk counted" \
+		    "$(totals_field "$_k") $_k errors: $(grep '^totals' "$T/wrk.out")"
+	done
+}
+
 # stop_wrk NAME: interrupts wrk started by start_wrk (it prints its totals
 # then), after checking it was still running: what came before was under
 # load. Checks it made requests, and keeps its output as $T/wrk-NAME.out.
 stop_wrk() {
 	alive "$WRK_PID" || fail "wrk ended before $1 was over: $(cat "$T/wrk.out")"
 	kill -INT "$WRK_PID"
-	reap 15 "$WRK_PID" wrk
+	reap 60 "$WRK_PID" wrk
 	grep -q '^totals ' "$T/wrk.out" || fail "no totals from wrk: $(cat "$T/wrk.out")"
 	[ "$(totals_field requests)" -gt 0 ] || fail "wrk made no request"
 	cp "$T/wrk.out" "$T/wrk-$1.out"
 }
 
-# hold NAME: opens a connection to 127.0.0.1:$port, sends half a request;
-# the fd in $NAME. The test completes it with release (needs bash).
+# hold NAME [PORT]: opens a connection to 127.0.0.1:PORT (default $port),
+# sends half a request; the fd in $NAME. The request stays in flight until
+# the test completes it with release (needs bash).
 hold() {
-	exec {fd}<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to $port"
+	_hport=${2:-$port}
+	exec {fd}<>"/dev/tcp/127.0.0.1/$_hport" || fail "cannot connect to $_hport"
+	printf -v "$1" '%s' "$fd"
+	printf 'GET / HTTP/1.1\r\nHost: held\r\n' >&"$fd"
+}
+
+# hold_unix NAME PATH: hold on the Unix stream socket PATH. bash cannot
+# open one: curl's telnet:// relays a fifo (the fd in $NAME) to it, and
+# its answer to a file.
+hold_unix() {
+	HOLD_N=$(( ${HOLD_N:-0} + 1 ))
+	_hout=$T/held-unix.$HOLD_N
+	rm -f "$T/hold.fifo"
+	mkfifo "$T/hold.fifo" || fail "cannot make $T/hold.fifo"
+	curl -sSN --unix-socket "$2" telnet://localhost >"$_hout" 2>&1 \
+	    <"$T/hold.fifo" &
+	_hpid=$!
+	PIDS="$PIDS $_hpid"
+	exec {fd}>"$T/hold.fifo"
+	rm -f "$T/hold.fifo"
+	echo "$_hpid $_hout" >"$T/relay.$fd"
 	printf -v "$1" '%s' "$fd"
 	printf 'GET / HTTP/1.1\r\nHost: held\r\n' >&"$fd"
 }
@@ -190,7 +238,19 @@ hold() {
 # release FD PID: completes the held request, which PID must answer.
 release() {
 	printf 'Connection: close\r\n\r\n' >&"$1"
-	timeout 20 head -c 4096 <&"$1" >"$T/held.$1" 2>/dev/null
+	if [ -f "$T/relay.$1" ]; then
+		# The relay ends with its input, which processes started since
+		# may hold open too: done once the body line is there.
+		read -r _hpid _hout <"$T/relay.$1"
+		wait_for 60 grep -q '^pid=' "$_hout" ||
+		    fail "held request: no answer within 60 s: $(cat "$_hout")"
+		kill "$_hpid" 2>/dev/null
+		wait_exit "$_hpid"
+		cp "$_hout" "$T/held.$1"
+		rm -f "$T/relay.$1"
+	else
+		timeout 60 head -c 4096 <&"$1" >"$T/held.$1" 2>/dev/null
+	fi
 	eval "exec $1>&-"
 	grep -q "pid=$2 " "$T/held.$1" ||
 	    fail "held request not answered by pid $2: $(cat "$T/held.$1")"
