@@ -9,9 +9,11 @@ passes them. GET / answers one line:
 (listener is the name of the socket that accepted the connection,
 inherited the fds above 2 that were open when the program started).
 GET /slow?ms=N answers the same after N ms. With NOTIFY_SOCKET set, sends
-READY=1 once it serves (after --ready-delay MS; never with --no-ready).
-SIGTERM or SIGINT: stops accepting, finishes the requests in flight and
-exits 0.
+READY=1 once it serves (after --ready-delay MS, or once the file
+--ready-file names exists; never with --no-ready). A request may take
+its time to arrive (a test holds one half sent): 300 s.
+SIGTERM or SIGINT: stops accepting, finishes the requests in flight (300 s
+at most) and exits 0.
 """
 import argparse
 import os
@@ -92,7 +94,7 @@ class Server:
 
     def handle(self, conn, listener):
         try:
-            conn.settimeout(10)
+            conn.settimeout(300)
             data = b""
             while b"\r\n\r\n" not in data and len(data) < 65536:
                 chunk = conn.recv(4096)
@@ -121,7 +123,7 @@ class Server:
                 self.inflight -= 1
                 self.idle.notify_all()
 
-    def serve(self, ready_delay, send_ready):
+    def serve(self, ready_delay, ready_file, send_ready):
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
@@ -130,11 +132,16 @@ class Server:
             signal.signal(sig, lambda s, f: stop.append(s))
         if ready_delay:
             time.sleep(ready_delay / 1000)
+        # The test says when (bounded against a test that never does).
+        deadline = time.monotonic() + 300
+        while (ready_file and not os.path.exists(ready_file) and
+               time.monotonic() < deadline and not stop):
+            time.sleep(0.05)
         sel = selectors.DefaultSelector()
         sel.register(wake_r, selectors.EVENT_READ, None)
         for name, s in self.socks:
             sel.register(s, selectors.EVENT_READ, name)
-        if send_ready:
+        if send_ready and not stop:
             notify("READY=1\nSTATUS=serving, tag %s" % self.tag)
         while not stop:
             for key, _ in sel.select():
@@ -155,7 +162,7 @@ class Server:
             s.close()
         notify("STOPPING=1")
         with self.lock:
-            self.idle.wait_for(lambda: self.inflight == 0, timeout=60)
+            self.idle.wait_for(lambda: self.inflight == 0, timeout=300)
         return 0
 
 
@@ -164,10 +171,13 @@ def main():
     p.add_argument("--tag", default="")
     p.add_argument("--ready-delay", type=int, default=0, metavar="MS",
                    help="wait this long before serving and READY=1")
+    p.add_argument("--ready-file", metavar="PATH",
+                   help="wait until PATH exists before serving and READY=1")
     p.add_argument("--no-ready", action="store_true",
                    help="never send READY=1")
     args = p.parse_args()
-    return Server(args).serve(args.ready_delay, not args.no_ready)
+    return Server(args).serve(args.ready_delay, args.ready_file,
+                              not args.no_ready)
 
 
 if __name__ == "__main__":

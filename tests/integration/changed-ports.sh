@@ -1,8 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # A successor with different --listen options: a port added, one moved
 # (same name, another port) and one removed. The added and moved ports
-# serve from the successor while the incumbent still drains; the moved
-# and removed ports refuse connections once the incumbent has exited.
+# serve from the successor while the incumbent still drains a request the
+# test holds; the moved and removed ports refuse connections once the
+# incumbent has exited.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -13,33 +14,31 @@ u() { echo "http://127.0.0.1:$1/"; }
 
 serve v1 --listen "keep=tcp://127.0.0.1:$keep" \
     --listen "moved=tcp://127.0.0.1:$moved_from" \
-    --listen "removed=tcp://127.0.0.1:$removed" --tag v1 --drain-timeout 20
+    --listen "removed=tcp://127.0.0.1:$removed" --tag v1 --drain-timeout 60
 v1=$LAST_PID
 for p in $keep $moved_from $removed; do
 	body_has "$(u "$p")" "pid=$v1 " || fail "v1 does not serve port $p"
 done
 
-# A slow request keeps v1 draining while the successor serves.
-curl -fsS --max-time 20 "$(u "$keep")slow?ms=6000" >"$T/slow.out" 2>&1 &
-slow=$!
-PIDS="$PIDS $slow"
-wait_for 10 has_connections 1 || fail "the slow request never reached v1"
+# A held request keeps v1 draining while the successor serves.
+hold held "$keep"
+wait_for 30 has_connections 1 || fail "the held request never reached v1"
 
 serve v2 --listen "keep=tcp://127.0.0.1:$keep" \
     --listen "moved=tcp://127.0.0.1:$moved_to" \
     --listen "added=tcp://127.0.0.1:$added" --tag v2
 v2=$LAST_PID
-gone "$v1" && fail "v1 exited with a slow request still in flight"
+gone "$v1" && fail "v1 exited with a held request still in flight"
 for p in $keep $moved_to $added; do
 	body_has "$(u "$p")" "pid=$v2 tag=v2" ||
 	    fail "v2 does not serve port $p while v1 drains"
 done
 
-reap_ok 15 "$v1" v1
-reap 15 "$slow" "slow request"
-[ "$STATUS" = 0 ] || fail "slow request failed: $(cat "$T/slow.out")"
-grep -q "pid=$v1 tag=v1" "$T/slow.out" ||
-    fail "slow request not answered by v1: $(cat "$T/slow.out")"
+alive "$v1" || fail "v1 exited before its held request was answered"
+release "$held" "$v1"
+grep -q "pid=$v1 tag=v1" "$T/held.$held" ||
+    fail "held request not answered by v1: $(cat "$T/held.$held")"
+reap_ok 30 "$v1" v1
 for p in $keep $moved_to $added; do
 	body_has "$(u "$p")" "pid=$v2 tag=v2" ||
 	    fail "v2 does not serve port $p after v1 exited"
