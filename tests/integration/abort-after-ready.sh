@@ -15,11 +15,11 @@ for mode in refuse-ready no-release; do
 	    --"$mode" --then stay --hold 30 >"$T/inc-$mode.out" 2>&1 &
 	inc=$!
 	PIDS="$PIDS $inc"
-	wait_for 10 test -S "$CONTROL" || fail "$mode: the fake incumbent never bound"
+	wait_for 30 test -S "$CONTROL" || fail "$mode: the fake incumbent never bound"
 	start=$(now_ms)
 	start_httpd "succ-$mode" --listen "http=tcp://127.0.0.1:$port" --tag v2
 	succ=$LAST_PID
-	reap 20 "$succ" "successor ($mode)"
+	reap 60 "$succ" "successor ($mode)"
 	took=$(( $(now_ms) - start ))
 	[ "$STATUS" = 1 ] || fail "$mode: successor exit $STATUS, want 1"
 	logged "succ-$mode" "failed after ready: .*; it keeps serving" ||

@@ -14,7 +14,7 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
+wait_for 30 is_serving "$v1" || fail "v1 (pid $v1) never served"
 
 # hold NAME ARGS...: a peer that stops after the offer and hangs; $HOLDER.
 hold() {
@@ -23,7 +23,7 @@ hold() {
 	    >"$T/$_n.out" 2>&1 &
 	HOLDER=$!
 	PIDS="$PIDS $HOLDER"
-	wait_for 10 grep -q '"event":"stopped"' "$T/$_n.out" ||
+	wait_for 30 grep -q '"event":"stopped"' "$T/$_n.out" ||
 	    fail "$_n never got the offer: $(tail -n 3 "$T/$_n.out")"
 }
 # one_line NAME TEXT: handoff-httpd NAME exited 1 and said exactly TEXT.
@@ -57,7 +57,7 @@ body_has "$url" "pid=$v1 tag=v1" || fail "v1 does not answer while busy"
 
 kill -TERM "$a"
 wait_exit "$a"
-wait_for 10 logged v1 "successor pid $a went away before ready: still serving" ||
+wait_for 30 logged v1 "successor pid $a went away before ready: still serving" ||
     fail "v1 did not log that the holder went away"
 
 # The lock: held by a peer as a starting successor holds it.
@@ -67,7 +67,7 @@ start_httpd v3 --listen "http=tcp://127.0.0.1:$port" --tag v3
 one_line v3 "handoff-httpd: another start or takeover is under way on $CONTROL (pid $c holds $CONTROL.lock); try again when it has finished"
 kill -TERM "$c"
 wait_exit "$c"
-wait_for 10 logged v1 "successor pid $c went away before ready: still serving" ||
+wait_for 30 logged v1 "successor pid $c went away before ready: still serving" ||
     fail "v1 did not log that the lock holder went away"
 is_serving "$v1" || fail "v1 not serving after the busy spell"
 

@@ -24,11 +24,11 @@ while [ "$i" -le $((UPGRADES + 1)) ]; do
 	old="$old $pid"
 	pid=$NEW_PID
 	# Finished: it has seen its predecessor's connection close.
-	wait_for 5 logged "v$i" "predecessor pid .* has exited" ||
+	wait_for 30 logged "v$i" "predecessor pid .* has exited" ||
 	    fail "v$i (pid $pid) never saw its predecessor exit"
 	# Counted before any client connects: the status queries that found
 	# it serving are closed by the server itself once answered.
-	[ -z "$first" ] || wait_for 5 fd_count_is "$pid" "$first"
+	[ -z "$first" ] || wait_for 30 fd_count_is "$pid" "$first"
 	n=$(fd_count "$pid")
 	counts="$counts $n"
 	[ -n "$first" ] || first=$n

@@ -6,7 +6,7 @@
 port=$(free_port)
 start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 pid=$LAST_PID
-wait_for 10 is_serving "$pid" || fail "pid $pid never served on $CONTROL"
+wait_for 30 is_serving "$pid" || fail "pid $pid never served on $CONTROL"
 body=$(get "http://127.0.0.1:$port/") || fail "GET / failed"
 echo "$body" | grep -q "pid=$pid" || fail "body lacks pid=$pid: $body"
 echo "$body" | grep -q "tag=v1" || fail "body lacks tag=v1: $body"

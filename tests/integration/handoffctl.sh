@@ -43,7 +43,7 @@ body_has "$url" "pid=$v2 tag=v2" || fail "v2 does not serve"
 stat_field() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f"$(($2 - 2))"; }
 [ "$(stat_field "$v2" 6)" = "$v2" ] || fail "v2 is not in a session of its own"
 [ "$(stat_field "$v2" 4)" != "$$" ] || fail "v2 is the test shell's child"
-wait_for 10 gone "$v1" || fail "v1 did not exit after the upgrade"
+wait_for 30 gone "$v1" || fail "v1 did not exit after the upgrade"
 
 # COMMAND that exits first: exit 5, its status, its last lines.
 # shellcheck disable=SC2086
@@ -67,7 +67,7 @@ rc=$?
 grep -q "did not serve on $CONTROL within 1000 ms; stopping it" "$T/slow.out" ||
     fail "timeout message: $(cat "$T/slow.out")"
 idle=$(sed -n 's/.*tail (pid \([0-9]*\)).*/\1/p' "$T/slow.out")
-[ -n "$idle" ] && wait_for 5 gone "$idle" || fail "the idle COMMAND was not stopped"
+[ -n "$idle" ] && wait_for 30 gone "$idle" || fail "the idle COMMAND was not stopped"
 "$CTL" upgrade --control "$CONTROL" -- /nonexistent/cmd >"$T/noexec.out" 2>&1
 [ $? = 5 ] || fail "COMMAND that cannot run: want exit 5"
 grep -q "cannot run /nonexistent/cmd: No such file or directory" "$T/noexec.out" ||

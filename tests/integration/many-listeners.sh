@@ -71,6 +71,6 @@ for n in 253 504 1000; do
 	done
 	log "$n listeners: $entries entries in $batches $unit, upgrade took $took ms"
 	kill -TERM "$v2"
-	reap_ok 20 "$v2" "v2 with $n listeners"
+	reap_ok 60 "$v2" "v2 with $n listeners"
 done
 pass

@@ -15,7 +15,7 @@ as_nobody test -r "$top_srcdir/tests/peer.py" || skip "nobody cannot read $top_s
 port=$(free_port)
 start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
+wait_for 30 is_serving "$v1" || fail "v1 (pid $v1) never served"
 # The socket is 0700 in a 0700 directory: open the way, so that only the
 # peer check stands between nobody and the server.
 chmod 0755 "$T"

@@ -44,14 +44,14 @@ while [ "$r" -le "$ROUNDS" ]; do
 	a=$LAST_PID
 	racer "r${r}b"
 	b=$LAST_PID
-	wait_for 5 at_gate "$a" && wait_for 5 at_gate "$b" ||
+	wait_for 30 at_gate "$a" && wait_for 30 at_gate "$b" ||
 	    fail "round $r: the racers never reached the gate"
 	kill -STOP "$inc"
 	exec 9>&-
-	wait_for 10 one_gone || { kill -CONT "$inc"
-		fail "round $r: both racers still run after 10 s"; }
+	wait_for 30 one_gone || { kill -CONT "$inc"
+		fail "round $r: both racers still run after 30 s"; }
 	kill -CONT "$inc"
-	reap_ok 15 "$inc" "round $r incumbent"
+	reap_ok 60 "$inc" "round $r incumbent"
 	if is_serving "$a"; then
 		win=$a wtag=r${r}a lose=$b ltag=r${r}b
 	elif is_serving "$b"; then
@@ -59,7 +59,7 @@ while [ "$r" -le "$ROUNDS" ]; do
 	else
 		fail "round $r: neither $a nor $b serves: $(status_json)"
 	fi
-	reap 15 "$lose" "round $r loser"
+	reap 60 "$lose" "round $r loser"
 	[ "$STATUS" != 0 ] ||
 	    fail "round $r: the losing successor $ltag (pid $lose) exited 0"
 	grep -Eq '^handoff-httpd: .*(another start or takeover is under way|busy)' \

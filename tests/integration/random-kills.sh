@@ -57,7 +57,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.recv(1)' "$port" &
 hold=$!
 PIDS="$PIDS $hold"
-wait_for 10 has_connections 1 || fail "the idle connection never reached v1"
+wait_for 30 has_connections 1 || fail "the idle connection never reached v1"
 
 # fractions N: N random numbers in [0, 1), one a line, from the seed.
 draws=0
@@ -113,9 +113,9 @@ kill_one() {
 # rolled_back: after a kill after ready, v1 rolls back and serves with
 # the fds it had; the kill is counted.
 rolled_back() {
-	wait_for 10 logged v1 "rolled back: successor pid $K_PID vanished" ||
+	wait_for 30 logged v1 "rolled back: successor pid $K_PID vanished" ||
 	    fail "v1 did not roll back after pid $K_PID was killed after ready"
-	wait_for 15 v1_settled "$base_fds" ||
+	wait_for 60 v1_settled "$base_fds" ||
 	    fail "after pid $K_PID was killed after ready, v1 does not serve" \
 	    "with $base_fds fds ($(fd_count "$v1"))"
 	late=$((late + 1))
@@ -124,8 +124,8 @@ rolled_back() {
 
 late=0 held=0
 start_wrk 600 "$url"
-wait_for 15 has_connections 65 || fail "wrk never made its 64 connections"
-wait_for 10 v1_settled "$(fd_count "$v1")"
+wait_for 60 has_connections 65 || fail "wrk never made its 64 connections"
+wait_for 30 v1_settled "$(fd_count "$v1")"
 base_fds=$(fd_count "$v1")
 
 # note_times: the shortest exec to ready and offer to ready seen so far,
@@ -165,7 +165,7 @@ log "after ready: $late kills; exec to ready took at least $ready_ms ms," \
 
 # Before ready.
 start_wrk 600 "$url"
-wait_for 15 v1_settled "$base_fds" ||
+wait_for 60 v1_settled "$base_fds" ||
     fail "v1 does not hold $base_fds fds with wrk's 64 connections ($(fd_count "$v1"))"
 fractions $((kills_before * 2)) >"$T/before"
 n=0 tries=0 before_hello=0 in_offer=0 had_offer=0
@@ -181,7 +181,7 @@ while [ "$n" -lt "$kills_before" ]; do
 		kill_one "before$tries" "$args" --after "taking over from" \
 		    --ms "$(delay "$T/before" "$tries" "$offer_ms")"
 	fi
-	wait_for 15 v1_settled "$base_fds" ||
+	wait_for 60 v1_settled "$base_fds" ||
 	    fail "after pid $K_PID was killed, v1 does not serve with" \
 	    "$base_fds fds ($(fd_count "$v1"))"
 	if logged v1 "successor pid $K_PID ready"; then

@@ -12,7 +12,7 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 start_httpd v1 --listen "http=tcp://127.0.0.1:$port" --tag v1 --ready-timeout 1
 v1=$LAST_PID
-wait_for 10 is_serving "$v1" || fail "v1 (pid $v1) never served"
+wait_for 30 is_serving "$v1" || fail "v1 (pid $v1) never served"
 
 # Silent from the start: runs in the background while the slow one goes on.
 mute_start=$(now_ms)

@@ -29,12 +29,12 @@ logged v1 "stale control socket $CONTROL" || fail "v1 did not log 'stale control
 logged v1 "started fresh" || fail "v1 did not start fresh"
 body_has "$url" "pid=$v1 tag=v1 gen=1" || fail "v1 does not serve $url"
 kill -TERM "$v1"
-reap_ok 10 "$v1" v1
+reap_ok 60 "$v1" v1
 
 CONTROL=$T/file.sock
 echo "not a socket" >"$CONTROL"
 start_httpd file --listen "http=tcp://127.0.0.1:$port" --tag file
-reap 10 "$LAST_PID" "start on a regular file"
+reap 60 "$LAST_PID" "start on a regular file"
 [ "$STATUS" != 0 ] || fail "a start on a regular file exited 0"
 reason=$(grep '^handoff-httpd: ' "$T/file.log")
 [ "$(echo "$reason" | grep -c .)" = 1 ] ||

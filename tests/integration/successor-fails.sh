@@ -18,12 +18,12 @@ s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 print("holding", flush=True); signal.pause()' "$held" >"$T/holder.out" 2>&1 &
 holder=$!
 PIDS="$PIDS $holder"
-wait_for 10 grep -q holding "$T/holder.out" || fail "cannot hold port $held"
+wait_for 30 grep -q holding "$T/holder.out" || fail "cannot hold port $held"
 
 start_httpd bad --listen "http=tcp://127.0.0.1:$port" \
     --listen "extra=tcp://127.0.0.1:$held" --tag bad
 bad=$LAST_PID
-reap 15 "$bad" "failing successor"
+reap 60 "$bad" "failing successor"
 [ "$STATUS" != 0 ] || fail "the failing successor exited 0"
 log "failing successor exited $STATUS"
 # Its own reason: one line "handoff-httpd: ..." naming the held address.
@@ -38,7 +38,7 @@ is_serving "$v1" || fail "status no longer names v1 (pid $v1)"
 [ "$(status_field state)" = serving ] ||
     fail "v1's state is $(status_field state), want serving"
 body_has "$url" "pid=$v1 tag=v1" || fail "v1 no longer serves $url"
-wait_for 5 grep -Eq "successor pid $bad (went away before ready|gave up)" \
+wait_for 30 grep -Eq "successor pid $bad (went away before ready|gave up)" \
     "$T/v1.log" || fail "v1 did not log that pid $bad went away or gave up"
 logged v1 "released to" && fail "v1 released to the failing successor"
 

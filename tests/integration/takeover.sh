@@ -26,10 +26,10 @@ PIDS="$PIDS $client"
 start=$(now_ms)
 serve v2 --listen "http=tcp://127.0.0.1:$port" --tag v2
 v2=$LAST_PID
-reap_ok 10 "$v1" "v1"
+reap_ok 60 "$v1" "v1"
 log "takeover done in $(( $(now_ms) - start )) ms"
 touch "$T/stop-client"
-reap 20 "$client" "request loop"
+reap 60 "$client" "request loop"
 [ "$STATUS" = 0 ] || fail "a request failed during the takeover:" \
     "$(cat "$T/client.out")"
 grep -q "tag=v2" "$T/client.out" || fail "no response from v2 during the" \
