@@ -123,7 +123,7 @@ rolled_back() {
 }
 
 late=0 held=0
-start_wrk 600 "$url"
+start_load "$url"
 wait_for 60 has_connections 65 || fail "wrk never made its 64 connections"
 wait_for 30 v1_settled "$(fd_count "$v1")"
 base_fds=$(fd_count "$v1")
@@ -164,7 +164,7 @@ log "after ready: $late kills; exec to ready took at least $ready_ms ms," \
     "offer to ready $offer_ms ms; $(grep '^totals' "$T/wrk-after-ready.out")"
 
 # Before ready.
-start_wrk 600 "$url"
+start_load "$url"
 wait_for 60 v1_settled "$base_fds" ||
     fail "v1 does not hold $base_fds fds with wrk's 64 connections ($(fd_count "$v1"))"
 fractions $((kills_before * 2)) >"$T/before"
