@@ -161,7 +161,7 @@ load_with_upgrades() {
 		_i=$(( _i + 1 ))
 	done
 	_took=$(( $(now_ms) - _start ))
-	stop_wrk "the $_ups upgrades"
+	stop_wrk upgrades
 	cat "$T/wrk.out"
 	_req=$(totals_field requests)
 	_us=$(totals_field duration_us)

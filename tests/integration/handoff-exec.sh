@@ -155,7 +155,7 @@ reap_ok 60 "$v2" "v2 after the handoff"
 gone "$c2" || fail "v2's child $c2 outlived v2"
 client_done up3 "tag=v3"
 if [ -n "$WRK_PID" ]; then
-	stop_wrk "the upgrade to v3"
+	stop_wrk upgrade-to-v3
 	log "wrk: $(grep '^totals ' "$T/wrk.out")"
 	wrk_none_failed
 else

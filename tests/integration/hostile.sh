@@ -123,7 +123,7 @@ grep '"case":"flood"' "$T/flood.out"
 
 is_serving "$v1" || fail "v1 no longer serves on $CONTROL"
 body_has "$url" "pid=$v1 tag=v1" || fail "v1 does not answer $url"
-stop_wrk "the steps under load"
+stop_wrk steps-under-load
 wrk_none_failed
 log "under load: $(grep '^totals' "$T/wrk.out")"
 wait_for 30 has_no_connections || fail "v1 still counts wrk's connections"

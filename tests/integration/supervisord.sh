@@ -166,7 +166,7 @@ b=$NEW_PID
 switch app-b app-a "$b" 3
 a2=$NEW_PID
 took=$(( $(now_ms) - start ))
-stop_wrk "the two switches"
+stop_wrk switches
 log "wrk: $(grep '^totals ' "$T/wrk.out"); two switches in $took ms"
 wrk_none_failed
 check_exited app-b
