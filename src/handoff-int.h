@@ -15,6 +15,9 @@
 #include "listener.h"
 
 #define CONTROL_NAME		"@control"
+/* Connections to older draining generations a successor holds. */
+#define CHAIN_LINKS_MAX		64
+
 /* The longest control path: what sun_path holds, its NUL aside. */
 #define CONTROL_PATH_MAX \
 	((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -163,6 +166,9 @@ struct handoff {
 	struct timeval		 check_end;	/* of the wait for the lock */
 	json_t			*chain_out[2];	/* the latest word, unsent */
 	struct event		*chain_ev;	/* sends it when it can */
+	int			 links[CHAIN_LINKS_MAX]; /* older drainers */
+	size_t			 nlinks;	/* newest first, beyond pred */
+	int			 succ_chain;	/* our successor takes links */
 	unsigned		 hold_left;	/* drain ms left at the vanish */
 	void			(*check_done)(struct handoff *, int);
 
@@ -212,6 +218,9 @@ size_t	 control_entry_len(const struct hlistener *);
 #define CHAIN_NOUT		2
 void	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
 int	 chain_flush(struct handoff *, int);
+void	 chain_adopt_links(struct handoff *, int *, size_t);
+void	 chain_pass_links(struct handoff *, int);
+void	 chain_close_links(struct handoff *);
 int	 chain_on_superseded(struct handoff *, pid_t, const json_t *);
 void	 chain_tell_takeover(struct handoff *, pid_t);
 void	 chain_on_takeover(struct handoff *, pid_t, const json_t *);

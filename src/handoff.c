@@ -290,6 +290,9 @@ handoff_free(struct handoff *h)
 
 	if (h == NULL)
 		return;
+	/* Before our successor's connection closes with the others. */
+	if (h->successor != NULL && h->hstate == HS_DRAINING)
+		chain_pass_links(h, h->successor->fd);
 	incumbent_free_peers(h);
 	chain_check_cancel(h);
 	if (h->check_ev != NULL)
@@ -302,6 +305,7 @@ handoff_free(struct handoff *h)
 		    EXIT_TELL_MS);
 	for (i = 0; i < CHAIN_NOUT; i++)
 		json_decref(h->chain_out[i]);
+	chain_close_links(h);
 	if (h->chain_ev != NULL)
 		event_free(h->chain_ev);
 	if (h->control_ev != NULL)

@@ -685,6 +685,7 @@ on_ready(struct peer *p, json_t *msg)
 	struct handoff	*h = p->h;
 	json_t		*v;
 	unsigned	 max;
+	size_t		 i;
 	char		 changes[768];
 
 	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
@@ -702,6 +703,12 @@ on_ready(struct peer *p, json_t *msg)
 	/* Before released: once our successor serves, we may exit at any
 	 * moment, and our predecessor must not take that for a crash. */
 	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
+	/* It takes our links to older drainers when we exit. */
+	h->succ_chain = 0;
+	json_array_foreach(json_object_get(msg, "extensions"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v),
+		    CHAIN_EXTENSION) == 0)
+			h->succ_chain = 1;
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives; what

@@ -29,6 +29,8 @@ static int	check_report(const json_t *, const char *, char *, size_t);
 static int	check_error(const json_t *, const char *, char *, size_t);
 static int	check_superseded(const json_t *, const char *, char *, size_t);
 static int	check_takeover(const json_t *, const char *, char *, size_t);
+static int	check_predecessors(const json_t *, const char *, char *,
+		    size_t);
 
 static const struct {
 	const char	*type;
@@ -48,6 +50,7 @@ static const struct {
 	{ "error",	check_error },
 	{ "superseded",	check_superseded },
 	{ "takeover",	check_takeover },
+	{ "predecessors", check_predecessors },
 };
 
 /* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
@@ -527,6 +530,12 @@ check_takeover(const json_t *o, const char *t, char *err, size_t len)
 	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
+}
+
+static int
+check_predecessors(const json_t *o, const char *t, char *err, size_t len)
+{
+	return need_int(o, t, "pid", 1, INT32_MAX, err, len);
 }
 
 static int

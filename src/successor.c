@@ -630,6 +630,13 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
+	/* Links to older drainers, handed to us as it exits: ours then. */
+	if (n > 0 && nfds > 0 && (msg = msg_parse(buf, (size_t)n, err,
+	    sizeof(err))) != NULL) {
+		if (strcmp(msg_type(msg), "predecessors") == 0)
+			chain_adopt_links(h, fds, nfds);
+		json_decref(msg);
+	}
 	wire_close_fds(fds, nfds);
 	if (n == 0 || n == -1) {
 		if (h->hstate == HS_WAITING)
@@ -645,6 +652,8 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	if (h->hstate == HS_WAITING && strcmp(msg_type(msg), "released") ==
 	    0)
 		on_released(h, msg);
+	else if (strcmp(msg_type(msg), "predecessors") == 0)
+		;	/* its fds were taken above */
 	else if (strcmp(msg_type(msg), "progress") == 0) {
 		json_decref(h->pred_progress);
 		h->pred_progress = json_incref(msg);
@@ -705,7 +714,9 @@ build_ready(struct handoff *h)
 	}
 	if (json_object_set_new(ready, "truncated",
 	    json_boolean(truncated)) == -1 || json_object_set_new(ready,
-	    "max_draining", json_integer(h->max_draining)) == -1)
+	    "max_draining", json_integer(h->max_draining)) == -1 ||
+	    json_object_set_new(ready, "extensions",
+	    json_pack("[s]", CHAIN_EXTENSION)) == -1)
 		goto bad;
 	return ready;
 bad:
