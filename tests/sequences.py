@@ -162,6 +162,22 @@ def proc_state(pid):
         return None
 
 
+def children_of(ppid):
+    """The pids whose parent is ppid: for the driver, every process it
+    started that still runs, or that was orphaned on the way (it is their
+    subreaper)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
+                        found.append(int(name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def socket_inodes(pid):
     found = set()
     d = "/proc/%d/fd" % pid
@@ -1639,6 +1655,7 @@ class Sequence:
                 self.check_exit(g)
             left = [p for g in self.gens for p in g.pids() if self.alive(p)]
             left += [p for p in self.spawned if self.alive(p)]
+            left += [p for p in children_of(os.getpid()) if self.alive(p)]
             if not left:
                 break
             if now() > end:
@@ -1667,17 +1684,25 @@ class Sequence:
             h.sock.close()
         for b in self.blockers:
             b.close()
-        pids = {p for g in self.gens if g.pid for p in g.pids()} | \
-            self.spawned
-        for p in pids:
-            if self.alive(p):
+        for g in self.gens:
+            self.find_pid(g)
+        # What the driver knows of, then whatever else it is the parent
+        # of: orphans of handoffctl upgrade come to it, pid unknown.
+        end = now() + 10
+        while True:
+            self.reap()
+            pids = {p for g in self.gens if g.pid for p in g.pids()}
+            pids = {p for p in pids | self.spawned if self.alive(p)}
+            pids |= {p for p in children_of(os.getpid()) if self.alive(p)}
+            if not pids:
+                break
+            if now() > end:
+                out("cleanup: pids %s would not die" % sorted(pids))
+                break
+            for p in pids:
                 send(p, signal.SIGKILL)
                 send(p, signal.SIGCONT)
-        end = now() + 10
-        while any(self.alive(p) for p in pids) and now() < end:
-            self.reap()
             pause()
-        self.reap()
 
     def dump(self):
         """The logs of the sequence's processes, for a failure report."""
