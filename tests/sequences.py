@@ -162,6 +162,14 @@ def proc_state(pid):
         return None
 
 
+def proc_ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def children_of(ppid):
     """The pids whose parent is ppid: for the driver, every process it
     started that still runs, or that was orphaned on the way (it is their
@@ -387,6 +395,13 @@ class Gen:
     def answer_pids(self):
         """Who answers HTTP for this generation."""
         return self.children() if self.mode == "exec" else [self.pid]
+
+    def answers(self, pid):
+        """pid answers HTTP for this generation: a child handoff-exec
+        started may serve before handoff-exec has logged it."""
+        return pid in self.answer_pids() or (
+            self.mode == "exec" and self.pid is not None and
+            proc_ppid(pid) == self.pid)
 
     def log_says_served(self):
         return self.log_has(r"released by pid|died before ready: serving|"
@@ -636,7 +651,7 @@ class Sequence:
         for g in self.gens:
             self.find_pid(g)
         for g in self.gens:
-            if pid in g.pids():
+            if pid in g.pids() or g.answers(pid):
                 return g
         return None
 
@@ -844,7 +859,6 @@ class Sequence:
 
     def fresh_check(self, e, n=FRESH_PER_LISTENER):
         """Every fresh request on every listener of e is answered by e."""
-        want = e.answer_pids()
         gen = 1 if e.mode == "exec" else e.gen
         for name, port in sorted(e.listeners.items()):
             for _ in range(n):
@@ -853,7 +867,7 @@ class Sequence:
                     raise Fail("a fresh request on %s (port %d) failed: %s; "
                                "the newest ready generation is %s"
                                % (name, port, r, e))
-                if r[1] not in want or r[2] != e.tag or \
+                if not e.answers(r[1]) or r[2] != e.tag or \
                         (gen is not None and r[3] != gen):
                     who = self.owner(r[1])
                     two = ""
@@ -916,6 +930,12 @@ class Sequence:
             if p is not None and p is not g:
                 self.link(p, g)
             return
+        s = g.succ
+        if not self.may_serve(g) and s is not None and s.killed and \
+                not self.superseded_by(s):
+            # Its successor dies (we killed it or its program): it may
+            # roll back before that process is quite gone.
+            self.wait_gone(s.pid, PROMPT_BOUND, "%s, killed" % s)
         if not self.may_serve(g):
             raise Fail("status says %s is serving, but %s; the newest "
                        "generation started is %s" % (g, self.describe(g),
@@ -1219,8 +1239,8 @@ class Sequence:
         ctl = self.start(g, method)
         common = {n: p for n, p in g.listeners.items()
                   if e is not None and e.listeners.get(n) == p}
-        allowed = lambda: set(e.answer_pids() if e else []) | set(
-            g.answer_pids() if self.find_pid(g) else [])
+        allowed = lambda pid: (e is not None and e.answers(pid)) or (
+            self.find_pid(g) is not None and g.answers(pid))
         probe = lambda: self.probe(common, allowed, "during the %s to %s"
                                    % (what, g.tag))
         if ctl is not None:
@@ -1266,13 +1286,13 @@ class Sequence:
 
     def probe(self, listeners, allowed, when):
         """One fresh request on each listener both generations share: it
-        must not fail, and only they (the pids allowed() names once the
-        answer is in) may answer."""
+        must not fail, and only they (allowed(pid), asked once the answer
+        is in) may answer."""
         for name, port in sorted(listeners.items()):
             r = request(self.addr, port)
             if isinstance(r, str):
                 raise Fail("a request on %s %s failed: %s" % (name, when, r))
-            if r[1] not in allowed():
+            if not allowed(r[1]):
                 raise Fail("a request on %s %s was answered by pid %d tag %s "
                            "(%s)" % (name, when, r[1], r[2],
                                      self.describe(self.owner(r[1]))))
