@@ -1028,18 +1028,26 @@ class Sequence:
                 "nobody" if st is None else "pid %s (state %s)"
                 % (st.get("pid"), st.get("state")), e))
         d = self.draining(e)
-        if len(d) > self.cap_of(e):
-            # Those whose successor has exited hear of no later takeover:
-            # the README states it as a limit of the chain.
-            cut = [g.tag for g in d if g.succ is not None and
-                   not g.succ.alive()]
-            return ("prompt cap", "%d older generations drain at once, more "
-                    "than the cap of %d%s: %s%s" % (
-                        len(d), self.cap_of(e), "" if e.cap is not None else
-                        " (the default)", ", ".join(str(g) for g in d),
-                        "; %s cut off from the chain by a successor that "
-                        "exited" % " ".join(cut) if cut else ""))
+        # A generation we killed in the middle cuts the chain: those older
+        # hear of no later takeover, a limit the README states. Those
+        # still linked must keep within the cap.
+        linked = [g for g in d if not self.chain_cut(g, e)]
+        if len(linked) > self.cap_of(e):
+            return ("prompt cap", "%d older generations linked to %s drain "
+                    "at once, more than the cap of %d%s: %s" % (
+                        len(linked), e, self.cap_of(e), "" if e.cap is not
+                        None else " (the default)",
+                        ", ".join(str(g) for g in linked)))
         return None
+
+    def chain_cut(self, g, e):
+        """Was a generation between g and e (the newest) killed?"""
+        s = g.succ
+        while s is not None and s is not e:
+            if s.killed:
+                return True
+            s = s.succ
+        return False
 
     def cap_of(self, e):
         return e.cap if e.cap is not None else 4
@@ -1421,10 +1429,11 @@ class Sequence:
                 raise Fail("pid %d never stopped on SIGSTOP" % pid)
             pause(0.001)
         self.mark_victims(pid)
-        if pid == g.pid:
-            # handoff-exec's death sends its children the stop signal: a
-            # second one for a child already draining, which then closes
-            # what it still holds (a version is the two processes).
+        if pid == g.pid or g.children():
+            # handoff-exec's death, or its serving child's (it then exits),
+            # sends its children the stop signal: a second one for a child
+            # already draining, which then closes what it still holds (a
+            # version is the two processes).
             for c in g.children():
                 self.mark_victims(c)
         send(pid, sig)
