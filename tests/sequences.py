@@ -1439,6 +1439,15 @@ class Sequence:
         send(pid, sig)
         send(pid, signal.SIGCONT)
         g.killed = True
+        if sig == signal.SIGKILL:
+            # Its fds close before /proc says it is a zombie: its
+            # predecessor may roll back while it still looks alive here.
+            end = now() + PROMPT_BOUND
+            while self.alive(pid):
+                if now() > end:
+                    raise Fail("pid %d still alive after SIGKILL" % pid)
+                pause(0.001)
+                self.reap()
         return True
 
     def victim_pid(self, g):
