@@ -175,6 +175,38 @@ chain_adopt_links(struct handoff *h, int *fds, size_t n)
 }
 
 /*
+ * Links our predecessor handed us that we have not read yet (it exited
+ * just before us): taken now, so that they go on with ours. What else is
+ * queued (progress) is dropped: we are exiting.
+ */
+static void
+take_pending_links(struct handoff *h)
+{
+	json_t	*msg;
+	char	*buf, err[256];
+	int	 fds[WIRE_MAX_FDS];
+	size_t	 nfds, i;
+	ssize_t	 n;
+
+	if (h->pred_fd < 0 || (buf = malloc(WIRE_MAX_MSG)) == NULL)
+		return;
+	for (i = 0; i < CHAIN_LINKS_MAX; i++) {
+		n = wire_recv(h->pred_fd, buf, WIRE_MAX_MSG, fds, WIRE_MAX_FDS,
+		    &nfds);
+		if (n <= 0)
+			break;		/* wire_recv closed any fds */
+		if (nfds > 0 && (msg = msg_parse(buf, (size_t)n, err,
+		    sizeof(err))) != NULL) {
+			if (strcmp(msg_type(msg), "predecessors") == 0)
+				chain_adopt_links(h, fds, nfds);
+			json_decref(msg);
+		}
+		wire_close_fds(fds, nfds);
+	}
+	free(buf);
+}
+
+/*
  * As we exit: our links to older drainers (our predecessor first, if it
  * still drains) go to our successor, if it takes them, on its
  * connection. Closing them would cut them off from the chain.
@@ -189,6 +221,7 @@ chain_pass_links(struct handoff *h, int sock)
 
 	if (sock < 0 || !h->succ_chain)
 		return;
+	take_pending_links(h);
 	if (h->pred_fd >= 0 && h->pred_chain)
 		fds[n++] = h->pred_fd;
 	for (i = 0; i < h->nlinks && n < CHAIN_LINKS_MAX; i++)
