@@ -179,8 +179,8 @@ chain_adopt_links(struct handoff *h, int *fds, size_t n)
  * just before us): taken now, so that they go on with ours. What else is
  * queued (progress) is dropped: we are exiting.
  */
-static void
-take_pending_links(struct handoff *h)
+void
+chain_take_links(struct handoff *h)
 {
 	json_t	*msg;
 	char	*buf, err[256];
@@ -221,7 +221,7 @@ chain_pass_links(struct handoff *h, int sock)
 
 	if (sock < 0 || !h->succ_chain)
 		return;
-	take_pending_links(h);
+	chain_take_links(h);
 	if (h->pred_fd >= 0 && h->pred_chain)
 		fds[n++] = h->pred_fd;
 	for (i = 0; i < h->nlinks && n < CHAIN_LINKS_MAX; i++)

@@ -219,6 +219,7 @@ size_t	 control_entry_len(const struct hlistener *);
 void	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
 int	 chain_flush(struct handoff *, int);
 void	 chain_adopt_links(struct handoff *, int *, size_t);
+void	 chain_take_links(struct handoff *);
 void	 chain_pass_links(struct handoff *, int);
 void	 chain_close_links(struct handoff *);
 int	 chain_on_superseded(struct handoff *, pid_t, const json_t *);
@@ -236,6 +237,7 @@ void	 chain_predecessor_left(struct handoff *);
 void	 incumbent_accept(evutil_socket_t, short, void *);
 void	 incumbent_free_peers(struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);
+int	 incumbent_offer_sent(const struct handoff *);
 void	 incumbent_free_offer(struct handoff *);
 void	 incumbent_retire_end(struct handoff *);
 

@@ -291,7 +291,8 @@ handoff_free(struct handoff *h)
 	if (h == NULL)
 		return;
 	/* Before our successor's connection closes with the others. */
-	if (h->successor != NULL && h->hstate == HS_DRAINING)
+	if (h->successor != NULL && (h->hstate == HS_DRAINING ||
+	    incumbent_offer_sent(h)))
 		chain_pass_links(h, h->successor->fd);
 	incumbent_free_peers(h);
 	chain_check_cancel(h);

@@ -50,6 +50,7 @@ static char	*encode_batch(struct handoff *, size_t, size_t, size_t,
 static struct hlistener *entry_at(struct handoff *, size_t);
 static void	peer_refuse(struct peer *, const char *, const char *);
 static void	peer_last_words(struct peer *);
+static int	names_extension(const json_t *);
 static void	dispatch(struct peer *, json_t *);
 
 /* What a peer sent; one message is handled at a time. */
@@ -685,7 +686,6 @@ on_ready(struct peer *p, json_t *msg)
 	struct handoff	*h = p->h;
 	json_t		*v;
 	unsigned	 max;
-	size_t		 i;
 	char		 changes[768];
 
 	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
@@ -704,11 +704,7 @@ on_ready(struct peer *p, json_t *msg)
 	 * moment, and our predecessor must not take that for a crash. */
 	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
 	/* It takes our links to older drainers when we exit. */
-	h->succ_chain = 0;
-	json_array_foreach(json_object_get(msg, "extensions"), i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v),
-		    CHAIN_EXTENSION) == 0)
-			h->succ_chain = 1;
+	h->succ_chain = names_extension(msg);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives; what
@@ -890,6 +886,20 @@ build_offer(struct handoff *h, size_t count, int nb)
 	return offer;
 }
 
+/* Does a hello or ready name the chain extension? */
+static int
+names_extension(const json_t *msg)
+{
+	json_t	*v;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(msg, "extensions"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v),
+		    CHAIN_EXTENSION) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 on_hello(struct peer *p, json_t *msg)
 {
@@ -927,6 +937,8 @@ on_hello(struct peer *p, json_t *msg)
 	}
 	/* Before any of it is sent; successor_gone says when it ends. */
 	chain_tell_takeover(h, p->pid);
+	/* Should we exit before it is ready, it takes our links. */
+	h->succ_chain = names_extension(msg);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;
@@ -1275,6 +1287,16 @@ peer_free(struct peer *p, int notify)
 			successor_gone(h, p->pid);
 	}
 	free(p);
+}
+
+/* Is a successor between hello and ready with the whole offer sent? */
+int
+incumbent_offer_sent(const struct handoff *h)
+{
+	const struct peer	*p = h->successor;
+
+	return p != NULL && p->state == PEER_OFFERED &&
+	    STAILQ_EMPTY(&p->queue) && p->next_batch >= h->nbatches;
 }
 
 /* A stop while a successor is between hello and ready: refuse it. */

@@ -341,7 +341,9 @@ receive_offer(struct handoff *h, struct adopt_set *o)
 	if (hello == NULL || json_object_set_new(hello, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(hello, "tag",
 	    json_string(h->tag)) == -1 || json_object_set_new(hello,
-	    "max_fds", json_integer(room.headroom)) == -1) {
+	    "max_fds", json_integer(room.headroom)) == -1 ||
+	    json_object_set_new(hello, "extensions",
+	    json_pack("[s]", CHAIN_EXTENSION)) == -1) {
 		json_decref(hello);
 		return herr(h, "out of memory");
 	}
@@ -536,6 +538,18 @@ predecessor_closed(struct handoff *h, const char *why)
 	h->pred_fd = -1;
 }
 
+/*
+ * Our predecessor died while it handed over to us, after it had passed us
+ * its links to the older generations still draining: they hear from us
+ * that we serve, so that none of them rolls back beside us.
+ */
+static void
+told_we_serve(struct handoff *h)
+{
+	if (h->nlinks > 0)
+		chain_tell(h, getpid(), h->max_draining, h->max_draining);
+}
+
 /* Serve the control socket: the incumbent has let go, or is dead. */
 static void
 become_incumbent(struct handoff *h)
@@ -570,8 +584,10 @@ static void
 wait_failed(struct handoff *h, const char *why)
 {
 	if (predecessor_dies(h, EXIT_WAIT_MS)) {
+		chain_take_links(h);
 		predecessor_closed(h, "died before releasing us: serving");
 		become_incumbent(h);
+		told_we_serve(h);
 	} else
 		successor_abort(h, why);
 }
@@ -742,9 +758,11 @@ successor_ready(struct handoff *h)
 			    strerror(save_errno));
 		hlog(h, "predecessor pid %ld died before ready: serving",
 		    (long)h->predecessor);
+		chain_take_links(h);
 		close(h->pred_fd);
 		h->pred_fd = -1;
 		become_incumbent(h);
+		told_we_serve(h);
 		return 0;
 	}
 	hlog(h, "ready: serving, tag \"%s\"; waiting for pid %ld to release",
