@@ -120,16 +120,6 @@ def out(msg):
     print(msg, flush=True)
 
 
-def send(pid, sig):
-    """kill(2) that takes a process already gone (a child its parent
-    reaped) for what it is: False."""
-    try:
-        os.kill(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
 def read_pipe(r, bound, what, tick=None):
     """Everything from pipe r until EOF, then r is closed; tick() runs
     between reads. Fails if EOF has not come within bound seconds."""
@@ -358,13 +348,15 @@ class Gen:
         self.stopped_total = 0.0
         self.window = 0.0           # handoff-exec --rollback-window
         self.checked_exit = False
+        self.exit = None            # wait status, once reaped
 
     def __str__(self):
         g = " gen %d" % self.gen if self.gen else ""
         return "%s (pid %s%s)" % (self.tag, self.pid, g)
 
     def alive(self):
-        return self.pid is not None and self.seq.alive(self.pid)
+        return self.pid is not None and self.exit is None and \
+            self.seq.alive(self.pid)
 
     def lines(self):
         """This process's own log lines (handoff-exec's child writes to the
@@ -382,12 +374,16 @@ class Gen:
         return any(re.search(pattern, l) for l in self.lines())
 
     def children(self):
-        """handoff-exec: the child pids it logged, newest last."""
+        """handoff-exec: the child pids it logged, newest last (each
+        tracked as soon as it is seen, see Sequence.track)."""
         if self.mode != "exec" or self.pid is None:
             return []
         found = (re.search(r"started child pid (\d+)", l)
                  for l in self.lines())
-        return [int(m.group(1)) for m in found if m]
+        kids = [int(m.group(1)) for m in found if m]
+        for c in kids:
+            self.seq.track(c, self)
+        return kids
 
     def pids(self):
         return [self.pid] + self.children()
@@ -511,7 +507,9 @@ class Sequence:
         self.gens = []
         self.held = []
         self.exits = {}             # pid -> (wait status, when)
-        self.spawned = set()        # every pid spawned directly
+        self.spawned = set()        # every pid that was a child of ours
+        self.pidfds = {}            # pid -> pidfd, see track()
+        self.untracked = set()      # pids gone before they were tracked
         self.ports = set()          # every port any generation listened on
         self.step_no = 0
         self.doing = ""
@@ -542,6 +540,12 @@ class Sequence:
             pid = os.posix_spawn(argv[0], argv, self.env(), file_actions=acts)
         finally:
             os.chdir(home)
+        # A pid the machine reused for this child: what was known of its
+        # last holder is of no use, and wrong for this one.
+        self.exits.pop(pid, None)
+        self.untracked.discard(pid)
+        if pid in self.pidfds:
+            os.close(self.pidfds.pop(pid))
         self.spawned.add(pid)
         return pid
 
@@ -554,12 +558,71 @@ class Sequence:
             if pid == 0:
                 return
             self.exits[pid] = (st, now())
+            for g in self.gens:
+                if g.pid == pid and g.exit is None:
+                    g.exit = st
+
+    def track(self, pid, g):
+        """Holds a pidfd on pid once its command line shows it is g's
+        process (its tag and the sequence's address): pids wrap at
+        32768 here, and one learned from a log or from handoffctl may
+        name another process by then, another test's or anybody's.
+        False if it cannot be known any more."""
+        if pid in self.pidfds:
+            return True
+        if pid in self.untracked:
+            return False
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            self.untracked.add(pid)
+            return False
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            cmd = b""
+        if b"\0--tag\0%s\0" % g.tag.encode() not in cmd or \
+                self.addr.encode() not in cmd:
+            # Another process's, a zombie's, or one caught in execve:
+            # asked again next time.
+            os.close(fd)
+            return False
+        self.pidfds[pid] = fd
+        return True
+
+    def ours(self, pid):
+        """pid is a child of the driver not reaped yet: it cannot have
+        been reused."""
+        return pid in self.spawned and pid not in self.exits
 
     def alive(self, pid):
+        """The process the driver knows as pid runs (not a zombie)."""
         if pid in self.exits:
             return False
-        s = proc_state(pid)
-        return s is not None and s not in "ZX"
+        fd = self.pidfds.get(pid)
+        if fd is not None:
+            return not select.select([fd], [], [], 0)[0]
+        if self.ours(pid):
+            s = proc_state(pid)
+            return s is not None and s not in "ZX"
+        return False
+
+    def send(self, pid, sig):
+        """A signal to pid, only through its pidfd or while it is an
+        unreaped child: never to a pid that may name another process
+        now. False if it is gone."""
+        try:
+            fd = self.pidfds.get(pid)
+            if fd is not None:
+                signal.pidfd_send_signal(fd, sig)
+                return True
+            if self.ours(pid):
+                os.kill(pid, sig)
+                return True
+        except ProcessLookupError:
+            pass
+        return False
 
     def wait_exit(self, pid, bound, what):
         end = now() + bound
@@ -707,10 +770,10 @@ class Sequence:
 
     def check_exit(self, g):
         """The exit status of g once it is reaped."""
-        if g.checked_exit or g.pid not in self.exits:
+        if g.checked_exit or g.exit is None:
             return
         g.checked_exit = True
-        code = os.waitstatus_to_exitcode(self.exits[g.pid][0])
+        code = os.waitstatus_to_exitcode(g.exit)
         if not g.served and g.log_says_served():
             g.served = True
         g.pending = False
@@ -1224,6 +1287,7 @@ class Sequence:
         m = re.search(r"(?:upgraded: pid \d+ -> |started: )pid (\d+)", text)
         if m and g.pid is None:
             g.pid = int(m.group(1))
+            self.track(g.pid, g)
         return code, text.strip()
 
     def find_pid(self, g):
@@ -1234,6 +1298,7 @@ class Sequence:
                 m = re.match(r"handoff-(?:httpd|exec)\[(\d+)\]", l)
                 if m and (g.mode == "httpd" or "handoff-exec" in l):
                     g.pid = int(m.group(1))
+                    self.track(g.pid, g)
                     break
         return g.pid
 
@@ -1265,10 +1330,10 @@ class Sequence:
             if st is not None and st.get("pid") == g.pid and \
                     st.get("state") == "serving":
                 break
-            if g.pid is not None and not self.alive(g.pid):
+            if g.pid is not None and not g.alive():
                 self.reap()
-                code = os.waitstatus_to_exitcode(self.exits[g.pid][0]) \
-                    if g.pid in self.exits else "?"
+                code = os.waitstatus_to_exitcode(g.exit) \
+                    if g.exit is not None else "?"
                 raise Fail("%s to %s (%s) failed: it exited %s: %s"
                            % (what, g.tag, g.how, code, self.last_line(g)))
             if now() > end:
@@ -1385,7 +1450,7 @@ class Sequence:
             how = "handoffctl stop --control %s" % spell.replace(self.dir,
                                                                  "DIR")
         else:
-            send(e.pid, signal.SIGTERM)
+            self.send(e.pid, signal.SIGTERM)
             pid, r, how = None, None, "SIGTERM"
         done = []
         if mine:
@@ -1421,7 +1486,7 @@ class Sequence:
         """SIGKILL of g (or of its child pid): first stopped, so that the
         requests it holds are known."""
         pid = pid or g.pid
-        if not self.alive(pid) or not send(pid, signal.SIGSTOP):
+        if not self.alive(pid) or not self.send(pid, signal.SIGSTOP):
             return False
         end = now() + PROMPT_BOUND
         while proc_state(pid) not in ("T", "t", "Z", "X", None):
@@ -1436,8 +1501,8 @@ class Sequence:
             # version is the two processes).
             for c in g.children():
                 self.mark_victims(c)
-        send(pid, sig)
-        send(pid, signal.SIGCONT)
+        self.send(pid, sig)
+        self.send(pid, signal.SIGCONT)
         g.killed = True
         if sig == signal.SIGKILL:
             # Its fds close before /proc says it is a zombie: its
@@ -1515,14 +1580,14 @@ class Sequence:
             % moment)
 
     def sigstop(self, g):
-        if send(g.pid, signal.SIGSTOP):
+        if self.send(g.pid, signal.SIGSTOP):
             g.stopped_since = now()
 
     def sigcont(self, g):
         if g.stopped_since is not None:
             g.stopped_total += now() - g.stopped_since
             g.stopped_since = None
-        send(g.pid, signal.SIGCONT)
+        self.send(g.pid, signal.SIGCONT)
 
     def step_stop_cont(self):
         """SIGSTOP of the incumbent (while a successor starts), of a
@@ -1691,9 +1756,9 @@ class Sequence:
             self.reap()
             for g in self.gens:
                 self.check_exit(g)
+            self.spawned.update(children_of(os.getpid()))
             left = [p for g in self.gens for p in g.pids() if self.alive(p)]
             left += [p for p in self.spawned if self.alive(p)]
-            left += [p for p in children_of(os.getpid()) if self.alive(p)]
             if not left:
                 break
             if now() > end:
@@ -1710,7 +1775,7 @@ class Sequence:
         if socks:
             raise Fail("after the final stop, %s still listen" % socks)
         fds = sorted(os.listdir("/proc/self/fd"))
-        if len(fds) != len(self.own_fds):
+        if len(fds) - len(self.pidfds) != len(self.own_fds):
             raise Fail("the driver holds fds %s after the sequence, %s before"
                        % (fds, self.own_fds))
         out("  end: %s%s; %d processes started, all gone; nothing listens"
@@ -1729,18 +1794,21 @@ class Sequence:
         end = now() + 10
         while True:
             self.reap()
+            self.spawned.update(children_of(os.getpid()))
             pids = {p for g in self.gens if g.pid for p in g.pids()}
             pids = {p for p in pids | self.spawned if self.alive(p)}
-            pids |= {p for p in children_of(os.getpid()) if self.alive(p)}
             if not pids:
                 break
             if now() > end:
                 out("cleanup: pids %s would not die" % sorted(pids))
                 break
             for p in pids:
-                send(p, signal.SIGKILL)
-                send(p, signal.SIGCONT)
+                self.send(p, signal.SIGKILL)
+                self.send(p, signal.SIGCONT)
             pause()
+        for fd in self.pidfds.values():
+            os.close(fd)
+        self.pidfds = {}
 
     def dump(self):
         """The logs of the sequence's processes, for a failure report."""
@@ -1751,9 +1819,8 @@ class Sequence:
             except OSError:
                 continue
             code = ""
-            if g.pid in self.exits:
-                code = ", exit %d" % os.waitstatus_to_exitcode(
-                    self.exits[g.pid][0])
+            if g.exit is not None:
+                code = ", exit %d" % os.waitstatus_to_exitcode(g.exit)
             out("---- %s %s (%s%s; %s) last %d of %d lines" % (
                 g.tag, g.pid, g.how, code, self.describe(g),
                 min(len(lines), 25), len(lines)))
