@@ -26,13 +26,13 @@ listen="http=tcp://127.0.0.1:$port"
 serve v1 --listen "$listen" --tag v1 --drain-timeout 60
 v1=$LAST_PID
 hold held1
-wait_for 10 has_connections 1 || fail "the held request never reached v1"
+wait_for 30 has_connections 1 || fail "the held request never reached v1"
 ctl_upgrade v2 --listen "$listen" --drain-timeout 60
 v2=$NEW_PID
 ctl_upgrade v3 --listen "$listen" --drain-timeout 60
 v3=$NEW_PID
-wait_for 20 gone "$v2" || fail "v2 (pid $v2) did not exit after handing over"
-wait_for 10 logged v1 "successor pid $v2 handed over to pid $v3: no rollback" ||
+wait_for 60 gone "$v2" || fail "v2 (pid $v2) did not exit after handing over"
+wait_for 30 logged v1 "successor pid $v2 handed over to pid $v3: no rollback" ||
     fail "v1 did not log that v2 handed over"
 only_newest "$v3"
 logged v1 "rolled back" && fail "v1 rolled back"
@@ -48,17 +48,17 @@ only_newest "$v4"
 
 # 3. A stop of the successor while its predecessor drains.
 hold held4
-wait_for 10 has_connections 1 || fail "the held request never reached v4"
+wait_for 30 has_connections 1 || fail "the held request never reached v4"
 ctl_upgrade v5 --listen "$listen" --drain-timeout 60
 v5=$NEW_PID
 "$CTL" stop --control "$CONTROL" --timeout 30 >"$T/stop.out" 2>&1 ||
     fail "stop of v5: $(cat "$T/stop.out")"
-wait_for 20 gone "$v5" || fail "v5 did not exit after the stop"
-wait_for 10 logged v4 "successor pid $v5 is stopping: no rollback" ||
+wait_for 60 gone "$v5" || fail "v5 did not exit after the stop"
+wait_for 30 logged v4 "successor pid $v5 is stopping: no rollback" ||
     fail "v4 did not log that v5 stops"
 alive "$v4" || fail "v4 exited before its held request was answered"
 release "$held4" "$v4"
-wait_for 20 gone "$v4" || fail "v4 did not exit after its drain"
+wait_for 60 gone "$v4" || fail "v4 did not exit after its drain"
 logged v4 "rolled back" && fail "v4 rolled back after a stop"
 refuses "$url/" || fail "something still answers after the stop"
 
@@ -66,20 +66,20 @@ refuses "$url/" || fail "something still answers after the stop"
 serve v6 --listen "$listen" --tag v6 --drain-timeout 60
 v6=$LAST_PID
 hold held6
-wait_for 10 has_connections 1 || fail "the held request never reached v6"
+wait_for 30 has_connections 1 || fail "the held request never reached v6"
 ctl_upgrade v7 --listen "$listen" --drain-timeout 60
 v7=$NEW_PID
 $PEER successor --control "$CONTROL" --lock --stop-after batch --then hang --hold 120 \
     >"$T/peer.out" 2>&1 &
 peer=$!
 PIDS="$PIDS $peer"
-wait_for 10 grep -q '"event":"stopped"' "$T/peer.out" ||
+wait_for 30 grep -q '"event":"stopped"' "$T/peer.out" ||
     fail "the peer never received the offer: $(tail -n 3 "$T/peer.out")"
-wait_for 10 logged v6 "successor pid $v7 is being taken over by pid $peer" ||
+wait_for 30 logged v6 "successor pid $v7 is being taken over by pid $peer" ||
     fail "v6 was not told of the takeover of v7"
 kill -KILL "$v7"
-wait_for 10 logged v6 "holding until we know" || fail "v6 did not hold"
-wait_for 10 logged v6 "pid $peer holds" || fail "v6 did not wait for the lock"
+wait_for 30 logged v6 "holding until we know" || fail "v6 did not hold"
+wait_for 30 logged v6 "pid $peer holds" || fail "v6 did not wait for the lock"
 # Drained during the hold: v6 stays.
 release "$held6" "$v6"
 alive "$v6" || fail "v6 exited during the hold"

@@ -21,7 +21,7 @@ start_in() {
 	    --tag "$2" --drain-timeout 10) >"$T/$2.log" 2>&1 &
 	LAST_PID=$!
 	PIDS="$PIDS $LAST_PID"
-	wait_for 15 is_serving "$LAST_PID" ||
+	wait_for 60 is_serving "$LAST_PID" ||
 	    fail "$2 (--control $3 from $1) never served: $(tail -n 3 "$T/$2.log")"
 }
 
@@ -34,7 +34,7 @@ for spelling in "$T/elsewhere $CONTROL" "$T/run ./ctl.sock" \
 	set -- $spelling
 	n=$((n + 1))
 	start_in "$1" "v$n" "$2"
-	reap_ok 15 "$prev" "v$((n - 1)), replaced by --control $2 from $1"
+	reap_ok 60 "$prev" "v$((n - 1)), replaced by --control $2 from $1"
 	body_has "$url/" "pid=$LAST_PID tag=v$n gen=$n" ||
 	    fail "v$n (--control $2 from $1) does not answer"
 	prev=$LAST_PID
@@ -63,5 +63,5 @@ grep -q "is 108 bytes once absolute" "$T/rel.out" ||
 grep -q "is 108 bytes; a socket path holds at most 107" "$T/ctl-long.out" ||
     fail "unclear handoffctl refusal: $(cat "$T/ctl-long.out")"
 "$CTL" stop --control "$CONTROL" >/dev/null 2>&1 || fail "stop failed"
-reap_ok 15 "$prev" "the last generation, stopped"
+reap_ok 60 "$prev" "the last generation, stopped"
 pass

@@ -20,13 +20,13 @@ held=()		# held[g]: the request v$g drains
 for g in 2 3 4 5 6; do
 	hold h
 	held[g - 1]=$h
-	wait_for 10 has_connections 1 ||
+	wait_for 30 has_connections 1 ||
 	    fail "the held request never reached v$((g - 1))"
 	ctl_upgrade "v$g" --listen "$listen" --drain-timeout 120 $cap
 	pids+=("$NEW_PID")
 	# Older than the 2 allowed: v(g-3) and before.
 	for ((o = 1; o <= g - 3; o++)); do
-		wait_for 20 gone "${pids[o]}" ||
+		wait_for 60 gone "${pids[o]}" ||
 		    fail "v$o (pid ${pids[o]}) still drains after v$g took over"
 	done
 	for ((o = g - 2; o >= 1 && o < g; o++)); do
@@ -46,7 +46,7 @@ lists_drainers() {
 	    grep -q "^draining: pid ${pids[4]}  generation 4  tag v4  connections 1  [1-9]" "$T/status.out" &&
 	    [ "$(grep -c '^draining:' "$T/status.out")" = 2 ]
 }
-wait_for 10 lists_drainers ||
+wait_for 30 lists_drainers ||
     fail "status does not list v5 and v4 alone as draining: $(cat "$T/status.out")"
 only_newest "${pids[6]}"
 
@@ -54,10 +54,10 @@ only_newest "${pids[6]}"
 # as soon as it has released, and the word goes down the chain.
 hold h
 held[6]=$h
-wait_for 10 has_connections 1 || fail "the held request never reached v6"
+wait_for 30 has_connections 1 || fail "the held request never reached v6"
 ctl_upgrade v7 --listen "$listen" --drain-timeout 120 --max-draining 0
 for g in 6 5 4; do
-	wait_for 20 gone "${pids[g]}" ||
+	wait_for 60 gone "${pids[g]}" ||
 	    fail "v$g still drains under --max-draining 0"
 	logged "v$g" "hammered" || fail "v$g did not log its hammer"
 done
