@@ -1680,6 +1680,11 @@ class Sequence:
         if not kids:
             raise Fail("%s serves without a live child" % g)
         self.kill(g, kids[-1], signal.SIGSEGV)
+        # Its handoff-exec exits with the child, and its fds close before
+        # it can be reaped: until then it looks alive here while the
+        # predecessor already serves again.
+        self.wait_gone(g.pid, PROMPT_BOUND, "%s, whose program crashed" % g)
+        self.check_exit(g)
         return "upgrade to %s (%s), whose program crashed (SIGSEGV) while " \
             "%s drained" % (g.tag, g.how, e.tag)
 
