@@ -496,7 +496,7 @@ chain_check(struct handoff *h, pid_t gone, void (*done)(struct handoff *,
 	/* Gone before the drain began (released could not be sent): the
 	 * whole drain is still ahead. */
 	h->hold_left = timerisset(&h->drain_end) ?
-	    handoff_drain_remaining(h) : h->drain_timeout;
+	    hdrain_remaining(h) : h->drain_timeout;
 	hdrain_cancel(h);
 	h->check_gone = gone;
 	h->check_holder = 0;

@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include "handoff-int.h"
+
+/* Successors and requests waiting to be accepted: a few at once. */
+#define CONTROL_BACKLOG	64
 #include "message.h"
 
 /*
@@ -310,7 +313,7 @@ control_bind(struct handoff *h)
 		return -1;
 	}
 	umask(old);
-	if (listen(fd, 64) == -1) {
+	if (listen(fd, CONTROL_BACKLOG) == -1) {
 		herr(h, "listen on %s: %s", h->control_path, strerror(errno));
 		close(fd);
 		return -1;
@@ -334,14 +337,16 @@ control_spare(struct handoff *h)
 		h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* Starts, or resumes, accepting on the control socket. */
+/* Starts, or resumes, accepting on the control socket: cb takes each
+ * connection, with control_accept. */
 int
-control_listen(struct handoff *h)
+control_listen(struct handoff *h, event_callback_fn cb)
 {
 	control_spare(h);
+	h->control_cb = cb;
 	if (h->control_ev == NULL) {
 		h->control_ev = event_new(h->base, h->control.fd,
-		    EV_READ | EV_PERSIST, incumbent_accept, h);
+		    EV_READ | EV_PERSIST, cb, h);
 		if (h->control_ev == NULL)
 			return herr(h, "cannot create control event");
 	}
@@ -357,36 +362,91 @@ control_pause(struct handoff *h)
 		event_del(h->control_ev);
 }
 
-/* Bytes of control_entry(l) once encoded, without encoding it. */
-size_t
-control_entry_len(const struct hlistener *l)
+static void
+control_retry(evutil_socket_t fd, short what, void *arg)
 {
-	/* {"name":"","kind":"","family":"","socktype":"","address":"",
-	 * "listening":false} is 78 bytes; ,"spec":"" is 10. */
-	return 78 + msg_escaped_len(l->name) + msg_escaped_len(l->id.address) +
-	    strlen(listener_kind_name(listener_kind_of(&l->id))) +
-	    strlen(listener_family_name(l->id.family)) +
-	    strlen(listener_socktype_name(l->id.socktype)) +
-	    (l->spec != NULL ? 10 + msg_escaped_len(l->spec) : 0);
+	struct handoff	*h = arg;
+
+	/* Not while draining: our successor accepts there now. */
+	if (h->hstate == HS_SERVING || h->hstate == HS_OFFERING ||
+	    h->hstate == HS_STOPPING)
+		control_listen(h, h->control_cb);
 }
 
-/* The manifest entry of a listener, as the kernel reports it. */
-json_t *
-control_entry(const struct hlistener *l)
+/*
+ * Accepts one control connection. With the fd table full, the spare
+ * fd's slot takes it in (*spared says so), so that a successor, the way
+ * out for a server short of fds, is never left in the backlog (*spared
+ * is then EMFILE or ENFILE). -1 with errno when nothing is queued, or
+ * when there is no room even so.
+ */
+static int
+accept_control(struct handoff *h, int lfd, int *spared)
 {
-	json_t	*e;
+	int	fd;
 
-	e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}",
-	    "name", l->name,
-	    "kind", listener_kind_name(listener_kind_of(&l->id)),
-	    "family", listener_family_name(l->id.family),
-	    "socktype", listener_socktype_name(l->id.socktype),
-	    "address", l->id.address,
-	    "listening", l->id.listening);
-	if (e != NULL && l->spec != NULL &&
-	    json_object_set_new(e, "spec", json_string(l->spec)) == -1) {
-		json_decref(e);
-		return NULL;
+	*spared = 0;
+	control_spare(h);	/* a slot may have come free since */
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1 && (errno == EMFILE || errno == ENFILE) &&
+	    h->spare_fd >= 0) {
+		*spared = errno;
+		close(h->spare_fd);
+		h->spare_fd = -1;
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	}
-	return e;
+	return fd;
+}
+
+/* Out of fds with the spare in use: retry later, not in a loop. */
+static void
+accept_later(struct handoff *h)
+{
+	static const struct timeval retry = { 1, 0 };
+
+	if (!h->fds_short)
+		hlog(h, "control: accept: %s, and the spare fd is in use; "
+		    "pausing the control socket, trying again every 1 s "
+		    "(raise RLIMIT_NOFILE)", strerror(errno));
+	h->fds_short = 1;
+	control_pause(h);
+	if (h->retry_ev == NULL)
+		h->retry_ev = evtimer_new(h->base, control_retry, h);
+	if (h->retry_ev != NULL)
+		evtimer_add(h->retry_ev, &retry);
+}
+
+/*
+ * The next connection queued on the control socket lfd, with its peer's
+ * credentials, or -1 when there is none (or no room: then accepting
+ * pauses, and is tried again later). *last says the caller is to stop
+ * there: the spare fd took it in, and accept says EMFILE even with
+ * nothing queued.
+ */
+int
+control_accept(struct handoff *h, int lfd, struct ucred *cred, int *last)
+{
+	socklen_t	len;
+	int		fd, spared;
+
+	while ((fd = accept_control(h, lfd, &spared)) >= 0) {
+		len = sizeof(*cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred,
+		    &len) == -1) {
+			hlog(h, "control: SO_PEERCRED: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (spared)
+			hlog(h, "control: accept: %s: took pid %ld (uid %ld) "
+			    "in with the spare fd (raise RLIMIT_NOFILE)",
+			    strerror(spared), (long)cred->pid, (long)cred->uid);
+		else
+			h->fds_short = 0;
+		*last = spared != 0;
+		return fd;
+	}
+	if (errno == EMFILE || errno == ENFILE)
+		accept_later(h);
+	return -1;
 }

@@ -5,6 +5,7 @@
 #define HANDOFF_INT_H
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -13,6 +14,7 @@
 
 #include "handoff.h"
 #include "listener.h"
+#include "message.h"
 
 #define CONTROL_NAME		"@control"
 /* Connections to older draining generations a successor holds. */
@@ -57,8 +59,6 @@ struct outmsg {
 	STAILQ_ENTRY(outmsg)	 entry;
 	char			*buf;
 	size_t			 len;
-	int			*fds;		/* borrowed: listeners own them */
-	size_t			 nfds;
 };
 
 /* One "fds" message of the offer, encoded once for every successor. */
@@ -89,6 +89,9 @@ struct peer {
 	struct event		*wev;
 	struct event		*timer;
 	STAILQ_HEAD(, outmsg)	 queue;
+	/* What a message means, and what its end does: the incumbent's. */
+	void			(*dispatch)(struct peer *, json_t *);
+	void			(*gone)(struct peer *, int);
 };
 
 struct handoff {
@@ -131,6 +134,7 @@ struct handoff {
 	int			 pred_same_unit;
 	pid_t			 predecessor;
 	struct event		*control_ev;
+	event_callback_fn	 control_cb;	/* takes its connections */
 	struct event		*retry_ev;	/* accept again after EMFILE */
 	int			 spare_fd;	/* given up to accept at EMFILE */
 	int			 fds_short;	/* EMFILE said, until an accept */
@@ -175,26 +179,31 @@ struct handoff {
 	char			 err[HANDOFF_ERR_MAX];
 };
 
-/* handoff.c */
+/* util.c: the leaf every module calls */
 void	 hlog(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	 herr(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 hevent(struct handoff *, enum handoff_event);
 void	 hchanges(const json_t *, char *, size_t);
-void	 hnotify(struct handoff *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
 char	*hpack(const char *const [], char *[], size_t);
 char	*hnames(const char *, const char *, char **);
 int	 hnonblock(int);
 void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);
+void	 hlistener_cells(const struct hlistener *, const char *[MSG_NCOLUMNS]);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
-void	 hdrain_begin(struct handoff *, unsigned);
+
+/* systemd.c, with the handle */
+void	 hnotify(struct handoff *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* drain.c: the drain clock */
 void	 hdrain_clock(struct handoff *, unsigned);
 void	 hdrain_cancel(struct handoff *);
+unsigned hdrain_remaining(const struct handoff *);
 
 /* control.c */
 int	 control_absolute(struct handoff *);
@@ -205,11 +214,28 @@ int	 control_lock(struct handoff *);
 void	 control_unlock(struct handoff *);
 int	 control_probe(struct handoff *, int *);
 int	 control_bind(struct handoff *);
-int	 control_listen(struct handoff *);
+int	 control_listen(struct handoff *, event_callback_fn);
+int	 control_accept(struct handoff *, int, struct ucred *, int *);
 void	 control_pause(struct handoff *);
 void	 control_spare(struct handoff *);
-json_t	*control_entry(const struct hlistener *);
-size_t	 control_entry_len(const struct hlistener *);
+
+/* offer.c */
+int	 offer_plan(struct handoff *);
+void	 offer_free(struct handoff *);
+json_t	*offer_build(struct handoff *, size_t, int);
+const char *offer_batch(struct handoff *, size_t, size_t *, int *,
+	    size_t *, char *, size_t);
+
+/* peer.c */
+struct peer *peer_new(struct handoff *, int, const struct ucred *,
+	    void (*)(struct peer *, json_t *), void (*)(struct peer *, int));
+void	 peer_arm(struct peer *, unsigned);
+int	 peer_queue(struct peer *, json_t *);
+void	 peer_send(struct peer *, json_t *);
+int	 peer_flush(struct peer *);
+void	 peer_refuse(struct peer *, const char *, const char *);
+void	 peer_free(struct peer *, int);
+void	 peer_free_all(struct handoff *);
 
 /* chain.c */
 #define CHAIN_EXTENSION	"superseded"
@@ -233,13 +259,23 @@ void	 chain_check_cancel(struct handoff *);
 json_t	*chain_drainers(struct handoff *);
 void	 chain_predecessor_left(struct handoff *);
 
+/* report.c */
+int	 report_connections(struct handoff *, json_t *);
+json_t	*report_build(struct handoff *);
+
+/* retire.c */
+void	 retire_refuse(struct handoff *, json_t *);
+void	 retire_watch(struct handoff *);
+void	 retire_shut(struct handoff *);
+void	 retire_cancel(struct handoff *);
+void	 retire_listen_again(struct handoff *);
+void	 hdrain_begin(struct handoff *, unsigned);
+
 /* incumbent.c */
-void	 incumbent_accept(evutil_socket_t, short, void *);
-void	 incumbent_free_peers(struct handoff *);
-void	 incumbent_abort_takeover(struct handoff *, const char *);
+int	 incumbent_listen(struct handoff *);
+int	 incumbent_stop(struct handoff *);
 int	 incumbent_offer_sent(const struct handoff *);
-void	 incumbent_free_offer(struct handoff *);
-void	 incumbent_retire_end(struct handoff *);
+void	 incumbent_abort_takeover(struct handoff *, const char *);
 
 /* successor.c */
 int	 successor_takeover(struct handoff *, int);

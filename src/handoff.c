@@ -36,213 +36,6 @@ log_stderr(const char *line, void *arg)
 	fprintf(stderr, "%s\n", line);
 }
 
-void
-hlog(struct handoff *h, const char *fmt, ...)
-{
-	char	text[1024], line[1200];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (h->generation > 0)
-		snprintf(line, sizeof(line), "%s[%ld] gen %u: %s", h->ident,
-		    (long)getpid(), h->generation, text);
-	else
-		snprintf(line, sizeof(line), "%s[%ld]: %s", h->ident,
-		    (long)getpid(), text);
-	h->log_cb(line, h->log_arg);
-}
-
-/* Records the reason of a failure; always returns -1. */
-int
-herr(struct handoff *h, const char *fmt, ...)
-{
-	va_list	ap;
-	int	save_errno = errno;
-
-	va_start(ap, fmt);
-	vsnprintf(h->err, sizeof(h->err), fmt, ap);
-	va_end(ap);
-	errno = save_errno;
-	return -1;
-}
-
-/*
- * Formats the adopted/added/retired lists of a ready message for a log
- * line: "adopted 2 (http,api); added 0; retired 1 (old)", at most a few
- * names each so that 10000 listeners still make one readable line.
- */
-/* Appends to buf, never past len; output is cut, not overrun. */
-static void
-append(char *buf, size_t len, size_t *off, const char *fmt, ...)
-{
-	va_list	ap;
-	int	n;
-
-	if (*off + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *off, len - *off, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*off = *off + (size_t)n < len ? *off + (size_t)n : len - 1;
-}
-
-void
-hchanges(const json_t *ready, char *buf, size_t len)
-{
-	static const char *const keys[] = { "adopted", "added", "retired" };
-	const json_t	*list, *v, *count;
-	size_t		 off = 0, k, i, n, shown;
-
-	buf[0] = '\0';
-	for (k = 0; k < 3; k++) {
-		list = json_object_get(ready, keys[k]);
-		/* A ready message may name fewer than it counts. */
-		count = json_object_get(json_object_get(ready, "counts"),
-		    keys[k]);
-		n = json_array_size(list);
-		if (json_is_integer(count) && json_integer_value(count) >= 0 &&
-		    (size_t)json_integer_value(count) > n)
-			n = (size_t)json_integer_value(count);
-		append(buf, len, &off, "%s%s %zu", k > 0 ? "; " : "",
-		    keys[k], n);
-		shown = 0;
-		json_array_foreach(list, i, v) {
-			if (i == 8)
-				break;
-			append(buf, len, &off, "%s%s", i == 0 ? " (" : ",",
-			    json_string_value(v));
-			shown++;
-		}
-		if (shown < n)
-			append(buf, len, &off, "%s+%zu more", shown == 0 ?
-			    " (" : ",", n - shown);
-		if (n > 0)
-			append(buf, len, &off, ")");
-	}
-}
-
-/* Tells the service manager, if there is one; failures are logged. */
-void
-hnotify(struct handoff *h, const char *fmt, ...)
-{
-	char	text[1024];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (systemd_notify("%s", text) == -1)
-		hlog(h, "NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
-		    strerror(errno));
-}
-
-void
-hevent(struct handoff *h, enum handoff_event ev)
-{
-	if (h->event_cb != NULL)
-		h->event_cb(h, ev, h->event_arg);
-}
-
-unsigned
-hcount(struct handoff *h)
-{
-	return h->count_cb != NULL ? h->count_cb(h->count_arg) : 0;
-}
-
-/*
- * Copies n strings into one allocation (a NULL stays NULL): 10000
- * listeners are 10000 mallocs, not two or four times that. Returns the
- * allocation, to be freed, which is out[0] if in[0] is a string.
- */
-char *
-hpack(const char *const in[], char *out[], size_t n)
-{
-	size_t	 i, len = 0, k;
-	char	*p;
-
-	for (i = 0; i < n; i++)
-		len += in[i] != NULL ? strlen(in[i]) + 1 : 0;
-	if ((p = malloc(len > 0 ? len : 1)) == NULL)
-		return NULL;
-	for (i = 0, len = 0; i < n; i++) {
-		out[i] = NULL;
-		if (in[i] == NULL)
-			continue;
-		k = strlen(in[i]) + 1;
-		out[i] = memcpy(p + len, in[i], k);
-		len += k;
-	}
-	return p;
-}
-
-/* A name and its spec (or NULL) packed: returns the name; *specp points
- * into it. */
-char *
-hnames(const char *name, const char *spec, char **specp)
-{
-	const char	*in[2] = { name, spec };
-	char		*out[2], *p;
-
-	p = hpack(in, out, 2);
-	*specp = p != NULL ? out[1] : NULL;
-	return p;
-}
-
-void
-hlistener_close(struct hlistener *l)
-{
-	if (l->fd >= 0)
-		close(l->fd);
-	l->fd = -1;
-	free(l->name);
-	l->name = l->spec = NULL;
-}
-
-/*
- * Listeners are non-blocking whoever made them (systemd passes blocking
- * ones); the flag is shared with any other holder of the socket, which
- * expects it too.
- */
-int
-hnonblock(int fd)
-{
-	int	fl;
-
-	if ((fl = fcntl(fd, F_GETFL)) == -1)
-		return -1;
-	return (fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != -1 ?
-	    0 : -1;
-}
-
-/*
- * Takes fd, and makes it non-blocking: on failure it is closed. id, if
- * given, is what listener_identify already said of fd.
- */
-int
-hlistener_set(struct hlistener *l, const char *name, const char *spec,
-    int fd, const struct listener_id *id)
-{
-	memset(l, 0, sizeof(*l));
-	if (hnonblock(fd) == -1) {
-		close(fd);
-		l->fd = -1;
-		return -1;
-	}
-	l->fd = fd;
-	l->name = hnames(name, spec, &l->spec);
-	if (id != NULL)
-		l->id = *id;
-	if (l->name == NULL ||
-	    (id == NULL && listener_identify(fd, &l->id) == -1)) {
-		hlistener_close(l);
-		return -1;
-	}
-	return 0;
-}
-
 struct handoff *
 handoff_new(struct event_base *base, const char *control_path)
 {
@@ -294,7 +87,7 @@ handoff_free(struct handoff *h)
 	if (h->successor != NULL && (h->hstate == HS_DRAINING ||
 	    incumbent_offer_sent(h)))
 		chain_pass_links(h, h->successor->fd);
-	incumbent_free_peers(h);
+	peer_free_all(h);
 	chain_check_cancel(h);
 	if (h->check_ev != NULL)
 		event_free(h->check_ev);
@@ -319,7 +112,7 @@ handoff_free(struct handoff *h)
 		event_free(h->retry_ev);
 	if (h->progress_ev != NULL)
 		event_free(h->progress_ev);
-	incumbent_free_offer(h);
+	offer_free(h);
 	json_decref(h->pred_progress);
 	json_decref(h->older);
 	if (h->pred_ev != NULL)
@@ -409,18 +202,6 @@ handoff_set_max_draining(struct handoff *h, unsigned n)
 {
 	/* It travels as a protocol integer. */
 	h->max_draining = n < INT32_MAX ? n : INT32_MAX;
-}
-
-/* Our euid, root, and what handoff_allow_uid added. */
-int
-huid_allowed(const struct handoff *h, uid_t uid)
-{
-	size_t	i;
-
-	for (i = 0; i < h->nallow; i++)
-		if (h->allow[i] == uid)
-			return 1;
-	return 0;
 }
 
 int
@@ -738,133 +519,13 @@ handoff_ready(struct handoff *h)
 		return herr(h, "handoff_ready before handoff_start, or twice");
 	if (h->predecessor > 0)
 		return successor_ready(h);
-	if (control_listen(h) == -1)
+	if (incumbent_listen(h) == -1)
 		return -1;
 	control_unlock(h);
 	h->hstate = HS_SERVING;
 	hlog(h, "ready: serving, tag \"%s\"", h->tag);
 	hnotify(h, "READY=1\nSTATUS=serving, generation %u, tag %s",
 	    h->generation, h->tag);
-	return 0;
-}
-
-/* "N connections", or nothing when the application does not count. */
-static const char *
-hconns(struct handoff *h, char *buf, size_t len)
-{
-	unsigned	n = hcount(h);
-
-	if (h->count_cb == NULL)
-		snprintf(buf, len, "the application's connections");
-	else
-		snprintf(buf, len, "%u connection%s", n, n == 1 ? "" : "s");
-	return buf;
-}
-
-static void
-drain_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct handoff	*h = arg;
-	char		 conns[64];
-
-	hlog(h, "hammered: drain deadline of %u ms passed; closing %s",
-	    h->drain_timeout, hconns(h, conns, sizeof(conns)));
-	hevent(h, HANDOFF_HAMMER);
-}
-
-/* Starts the drain clock, ms before the hammer. */
-void
-hdrain_clock(struct handoff *h, unsigned ms)
-{
-	struct timeval	tv, now;
-	char		conns[64];
-
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	gettimeofday(&now, NULL);
-	timeradd(&now, &tv, &h->drain_end);
-	if (h->drain_ev == NULL)
-		h->drain_ev = evtimer_new(h->base, drain_deadline, h);
-	if (h->drain_ev != NULL)
-		evtimer_add(h->drain_ev, &tv);
-	hlog(h, "draining %s, deadline %u ms", hconns(h, conns,
-	    sizeof(conns)), ms);
-}
-
-/*
- * Starts the drain clock and says HANDOFF_DRAIN; the caller has already
- * paused accepting. From HANDOFF_DRAIN on nothing is accepted, so what
- * was still retiring is shut first.
- */
-void
-hdrain_begin(struct handoff *h, unsigned ms)
-{
-	hdrain_clock(h, ms);
-	incumbent_retire_end(h);
-	hevent(h, HANDOFF_DRAIN);
-}
-
-void
-hdrain_cancel(struct handoff *h)
-{
-	if (h->drain_ev != NULL)
-		evtimer_del(h->drain_ev);
-	timerclear(&h->drain_end);
-}
-
-unsigned
-handoff_drain_remaining(const struct handoff *h)
-{
-	struct timeval	now, left;
-
-	if (!timerisset(&h->drain_end))
-		return 0;
-	gettimeofday(&now, NULL);
-	if (timercmp(&now, &h->drain_end, >=))
-		return 0;
-	timersub(&h->drain_end, &now, &left);
-	return (unsigned)(left.tv_sec * 1000 + left.tv_usec / 1000);
-}
-
-int
-handoff_stop(struct handoff *h)
-{
-	if (chain_checking(h)) {
-		/* A stop during a hold: no rollback, drain what is left. */
-		chain_check_cancel(h);
-		h->superseded = 1;
-		hlog(h, "stopping: no rollback");
-		hdrain_begin(h, h->hold_left);
-		return 0;
-	}
-	switch (h->hstate) {
-	case HS_STOPPING:
-	case HS_DRAINING:
-		return 0;
-	case HS_NEW:
-	case HS_STARTED:
-		return herr(h, "handoff_stop before handoff_ready");
-	default:
-		break;
-	}
-	incumbent_abort_takeover(h, "this server is stopping");
-	h->hstate = HS_STOPPING;
-	/* Nobody else accepts on the control socket now: we go on answering
-	 * (status says stopping, hello and stop get busy) rather than leave
-	 * connections in its backlog to be reset when we exit. */
-	hlog(h, "stopping");
-	if (h->main_pid)
-		hnotify(h, "STOPPING=1\nSTATUS=stopping, draining");
-	/* Our predecessor, if it still drains, must not take our exit for
-	 * a crash and roll back; a stop adds no generation to the drainers,
-	 * so it hammers none (but with a cap of 0). */
-	chain_tell(h, 0, h->max_draining, h->max_draining);
-	hevent(h, HANDOFF_PAUSE);
-	hdrain_begin(h, h->drain_timeout);
-	/* No successor, so no rollback: say so to an application that
-	 * would linger for one. */
-	if (h->hstate == HS_STOPPING)
-		hevent(h, HANDOFF_SUPERSEDED);
 	return 0;
 }
 
@@ -878,4 +539,16 @@ pid_t
 handoff_predecessor(const struct handoff *h)
 {
 	return h->predecessor;
+}
+
+unsigned
+handoff_drain_remaining(const struct handoff *h)
+{
+	return hdrain_remaining(h);
+}
+
+int
+handoff_stop(struct handoff *h)
+{
+	return incumbent_stop(h);
 }

@@ -1,624 +1,19 @@
 /*
- * message: build, parse and validate protocol v1 messages. Validation
- * errors name the message type and the field, so a log line or an "error"
- * reply tells the peer exactly what was wrong.
+ * message: build, encode, send and receive protocol v1 messages, and
+ * measure them: what a message will take is counted here, next to the
+ * encoder, never by hand elsewhere.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "message.h"
 #include "wire.h"
-
-typedef int (*msg_check_fn)(const json_t *, const char *, char *, size_t);
-
-static int	check_none(const json_t *, const char *, char *, size_t);
-static int	check_hello(const json_t *, const char *, char *, size_t);
-static int	check_offer(const json_t *, const char *, char *, size_t);
-static int	check_fds(const json_t *, const char *, char *, size_t);
-static int	check_ready(const json_t *, const char *, char *, size_t);
-static int	check_released(const json_t *, const char *, char *, size_t);
-static int	check_progress(const json_t *, const char *, char *, size_t);
-static int	check_report(const json_t *, const char *, char *, size_t);
-static int	check_error(const json_t *, const char *, char *, size_t);
-static int	check_superseded(const json_t *, const char *, char *, size_t);
-static int	check_takeover(const json_t *, const char *, char *, size_t);
-static int	check_predecessors(const json_t *, const char *, char *,
-		    size_t);
-
-static const struct {
-	const char	*type;
-	msg_check_fn	 check;
-} msg_types[] = {
-	{ "hello",	check_hello },
-	{ "offer",	check_offer },
-	{ "fds",	check_fds },
-	{ "ready",	check_ready },
-	{ "released",	check_released },
-	{ "hammer",	check_none },
-	{ "status",	check_none },
-	{ "report",	check_report },
-	{ "stop",	check_none },
-	{ "stopping",	check_released },
-	{ "progress",	check_progress },
-	{ "error",	check_error },
-	{ "superseded",	check_superseded },
-	{ "takeover",	check_takeover },
-	{ "predecessors", check_predecessors },
-};
-
-/* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
-static void
-utf8_prefix(const char *s, char *out, size_t len)
-{
-	size_t	n = strlen(s);
-
-	if (n >= len) {
-		n = len - 1;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	memcpy(out, s, n);
-	out[n] = '\0';
-}
-
-/*
- * jansson quotes the offending token in its error text, cut anywhere, even
- * inside a UTF-8 character, which no "error" reply can carry (json_string
- * wants UTF-8): its bytes beyond ASCII become '?'.
- */
-static void
-ascii_only(char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s > 0x7e)
-			*s = '?';
-}
-
-/*
- * Error texts quote what the peer sent and end up in one log line: a
- * control byte (a newline forging a second line) becomes '?'.
- */
-static int
-fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*p;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	for (p = err; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -1;
-}
-
-static int	need_int(const json_t *, const char *, const char *,
-		    json_int_t, json_int_t, char *, size_t);
-
-/* An optional integer: absent is fine, present must be in range. */
-static int
-opt_int(const json_t *o, const char *t, const char *key, json_int_t min,
-    json_int_t max, char *err, size_t len)
-{
-	if (json_object_get(o, key) == NULL)
-		return 0;
-	return need_int(o, t, key, min, max, err, len);
-}
-
-static int
-need_int(const json_t *o, const char *t, const char *key, json_int_t min,
-    json_int_t max, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max)
-		return fail(err, len, "%s: field \"%s\" must be an integer "
-		    "from %lld to %lld", t, key, (long long)min,
-		    (long long)max);
-	return 0;
-}
-
-/* A string of at most max bytes without NUL. */
-static int
-str_ok(const json_t *v, size_t max)
-{
-	return json_is_string(v) && json_string_length(v) <= max &&
-	    strlen(json_string_value(v)) == json_string_length(v);
-}
-
-static int
-enum_ok(const json_t *v, const char *const *allowed)
-{
-	size_t	i;
-
-	for (i = 0; allowed[i] != NULL; i++)
-		if (strcmp(json_string_value(v), allowed[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-need_str(const json_t *o, const char *t, const char *key, size_t max,
-    int optional, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL) {
-		if (optional)
-			return 0;
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	}
-	if (!str_ok(v, max))
-		return fail(err, len, "%s: field \"%s\" must be a string of "
-		    "at most %zu bytes", t, key, max);
-	return 0;
-}
-
-static int
-need_bool(const json_t *o, const char *t, const char *key, char *err,
-    size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_boolean(v))
-		return fail(err, len, "%s: field \"%s\" must be true or false",
-		    t, key);
-	return 0;
-}
-
-static int
-need_enum(const json_t *o, const char *t, const char *key,
-    const char *const *allowed, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (need_str(o, t, key, MSG_NAME_MAX, 0, err, len) == -1)
-		return -1;
-	if (!enum_ok(v, allowed))
-		return fail(err, len, "%s: field \"%s\" has unknown value "
-		    "\"%s\"", t, key, json_string_value(v));
-	return 0;
-}
-
-/* Names: 1 to 64 of [A-Za-z0-9_.:@-], so they are safe in logs and env. */
-int
-msg_name_valid(const char *s)
-{
-	size_t		n;
-	unsigned char	c;
-
-	for (n = 0; (c = (unsigned char)s[n]) != '\0'; n++)
-		if (n == MSG_NAME_MAX || !((c >= 'a' && c <= 'z') ||
-		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '_' || c == '.' || c == ':' || c == '@' || c == '-'))
-			return 0;
-	return n > 0;
-}
-
-static int
-need_names(const json_t *o, const char *t, const char *key, char *err,
-    size_t len)
-{
-	json_t	*v = json_object_get(o, key), *e;
-	size_t	 i;
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_array(v))
-		return fail(err, len, "%s: field \"%s\" must be an array of "
-		    "names", t, key);
-	json_array_foreach(v, i, e) {
-		if (!json_is_string(e) || !msg_name_valid(json_string_value(e)))
-			return fail(err, len, "%s: %s[%zu] is not a valid "
-			    "listener name", t, key, i);
-	}
-	return 0;
-}
-
-static int
-check_none(const json_t *o, const char *t, char *err, size_t len)
-{
-	return 0;
-}
-
-static int
-check_hello(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1 ||
-	    need_int(o, t, "max_fds", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-check_offer(const json_t *o, const char *t, char *err, size_t len)
-{
-	json_t	*state;
-
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
-	    need_int(o, t, "count", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "batches", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	state = json_object_get(o, "state");
-	if (state == NULL || !(json_is_object(state) || json_is_null(state)))
-		return fail(err, len, "%s: field \"state\" must be an object "
-		    "or null", t);
-	return 0;
-}
-
-static const char *const kinds[] = { "tcp", "udp", "unix", "fd", NULL };
-static const char *const families[] = { "inet", "inet6", "unix", "other",
-    NULL };
-static const char *const socktypes[] = { "stream", "dgram", "seqpacket",
-    "other", NULL };
-
-int
-msg_entry_check(const json_t *e, char *err, size_t len)
-{
-	const char	*t = "listener";
-
-	if (!json_is_object(e))
-		return fail(err, len, "listener entry is not an object");
-	if (need_str(e, t, "name", MSG_NAME_MAX, 0, err, len) == -1)
-		return -1;
-	if (!msg_name_valid(json_string_value(json_object_get(e, "name"))))
-		return fail(err, len, "listener: name \"%s\" is not 1 to %d of "
-		    "A-Z a-z 0-9 _ . : @ -",
-		    json_string_value(json_object_get(e, "name")),
-		    MSG_NAME_MAX);
-	if (need_enum(e, t, "kind", kinds, err, len) == -1 ||
-	    need_enum(e, t, "family", families, err, len) == -1 ||
-	    need_enum(e, t, "socktype", socktypes, err, len) == -1 ||
-	    need_str(e, t, "address", MSG_ADDR_MAX, 0, err, len) == -1 ||
-	    need_bool(e, t, "listening", err, len) == -1 ||
-	    need_str(e, t, "spec", MSG_ADDR_MAX + 16, 1, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-/*
- * The listeners of an "fds" message are a table in columns, one per field
- * of the listener entry, each with one value per attached fd: one array
- * of 252 strings decodes much faster than 252 objects.
- */
-static const struct column {
-	const char		*key;
-	const char *const	*values;	/* COL_ENUM */
-	size_t			 max;		/* COL_STRING */
-	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL } type;
-	int			 nullable;
-} fds_columns[MSG_NCOLUMNS] = {
-	[MSG_COL_NAME] =	{ "name",	NULL,	   0, COL_NAME,	  0 },
-	[MSG_COL_KIND] =	{ "kind",	kinds,	   0, COL_ENUM,	  0 },
-	[MSG_COL_FAMILY] =	{ "family",	families,  0, COL_ENUM,	  0 },
-	[MSG_COL_SOCKTYPE] =	{ "socktype",	socktypes, 0, COL_ENUM,	  0 },
-	[MSG_COL_ADDRESS] =	{ "address",	NULL,	   MSG_ADDR_MAX,
-	    COL_STRING, 0 },
-	[MSG_COL_LISTENING] =	{ "listening",	NULL,	   0, COL_BOOL,	  0 },
-	[MSG_COL_SPEC] =	{ "spec",	NULL,	   MSG_ADDR_MAX + 16,
-	    COL_STRING, 1 },
-};
-
-const char *
-msg_column(enum msg_column c)
-{
-	return fds_columns[c].key;
-}
-
-/* Is v a value of column c? */
-static int
-cell_ok(const struct column *c, const json_t *v)
-{
-	if (c->nullable && json_is_null(v))
-		return 1;
-	switch (c->type) {
-	case COL_BOOL:
-		return json_is_boolean(v);
-	case COL_STRING:
-		return str_ok(v, c->max);
-	case COL_ENUM:
-		return str_ok(v, MSG_NAME_MAX) && enum_ok(v, c->values);
-	case COL_NAME:
-		return str_ok(v, MSG_NAME_MAX) &&
-		    msg_name_valid(json_string_value(v));
-	}
-	return 0;
-}
-
-/* A value of column c: row i, or the column's one value if i is -1. */
-static int
-check_cell(const struct column *c, const json_t *v, long i, char *err,
-    size_t len)
-{
-	char	at[32];
-
-	if (cell_ok(c, v))
-		return 0;
-	if (i >= 0)
-		snprintf(at, sizeof(at), "[%ld]", i);
-	else
-		at[0] = '\0';
-	switch (c->type) {
-	case COL_BOOL:
-		return fail(err, len, "fds: listeners: %s%s must be true or "
-		    "false", c->key, at);
-	case COL_STRING:
-		return fail(err, len, "fds: listeners: %s%s must be a string "
-		    "of at most %zu bytes%s", c->key, at, c->max,
-		    c->nullable ? " or null" : "");
-	case COL_ENUM:
-		/* Each enumeration has four values. */
-		return fail(err, len, "fds: listeners: %s%s must be one of %s "
-		    "%s %s %s", c->key, at, c->values[0], c->values[1],
-		    c->values[2], c->values[3]);
-	case COL_NAME:
-		break;
-	}
-	return fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
-	    "a-z 0-9 _ . : @ -", c->key, at, MSG_NAME_MAX);
-}
-
-/*
- * Each column is an array of one value per fd, or, but for "name", one
- * value (not an array) that holds for every fd of the batch.
- */
-static int
-check_fds(const json_t *o, const char *t, char *err, size_t len)
-{
-	const struct column	*c;
-	json_t			*list, *col, *v;
-	size_t			 i, k, n = 0;
-
-	if (need_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	list = json_object_get(o, "listeners");
-	if (!json_is_object(list))
-		return fail(err, len, "%s: field \"listeners\" must be an "
-		    "object of columns", t);
-	for (k = 0; k < MSG_NCOLUMNS; k++) {
-		c = &fds_columns[k];
-		col = json_object_get(list, c->key);
-		if (col != NULL && !json_is_array(col) && k != MSG_COL_NAME) {
-			if (check_cell(c, col, -1, err, len) == -1)
-				return -1;
-			continue;
-		}
-		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
-			return fail(err, len, "%s: listeners: column \"%s\" "
-			    "must be an array of at most %d values%s", t, c->key,
-			    WIRE_MAX_FDS, k != MSG_COL_NAME ? ", or one value" :
-			    "");
-		if (k == MSG_COL_NAME)
-			n = json_array_size(col);
-		else if (json_array_size(col) != n)
-			return fail(err, len, "%s: listeners: column \"%s\" "
-			    "has %zu values, column \"name\" %zu", t, c->key,
-			    json_array_size(col), n);
-		json_array_foreach(col, i, v) {
-			if (check_cell(c, v, (long)i, err, len) == -1)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-static int
-check_ready(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_names(o, t, "adopted", err, len) == -1 ||
-	    need_names(o, t, "added", err, len) == -1 ||
-	    need_names(o, t, "retired", err, len) == -1 ||
-	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-check_released(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "deadline_ms", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-/* A draining generation: {pid, connections, remaining_ms[, generation,
- * tag]}. */
-static int
-check_drainer(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (!json_is_object(o))
-		return fail(err, len, "%s: a draining entry is not an object",
-		    t);
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1 ||
-	    opt_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-/* Optional "draining": the older generations still draining. */
-static int
-check_drainers(const json_t *o, const char *t, char *err, size_t len)
-{
-	json_t	*list = json_object_get(o, "draining"), *e;
-	size_t	 i;
-
-	if (list == NULL)
-		return 0;
-	if (!json_is_array(list) || json_array_size(list) > MSG_DRAINERS_MAX)
-		return fail(err, len, "%s: field \"draining\" must be an "
-		    "array of at most %d entries", t, MSG_DRAINERS_MAX);
-	json_array_foreach(list, i, e)
-		if (check_drainer(e, t, err, len) == -1)
-			return -1;
-	return 0;
-}
-
-static int
-check_progress(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (check_drainer(o, t, err, len) == -1)
-		return -1;
-	return check_drainers(o, t, err, len);
-}
-
-static int
-check_report(const json_t *o, const char *t, char *err, size_t len)
-{
-	static const char *const states[] = { "starting", "serving",
-	    "offering", "draining", "stopping", NULL };
-	json_t	*list, *e;
-	size_t	 i;
-	char	 sub[256];
-
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
-	    need_enum(o, t, "state", states, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	if (check_drainers(o, t, err, len) == -1)
-		return -1;
-	list = json_object_get(o, "listeners");
-	if (!json_is_array(list))
-		return fail(err, len, "%s: field \"listeners\" must be an "
-		    "array", t);
-	json_array_foreach(list, i, e) {
-		if (msg_entry_check(e, sub, sizeof(sub)) == -1)
-			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
-			    sub);
-	}
-	return 0;
-}
-
-static int
-check_superseded(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "keep", 0, INT32_MAX, err, len) == -1 ||
-	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-check_takeover(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-static int
-check_predecessors(const json_t *o, const char *t, char *err, size_t len)
-{
-	return need_int(o, t, "pid", 1, INT32_MAX, err, len);
-}
-
-static int
-check_error(const json_t *o, const char *t, char *err, size_t len)
-{
-	if (need_str(o, t, "code", MSG_NAME_MAX, 0, err, len) == -1 ||
-	    need_str(o, t, "message", MSG_TEXT_MAX, 0, err, len) == -1)
-		return -1;
-	return 0;
-}
-
-/*
- * Parses one message. On failure *code (if not NULL) is the error code to
- * answer with: version, unknown-type or malformed.
- */
-json_t *
-msg_parse_code(const char *buf, size_t len, const char **code, char *err,
-    size_t errlen)
-{
-	json_error_t	 jerr;
-	json_t		*o = NULL, *v;
-	const char	*bad_code = MSG_E_MALFORMED;
-	char		 short_type[MSG_NAME_MAX + 1];
-	const char	*type;
-	size_t		 i;
-
-	if (len > WIRE_MAX_MSG) {
-		fail(err, errlen, "message of %zu bytes is over the limit of "
-		    "%d", len, WIRE_MAX_MSG);
-		goto bad;
-	}
-	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (o == NULL) {
-		ascii_only(jerr.text);
-		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
-		    jerr.text);
-		goto bad;
-	}
-	if (!json_is_object(o)) {
-		fail(err, errlen, "message is not a JSON object");
-		goto bad;
-	}
-	v = json_object_get(o, "type");
-	if (!json_is_string(v)) {
-		fail(err, errlen, "message has no \"type\" string");
-		goto bad;
-	}
-	type = json_string_value(v);
-	utf8_prefix(type, short_type, sizeof(short_type));
-	v = json_object_get(o, "proto");
-	if (!json_is_integer(v)) {
-		fail(err, errlen, "%s: missing integer field \"proto\"",
-		    short_type);
-		goto bad;
-	}
-	if (json_integer_value(v) != MSG_PROTO) {
-		bad_code = MSG_E_VERSION;
-		fail(err, errlen, "protocol version %lld is not supported "
-		    "(this side speaks %d)", (long long)json_integer_value(v),
-		    MSG_PROTO);
-		goto bad;
-	}
-	for (i = 0; i < sizeof(msg_types) / sizeof(msg_types[0]); i++) {
-		if (strcmp(type, msg_types[i].type) != 0)
-			continue;
-		if (msg_types[i].check(o, msg_types[i].type, err, errlen) == -1)
-			goto bad;
-		return o;
-	}
-	bad_code = MSG_E_UNKNOWN;
-	fail(err, errlen, "unknown message type \"%s\"", short_type);
-bad:
-	if (code != NULL)
-		*code = bad_code;
-	json_decref(o);
-	return NULL;
-}
-
-json_t *
-msg_parse(const char *buf, size_t len, char *err, size_t errlen)
-{
-	return msg_parse_code(buf, len, NULL, err, errlen);
-}
 
 json_t *
 msg_new(const char *type)
@@ -758,11 +153,11 @@ put_string(struct out *o, const char *s)
 /* A value of column c: a string, NULL for null; "true" or "false" for
  * the boolean column. */
 static void
-put_cell(struct out *o, const struct column *c, const char *v)
+put_cell(struct out *o, enum msg_column k, const char *v)
 {
 	if (v == NULL)
 		put(o, "null", 4);
-	else if (c->type == COL_BOOL)
+	else if (k == MSG_COL_LISTENING)
 		put(o, v, strlen(v));
 	else
 		put_string(o, v);
@@ -793,20 +188,19 @@ msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
 	put(&o, head, strlen(head));
 	for (k = 0; k < MSG_NCOLUMNS; k++) {
 		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
-		put(&o, fds_columns[k].key, strlen(fds_columns[k].key));
+		put(&o, msg_column(k), strlen(msg_column(k)));
 		put(&o, "\":", 2);
 		/* A column with the same value in every row is that value. */
 		for (i = 1; k != MSG_COL_NAME && i < rows; i++)
 			if (!same_cell(row0[k], cells[i * MSG_NCOLUMNS + k]))
 				break;
 		if (k != MSG_COL_NAME && i == rows) {
-			put_cell(&o, &fds_columns[k], row0[k]);
+			put_cell(&o, k, row0[k]);
 			continue;
 		}
 		for (i = 0; i < rows; i++) {
 			put(&o, i == 0 ? "[" : ",", 1);
-			put_cell(&o, &fds_columns[k], cells[i * MSG_NCOLUMNS +
-			    k]);
+			put_cell(&o, k, cells[i * MSG_NCOLUMNS + k]);
 		}
 		put(&o, "]", 1);
 	}
@@ -870,4 +264,214 @@ msg_send(int sock, json_t *msg, int wait_ms)
 	json_decref(msg);
 	errno = save_errno;
 	return r;
+}
+
+/* Bytes of one value of column k once encoded (put_cell). */
+static size_t
+cell_len(enum msg_column k, const char *v)
+{
+	if (v == NULL)
+		return 4;			/* null */
+	if (k == MSG_COL_LISTENING)
+		return strlen(v);		/* true or false */
+	return 2 + msg_escaped_len(v);		/* quoted */
+}
+
+/*
+ * Bytes of an "fds" message of batch number `batch` without its rows:
+ * what msg_encode_fds writes around the values, every column an array.
+ */
+size_t
+msg_fds_frame_len(size_t batch)
+{
+	char	head[96];
+	size_t	k, n;
+
+	n = (size_t)snprintf(head, sizeof(head), "{\"type\":\"fds\","
+	    "\"proto\":%d,\"batch\":%zu,\"listeners\":{", MSG_PROTO, batch);
+	for (k = 0; k < MSG_NCOLUMNS; k++)	/* ,"key":[] */
+		n += (k > 0) + strlen(msg_column(k)) + 3 + 2;
+	return n + 2;				/* }} */
+}
+
+/* At most the bytes row adds to an "fds" message: a value and a comma
+ * in every column (a column with one value for all takes less). */
+size_t
+msg_fds_row_len(const char *const row[MSG_NCOLUMNS])
+{
+	size_t	k, n = 0;
+
+	for (k = 0; k < MSG_NCOLUMNS; k++)
+		n += 1 + cell_len(k, row[k]);
+	return n;
+}
+
+/* The listener entry of row (status reports): one object, no spec key
+ * when it has none. */
+json_t *
+msg_entry(const char *const row[MSG_NCOLUMNS])
+{
+	json_t	*e;
+	size_t	 k;
+
+	if ((e = json_object()) == NULL)
+		return NULL;
+	for (k = 0; k < MSG_NCOLUMNS; k++) {
+		if (row[k] == NULL && k == MSG_COL_SPEC)
+			continue;
+		if (json_object_set_new(e, msg_column(k),
+		    k == MSG_COL_LISTENING ? json_boolean(strcmp(row[k],
+		    "true") == 0) : json_string(row[k])) == -1) {
+			json_decref(e);
+			return NULL;
+		}
+	}
+	return e;
+}
+
+/* Bytes of msg_entry(row) once encoded, without encoding it. */
+size_t
+msg_entry_len(const char *const row[MSG_NCOLUMNS])
+{
+	size_t	k, n = 2;				/* {} */
+
+	for (k = 0; k < MSG_NCOLUMNS; k++) {
+		if (row[k] == NULL && k == MSG_COL_SPEC)
+			continue;
+		/* ,"key":value */
+		n += (k > 0) + strlen(msg_column(k)) + 3 + cell_len(k, row[k]);
+	}
+	return n;
+}
+
+/* Bytes s adds to an array of strings: quoted, and a comma. */
+size_t
+msg_list_item_len(const char *s)
+{
+	return 2 + msg_escaped_len(s) + 1;
+}
+
+/* What came on the control socket; one message is handled at a time. */
+static char	inbuf[WIRE_MAX_MSG];
+
+/*
+ * Receives one message, if one is queued on non-blocking sock. Returns it
+ * (MSG_OK) with its fds in fds[*nfds], the caller's; with fds NULL, any
+ * that come are closed and the message is refused as malformed. NULL
+ * otherwise, every fd closed and f saying why: MSG_NONE, nothing queued;
+ * MSG_CLOSED, the peer closed (ECONNRESET too); MSG_BAD, f->code the
+ * error code to answer with and f->err the reason.
+ */
+json_t *
+msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+{
+	int		 got[WIRE_MAX_FDS];
+	size_t		 ngot;
+	ssize_t		 n;
+	json_t		*msg;
+	const char	*code;
+
+	f->why = MSG_BAD;
+	f->code[0] = f->err[0] = '\0';
+	snprintf(f->code, sizeof(f->code), "%s", MSG_E_MALFORMED);
+	if (nfds != NULL)
+		*nfds = 0;
+	n = wire_recv(sock, inbuf, sizeof(inbuf), got, WIRE_MAX_FDS, &ngot);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		f->why = MSG_NONE;
+		return NULL;
+	}
+	if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+		f->why = MSG_CLOSED;
+		snprintf(f->err, sizeof(f->err), "%s", n == 0 ?
+		    "closed the connection" : strerror(errno));
+		return NULL;
+	}
+	if (n == -1) {
+		/* wire_recv has closed whatever fds came with it. */
+		if (errno == EMSGSIZE)
+			snprintf(f->err, sizeof(f->err), "receive failed: "
+			    "message over %d bytes", WIRE_MAX_MSG);
+		else if (errno == ETOOMANYREFS)
+			snprintf(f->err, sizeof(f->err), "receive failed: "
+			    "more than %d fds attached", WIRE_MAX_FDS);
+		else
+			snprintf(f->err, sizeof(f->err), "receive failed: %s",
+			    errno == EBADMSG ? "empty message carrying fds" :
+			    strerror(errno));
+		return NULL;
+	}
+	if (ngot > 0 && fds == NULL) {
+		wire_close_fds(got, ngot);
+		snprintf(f->err, sizeof(f->err), "%zu unsolicited fd%s closed",
+		    ngot, ngot == 1 ? "" : "s");
+		return NULL;
+	}
+	if ((msg = msg_parse_code(inbuf, (size_t)n, &code, f->err,
+	    sizeof(f->err))) == NULL) {
+		wire_close_fds(got, ngot);
+		snprintf(f->code, sizeof(f->code), "%s", code);
+		return NULL;
+	}
+	if (ngot > 0) {
+		memcpy(fds, got, ngot * sizeof(*got));
+		*nfds = ngot;
+	}
+	f->why = MSG_OK;
+	return msg;
+}
+
+/*
+ * Waits at most wait_ms for a message of type want on sock and receives
+ * it, as msg_recv. Besides msg_recv's failures: MSG_TIMEOUT, nothing in
+ * time; MSG_REFUSED, an "error" came (f->code and f->err are the peer's);
+ * MSG_UNEXPECTED, another type (f->err names it). A read that shows
+ * ECONNRESET is tried once more: a peer that closed with something of
+ * ours unread may have queued its answer first (PROTOCOL.md 2.8).
+ */
+json_t *
+msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
+    struct msg_fail *f)
+{
+	json_t		*msg;
+	const char	*type;
+
+	if (nfds != NULL)
+		*nfds = 0;
+	if (wire_wait(sock, POLLIN, wait_ms) == -1) {
+		f->why = MSG_TIMEOUT;
+		f->code[0] = '\0';
+		snprintf(f->err, sizeof(f->err), "nothing within %d ms",
+		    wait_ms);
+		return NULL;
+	}
+	msg = msg_recv(sock, fds, nfds, f);
+	if (msg == NULL && f->why == MSG_CLOSED && errno == ECONNRESET)
+		msg = msg_recv(sock, fds, nfds, f);
+	if (msg == NULL) {
+		if (f->why == MSG_NONE) {	/* woken, yet nothing */
+			f->why = MSG_CLOSED;
+			snprintf(f->err, sizeof(f->err), "%s", strerror(EIO));
+		}
+		return NULL;
+	}
+	type = msg_type(msg);
+	if (strcmp(type, "error") == 0) {
+		f->why = MSG_REFUSED;
+		snprintf(f->code, sizeof(f->code), "%s", json_string_value(
+		    json_object_get(msg, "code")));
+		snprintf(f->err, sizeof(f->err), "%s", json_string_value(
+		    json_object_get(msg, "message")));
+	} else if (strcmp(type, want) != 0) {
+		f->why = MSG_UNEXPECTED;
+		f->code[0] = '\0';
+		snprintf(f->err, sizeof(f->err), "%s", type);
+	} else
+		return msg;
+	if (nfds != NULL) {
+		wire_close_fds(fds, *nfds);
+		*nfds = 0;
+	}
+	json_decref(msg);
+	return NULL;
 }

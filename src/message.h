@@ -38,9 +38,30 @@ enum msg_column {
 	MSG_COL_ADDRESS, MSG_COL_LISTENING, MSG_COL_SPEC, MSG_NCOLUMNS
 };
 
+/* Why msg_recv or msg_expect returned no message. */
+struct msg_fail {
+	enum {
+		MSG_OK,		/* a message came */
+		MSG_NONE,	/* nothing queued (msg_recv) */
+		MSG_TIMEOUT,	/* nothing in time (msg_expect) */
+		MSG_CLOSED,	/* the peer closed; err says how */
+		MSG_BAD,	/* unreadable: code is what to answer */
+		MSG_REFUSED,	/* an "error" came: its code and message */
+		MSG_UNEXPECTED,	/* another type came: err names it */
+	}		 why;
+	char		 code[MSG_NAME_MAX + 1];
+	char		 err[MSG_TEXT_MAX];
+};
+
+/* schema.c */
 json_t		*msg_parse(const char *, size_t, char *, size_t);
 json_t		*msg_parse_code(const char *, size_t, const char **, char *,
 		    size_t);
+int		 msg_entry_check(const json_t *, char *, size_t);
+int		 msg_name_valid(const char *);
+const char	*msg_column(enum msg_column);
+
+/* message.c */
 json_t		*msg_new(const char *);
 json_t		*msg_error(const char *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -53,9 +74,16 @@ int		 msg_send(int, json_t *, int);
 char		*msg_encode_fds(size_t, const char *const *, size_t,
 		    size_t *);
 const char	*msg_type(const json_t *);
-int		 msg_entry_check(const json_t *, char *, size_t);
-int		 msg_name_valid(const char *);
 size_t		 msg_escaped_len(const char *);
-const char	*msg_column(enum msg_column);
+/* Sizes, as the encoder writes them. */
+size_t		 msg_fds_frame_len(size_t);
+size_t		 msg_fds_row_len(const char *const [MSG_NCOLUMNS]);
+size_t		 msg_list_item_len(const char *);
+/* A listener entry from a row of cells, and its encoded size. */
+json_t		*msg_entry(const char *const [MSG_NCOLUMNS]);
+size_t		 msg_entry_len(const char *const [MSG_NCOLUMNS]);
+json_t		*msg_recv(int, int *, size_t *, struct msg_fail *);
+json_t		*msg_expect(int, const char *, int, int *, size_t *,
+		    struct msg_fail *);
 
 #endif

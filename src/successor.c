@@ -555,7 +555,7 @@ static void
 become_incumbent(struct handoff *h)
 {
 	h->hstate = HS_SERVING;
-	if (control_listen(h) == -1)
+	if (incumbent_listen(h) == -1)
 		hlog(h, "%s", h->err);
 	control_unlock(h);
 }

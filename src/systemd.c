@@ -203,3 +203,18 @@ systemd_listen_fds(struct handoff *h, struct adopt_set *set)
 		adopt_free(set);
 	return (int)set->n;
 }
+
+/* Tells the service manager, if there is one; failures are logged. */
+void
+hnotify(struct handoff *h, const char *fmt, ...)
+{
+	char	text[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (systemd_notify("%s", text) == -1)
+		hlog(h, "NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
+		    strerror(errno));
+}

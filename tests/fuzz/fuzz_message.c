@@ -80,7 +80,7 @@ dumped_body_len(const json_t *s)
 
 /*
  * Every string in v: msg_escaped_len must not underestimate what jansson
- * writes, since batches are cut by it (control_entry_len).
+ * writes, since batches are cut by it (msg_entry_len, msg_fds_row_len).
  */
 static void
 check_strings(const json_t *v, int depth)

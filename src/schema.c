@@ -1,0 +1,621 @@
+/*
+ * schema: parse and validate protocol v1 messages. Validation errors name
+ * the message type and the field, so a log line or an "error" reply tells
+ * the peer exactly what was wrong.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+#include "wire.h"
+
+typedef int (*msg_check_fn)(const json_t *, const char *, char *, size_t);
+
+static int	check_none(const json_t *, const char *, char *, size_t);
+static int	check_hello(const json_t *, const char *, char *, size_t);
+static int	check_offer(const json_t *, const char *, char *, size_t);
+static int	check_fds(const json_t *, const char *, char *, size_t);
+static int	check_ready(const json_t *, const char *, char *, size_t);
+static int	check_released(const json_t *, const char *, char *, size_t);
+static int	check_progress(const json_t *, const char *, char *, size_t);
+static int	check_report(const json_t *, const char *, char *, size_t);
+static int	check_error(const json_t *, const char *, char *, size_t);
+static int	check_superseded(const json_t *, const char *, char *, size_t);
+static int	check_takeover(const json_t *, const char *, char *, size_t);
+static int	check_predecessors(const json_t *, const char *, char *,
+		    size_t);
+
+static const struct {
+	const char	*type;
+	msg_check_fn	 check;
+} msg_types[] = {
+	{ "hello",	check_hello },
+	{ "offer",	check_offer },
+	{ "fds",	check_fds },
+	{ "ready",	check_ready },
+	{ "released",	check_released },
+	{ "hammer",	check_none },
+	{ "status",	check_none },
+	{ "report",	check_report },
+	{ "stop",	check_none },
+	{ "stopping",	check_released },
+	{ "progress",	check_progress },
+	{ "error",	check_error },
+	{ "superseded",	check_superseded },
+	{ "takeover",	check_takeover },
+	{ "predecessors", check_predecessors },
+};
+
+/* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
+static void
+utf8_prefix(const char *s, char *out, size_t len)
+{
+	size_t	n = strlen(s);
+
+	if (n >= len) {
+		n = len - 1;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/*
+ * jansson quotes the offending token in its error text, cut anywhere, even
+ * inside a UTF-8 character, which no "error" reply can carry (json_string
+ * wants UTF-8): its bytes beyond ASCII become '?'.
+ */
+static void
+ascii_only(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+/*
+ * Error texts quote what the peer sent and end up in one log line: a
+ * control byte (a newline forging a second line) becomes '?'.
+ */
+static int
+fail(char *err, size_t len, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*p;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	for (p = err; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return -1;
+}
+
+static int	need_int(const json_t *, const char *, const char *,
+		    json_int_t, json_int_t, char *, size_t);
+
+/* An optional integer: absent is fine, present must be in range. */
+static int
+opt_int(const json_t *o, const char *t, const char *key, json_int_t min,
+    json_int_t max, char *err, size_t len)
+{
+	if (json_object_get(o, key) == NULL)
+		return 0;
+	return need_int(o, t, key, min, max, err, len);
+}
+
+static int
+need_int(const json_t *o, const char *t, const char *key, json_int_t min,
+    json_int_t max, char *err, size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
+		return fail(err, len, "%s: field \"%s\" must be an integer "
+		    "from %lld to %lld", t, key, (long long)min,
+		    (long long)max);
+	return 0;
+}
+
+/* A string of at most max bytes without NUL. */
+static int
+str_ok(const json_t *v, size_t max)
+{
+	return json_is_string(v) && json_string_length(v) <= max &&
+	    strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static int
+enum_ok(const json_t *v, const char *const *allowed)
+{
+	size_t	i;
+
+	for (i = 0; allowed[i] != NULL; i++)
+		if (strcmp(json_string_value(v), allowed[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+need_str(const json_t *o, const char *t, const char *key, size_t max,
+    int optional, char *err, size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL) {
+		if (optional)
+			return 0;
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	}
+	if (!str_ok(v, max))
+		return fail(err, len, "%s: field \"%s\" must be a string of "
+		    "at most %zu bytes", t, key, max);
+	return 0;
+}
+
+static int
+need_bool(const json_t *o, const char *t, const char *key, char *err,
+    size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_boolean(v))
+		return fail(err, len, "%s: field \"%s\" must be true or false",
+		    t, key);
+	return 0;
+}
+
+static int
+need_enum(const json_t *o, const char *t, const char *key,
+    const char *const *allowed, char *err, size_t len)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (need_str(o, t, key, MSG_NAME_MAX, 0, err, len) == -1)
+		return -1;
+	if (!enum_ok(v, allowed))
+		return fail(err, len, "%s: field \"%s\" has unknown value "
+		    "\"%s\"", t, key, json_string_value(v));
+	return 0;
+}
+
+/* Names: 1 to 64 of [A-Za-z0-9_.:@-], so they are safe in logs and env. */
+int
+msg_name_valid(const char *s)
+{
+	size_t		n;
+	unsigned char	c;
+
+	for (n = 0; (c = (unsigned char)s[n]) != '\0'; n++)
+		if (n == MSG_NAME_MAX || !((c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '.' || c == ':' || c == '@' || c == '-'))
+			return 0;
+	return n > 0;
+}
+
+static int
+need_names(const json_t *o, const char *t, const char *key, char *err,
+    size_t len)
+{
+	json_t	*v = json_object_get(o, key), *e;
+	size_t	 i;
+
+	if (v == NULL)
+		return fail(err, len, "%s: missing field \"%s\"", t, key);
+	if (!json_is_array(v))
+		return fail(err, len, "%s: field \"%s\" must be an array of "
+		    "names", t, key);
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e) || !msg_name_valid(json_string_value(e)))
+			return fail(err, len, "%s: %s[%zu] is not a valid "
+			    "listener name", t, key, i);
+	}
+	return 0;
+}
+
+static int
+check_none(const json_t *o, const char *t, char *err, size_t len)
+{
+	return 0;
+}
+
+static int
+check_hello(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1 ||
+	    need_int(o, t, "max_fds", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_offer(const json_t *o, const char *t, char *err, size_t len)
+{
+	json_t	*state;
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    need_int(o, t, "count", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "batches", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	state = json_object_get(o, "state");
+	if (state == NULL || !(json_is_object(state) || json_is_null(state)))
+		return fail(err, len, "%s: field \"state\" must be an object "
+		    "or null", t);
+	return 0;
+}
+
+static const char *const kinds[] = { "tcp", "udp", "unix", "fd", NULL };
+static const char *const families[] = { "inet", "inet6", "unix", "other",
+    NULL };
+static const char *const socktypes[] = { "stream", "dgram", "seqpacket",
+    "other", NULL };
+
+int
+msg_entry_check(const json_t *e, char *err, size_t len)
+{
+	const char	*t = "listener";
+
+	if (!json_is_object(e))
+		return fail(err, len, "listener entry is not an object");
+	if (need_str(e, t, "name", MSG_NAME_MAX, 0, err, len) == -1)
+		return -1;
+	if (!msg_name_valid(json_string_value(json_object_get(e, "name"))))
+		return fail(err, len, "listener: name \"%s\" is not 1 to %d of "
+		    "A-Z a-z 0-9 _ . : @ -",
+		    json_string_value(json_object_get(e, "name")),
+		    MSG_NAME_MAX);
+	if (need_enum(e, t, "kind", kinds, err, len) == -1 ||
+	    need_enum(e, t, "family", families, err, len) == -1 ||
+	    need_enum(e, t, "socktype", socktypes, err, len) == -1 ||
+	    need_str(e, t, "address", MSG_ADDR_MAX, 0, err, len) == -1 ||
+	    need_bool(e, t, "listening", err, len) == -1 ||
+	    need_str(e, t, "spec", MSG_ADDR_MAX + 16, 1, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The listeners of an "fds" message are a table in columns, one per field
+ * of the listener entry, each with one value per attached fd: one array
+ * of 252 strings decodes much faster than 252 objects.
+ */
+static const struct column {
+	const char		*key;
+	const char *const	*values;	/* COL_ENUM */
+	size_t			 max;		/* COL_STRING */
+	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL } type;
+	int			 nullable;
+} fds_columns[MSG_NCOLUMNS] = {
+	[MSG_COL_NAME] =	{ "name",	NULL,	   0, COL_NAME,	  0 },
+	[MSG_COL_KIND] =	{ "kind",	kinds,	   0, COL_ENUM,	  0 },
+	[MSG_COL_FAMILY] =	{ "family",	families,  0, COL_ENUM,	  0 },
+	[MSG_COL_SOCKTYPE] =	{ "socktype",	socktypes, 0, COL_ENUM,	  0 },
+	[MSG_COL_ADDRESS] =	{ "address",	NULL,	   MSG_ADDR_MAX,
+	    COL_STRING, 0 },
+	[MSG_COL_LISTENING] =	{ "listening",	NULL,	   0, COL_BOOL,	  0 },
+	[MSG_COL_SPEC] =	{ "spec",	NULL,	   MSG_ADDR_MAX + 16,
+	    COL_STRING, 1 },
+};
+
+const char *
+msg_column(enum msg_column c)
+{
+	return fds_columns[c].key;
+}
+
+/* Is v a value of column c? */
+static int
+cell_ok(const struct column *c, const json_t *v)
+{
+	if (c->nullable && json_is_null(v))
+		return 1;
+	switch (c->type) {
+	case COL_BOOL:
+		return json_is_boolean(v);
+	case COL_STRING:
+		return str_ok(v, c->max);
+	case COL_ENUM:
+		return str_ok(v, MSG_NAME_MAX) && enum_ok(v, c->values);
+	case COL_NAME:
+		return str_ok(v, MSG_NAME_MAX) &&
+		    msg_name_valid(json_string_value(v));
+	}
+	return 0;
+}
+
+/* A value of column c: row i, or the column's one value if i is -1. */
+static int
+check_cell(const struct column *c, const json_t *v, long i, char *err,
+    size_t len)
+{
+	char	at[32];
+
+	if (cell_ok(c, v))
+		return 0;
+	if (i >= 0)
+		snprintf(at, sizeof(at), "[%ld]", i);
+	else
+		at[0] = '\0';
+	switch (c->type) {
+	case COL_BOOL:
+		return fail(err, len, "fds: listeners: %s%s must be true or "
+		    "false", c->key, at);
+	case COL_STRING:
+		return fail(err, len, "fds: listeners: %s%s must be a string "
+		    "of at most %zu bytes%s", c->key, at, c->max,
+		    c->nullable ? " or null" : "");
+	case COL_ENUM:
+		/* Each enumeration has four values. */
+		return fail(err, len, "fds: listeners: %s%s must be one of %s "
+		    "%s %s %s", c->key, at, c->values[0], c->values[1],
+		    c->values[2], c->values[3]);
+	case COL_NAME:
+		break;
+	}
+	return fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
+	    "a-z 0-9 _ . : @ -", c->key, at, MSG_NAME_MAX);
+}
+
+/*
+ * Each column is an array of one value per fd, or, but for "name", one
+ * value (not an array) that holds for every fd of the batch.
+ */
+static int
+check_fds(const json_t *o, const char *t, char *err, size_t len)
+{
+	const struct column	*c;
+	json_t			*list, *col, *v;
+	size_t			 i, k, n = 0;
+
+	if (need_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	list = json_object_get(o, "listeners");
+	if (!json_is_object(list))
+		return fail(err, len, "%s: field \"listeners\" must be an "
+		    "object of columns", t);
+	for (k = 0; k < MSG_NCOLUMNS; k++) {
+		c = &fds_columns[k];
+		col = json_object_get(list, c->key);
+		if (col != NULL && !json_is_array(col) && k != MSG_COL_NAME) {
+			if (check_cell(c, col, -1, err, len) == -1)
+				return -1;
+			continue;
+		}
+		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
+			return fail(err, len, "%s: listeners: column \"%s\" "
+			    "must be an array of at most %d values%s", t, c->key,
+			    WIRE_MAX_FDS, k != MSG_COL_NAME ? ", or one value" :
+			    "");
+		if (k == MSG_COL_NAME)
+			n = json_array_size(col);
+		else if (json_array_size(col) != n)
+			return fail(err, len, "%s: listeners: column \"%s\" "
+			    "has %zu values, column \"name\" %zu", t, c->key,
+			    json_array_size(col), n);
+		json_array_foreach(col, i, v) {
+			if (check_cell(c, v, (long)i, err, len) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_ready(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_names(o, t, "adopted", err, len) == -1 ||
+	    need_names(o, t, "added", err, len) == -1 ||
+	    need_names(o, t, "retired", err, len) == -1 ||
+	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_released(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "deadline_ms", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+/* A draining generation: {pid, connections, remaining_ms[, generation,
+ * tag]}. */
+static int
+check_drainer(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (!json_is_object(o))
+		return fail(err, len, "%s: a draining entry is not an object",
+		    t);
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1 ||
+	    opt_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+/* Optional "draining": the older generations still draining. */
+static int
+check_drainers(const json_t *o, const char *t, char *err, size_t len)
+{
+	json_t	*list = json_object_get(o, "draining"), *e;
+	size_t	 i;
+
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > MSG_DRAINERS_MAX)
+		return fail(err, len, "%s: field \"draining\" must be an "
+		    "array of at most %d entries", t, MSG_DRAINERS_MAX);
+	json_array_foreach(list, i, e)
+		if (check_drainer(e, t, err, len) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+check_progress(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (check_drainer(o, t, err, len) == -1)
+		return -1;
+	return check_drainers(o, t, err, len);
+}
+
+static int
+check_report(const json_t *o, const char *t, char *err, size_t len)
+{
+	static const char *const states[] = { "starting", "serving",
+	    "offering", "draining", "stopping", NULL };
+	json_t	*list, *e;
+	size_t	 i;
+	char	 sub[256];
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    need_enum(o, t, "state", states, err, len) == -1 ||
+	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	if (check_drainers(o, t, err, len) == -1)
+		return -1;
+	list = json_object_get(o, "listeners");
+	if (!json_is_array(list))
+		return fail(err, len, "%s: field \"listeners\" must be an "
+		    "array", t);
+	json_array_foreach(list, i, e) {
+		if (msg_entry_check(e, sub, sizeof(sub)) == -1)
+			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
+			    sub);
+	}
+	return 0;
+}
+
+static int
+check_superseded(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "keep", 0, INT32_MAX, err, len) == -1 ||
+	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_takeover(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_predecessors(const json_t *o, const char *t, char *err, size_t len)
+{
+	return need_int(o, t, "pid", 1, INT32_MAX, err, len);
+}
+
+static int
+check_error(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_str(o, t, "code", MSG_NAME_MAX, 0, err, len) == -1 ||
+	    need_str(o, t, "message", MSG_TEXT_MAX, 0, err, len) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Parses one message. On failure *code (if not NULL) is the error code to
+ * answer with: version, unknown-type or malformed.
+ */
+json_t *
+msg_parse_code(const char *buf, size_t len, const char **code, char *err,
+    size_t errlen)
+{
+	json_error_t	 jerr;
+	json_t		*o = NULL, *v;
+	const char	*bad_code = MSG_E_MALFORMED;
+	char		 short_type[MSG_NAME_MAX + 1];
+	const char	*type;
+	size_t		 i;
+
+	if (len > WIRE_MAX_MSG) {
+		fail(err, errlen, "message of %zu bytes is over the limit of "
+		    "%d", len, WIRE_MAX_MSG);
+		goto bad;
+	}
+	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL) {
+		ascii_only(jerr.text);
+		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
+		    jerr.text);
+		goto bad;
+	}
+	if (!json_is_object(o)) {
+		fail(err, errlen, "message is not a JSON object");
+		goto bad;
+	}
+	v = json_object_get(o, "type");
+	if (!json_is_string(v)) {
+		fail(err, errlen, "message has no \"type\" string");
+		goto bad;
+	}
+	type = json_string_value(v);
+	utf8_prefix(type, short_type, sizeof(short_type));
+	v = json_object_get(o, "proto");
+	if (!json_is_integer(v)) {
+		fail(err, errlen, "%s: missing integer field \"proto\"",
+		    short_type);
+		goto bad;
+	}
+	if (json_integer_value(v) != MSG_PROTO) {
+		bad_code = MSG_E_VERSION;
+		fail(err, errlen, "protocol version %lld is not supported "
+		    "(this side speaks %d)", (long long)json_integer_value(v),
+		    MSG_PROTO);
+		goto bad;
+	}
+	for (i = 0; i < sizeof(msg_types) / sizeof(msg_types[0]); i++) {
+		if (strcmp(type, msg_types[i].type) != 0)
+			continue;
+		if (msg_types[i].check(o, msg_types[i].type, err, errlen) == -1)
+			goto bad;
+		return o;
+	}
+	bad_code = MSG_E_UNKNOWN;
+	fail(err, errlen, "unknown message type \"%s\"", short_type);
+bad:
+	if (code != NULL)
+		*code = bad_code;
+	json_decref(o);
+	return NULL;
+}
+
+json_t *
+msg_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+	return msg_parse_code(buf, len, NULL, err, errlen);
+}
