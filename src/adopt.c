@@ -11,6 +11,7 @@
 
 #include "adopt.h"
 #include "handoff-int.h"
+#include "message.h"
 
 int
 adopt_init(struct handoff *h, struct adopt_set *o, size_t count)
@@ -141,7 +142,8 @@ note(json_t *changes, size_t counts[], size_t *bytes, int k,
 	static const char *const keys[] = { "adopted", "added", "retired" };
 
 	counts[k]++;
-	if (k != RETIRED && (*bytes += strlen(name) + 3) > READY_NAMES_BYTES)
+	if (k != RETIRED && (*bytes += msg_list_item_len(name)) >
+	    READY_NAMES_BYTES)
 		return 0;
 	return json_array_append_new(json_object_get(changes, keys[k]),
 	    json_string(name));

@@ -182,28 +182,24 @@ chain_adopt_links(struct handoff *h, int *fds, size_t n)
 void
 chain_take_links(struct handoff *h)
 {
-	json_t	*msg;
-	char	*buf, err[256];
-	int	 fds[WIRE_MAX_FDS];
-	size_t	 nfds, i;
-	ssize_t	 n;
+	struct msg_fail	 f;
+	json_t		*msg;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds, i;
 
-	if (h->pred_fd < 0 || (buf = malloc(WIRE_MAX_MSG)) == NULL)
+	if (h->pred_fd < 0)
 		return;
 	for (i = 0; i < CHAIN_LINKS_MAX; i++) {
-		n = wire_recv(h->pred_fd, buf, WIRE_MAX_MSG, fds, WIRE_MAX_FDS,
-		    &nfds);
-		if (n <= 0)
-			break;		/* wire_recv closed any fds */
-		if (nfds > 0 && (msg = msg_parse(buf, (size_t)n, err,
-		    sizeof(err))) != NULL) {
-			if (strcmp(msg_type(msg), "predecessors") == 0)
-				chain_adopt_links(h, fds, nfds);
-			json_decref(msg);
+		if ((msg = msg_recv(h->pred_fd, fds, &nfds, &f)) == NULL) {
+			if (f.why == MSG_BAD)
+				continue;
+			break;		/* msg_recv closed any fds */
 		}
+		if (nfds > 0 && strcmp(msg_type(msg), "predecessors") == 0)
+			chain_adopt_links(h, fds, nfds);
 		wire_close_fds(fds, nfds);
+		json_decref(msg);
 	}
-	free(buf);
 }
 
 /*
@@ -384,11 +380,8 @@ check_end(struct handoff *h, int newer)
 static void
 check_answer(struct handoff *h, short what)
 {
-	json_t	*msg = NULL;
-	char	*buf = NULL, err[512];
-	int	 fds[WIRE_MAX_FDS];
-	size_t	 nfds = 0;
-	ssize_t	 n;
+	struct msg_fail	 f;
+	json_t		*msg;
 
 	if (what & EV_TIMEOUT) {
 		hlog(h, "nobody answered a status request on %s within %u ms: "
@@ -397,22 +390,11 @@ check_answer(struct handoff *h, short what)
 		check_end(h, 0);
 		return;
 	}
-	if ((buf = malloc(WIRE_MAX_MSG)) == NULL) {
-		hlog(h, "cannot read the answer to our status request: out of "
-		    "memory; rolling back");
-		check_end(h, 0);
-		return;
-	}
-	n = wire_recv(h->check_fd, buf, WIRE_MAX_MSG, fds, WIRE_MAX_FDS, &nfds);
-	wire_close_fds(fds, nfds);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		free(buf);
+	msg = msg_recv(h->check_fd, NULL, NULL, &f);
+	if (msg == NULL && f.why == MSG_NONE) {
 		check_arm(h, h->check_fd, h->io_timeout);
 		return;
 	}
-	if (n > 0)
-		msg = msg_parse(buf, (size_t)n, err, sizeof(err));
-	free(buf);
 	if (msg != NULL && strcmp(msg_type(msg), "report") == 0 &&
 	    json_integer_value(json_object_get(msg, "pid")) != getpid()) {
 		hlog(h, "pid %lld (generation %lld, tag \"%s\") serves on %s: "
@@ -425,8 +407,8 @@ check_answer(struct handoff *h, short what)
 		return;
 	}
 	hlog(h, "our status request on %s got %s: no newer generation serves",
-	    h->control_path, n <= 0 ? "no answer" : msg == NULL ? err :
-	    msg_type(msg));
+	    h->control_path, msg != NULL ? msg_type(msg) : f.why ==
+	    MSG_CLOSED ? "no answer" : f.err);
 	json_decref(msg);
 	check_end(h, 0);
 }

@@ -13,6 +13,8 @@
 #include <jansson.h>
 
 #include "handoff.h"
+struct adopt_set;
+
 #include "listener.h"
 #include "message.h"
 
@@ -25,6 +27,10 @@
 	((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define HANDOFF_MAX_ALLOW	16
 #define HANDOFF_ERR_MAX		512
+/* A log line's worth of hchanges: a few names of each kind. */
+#define HCHANGES_MAX		768
+/* How long a full socket may hold up a message of ours. */
+#define SEND_WAIT_MS		5000
 /* Bytes of listener names in ready; the rest are counted, not named. */
 #define READY_NAMES_BYTES	16384
 
@@ -276,6 +282,11 @@ int	 incumbent_listen(struct handoff *);
 int	 incumbent_stop(struct handoff *);
 int	 incumbent_offer_sent(const struct handoff *);
 void	 incumbent_abort_takeover(struct handoff *, const char *);
+
+/* intake.c */
+int	 intake_offer(struct handoff *, struct adopt_set *);
+int	 intake_control(struct handoff *, struct adopt_set *);
+void	 intake_fd_check(struct handoff *);
 
 /* successor.c */
 int	 successor_takeover(struct handoff *, int);

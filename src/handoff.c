@@ -322,7 +322,7 @@ start_fresh(struct handoff *h)
 	struct adopt_set	set;
 	size_t			i;
 	int			n, r;
-	char			changes[768];
+	char			changes[HCHANGES_MAX];
 
 	if ((n = systemd_listen_fds(h, &set)) == -1)
 		return -1;

@@ -161,7 +161,7 @@ on_ready(struct peer *p, json_t *msg)
 	struct handoff	*h = p->h;
 	json_t		*v;
 	unsigned	 max;
-	char		 changes[768];
+	char		 changes[HCHANGES_MAX];
 
 	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
 		peer_refuse(p, MSG_E_UNEXPECTED, "ready before every batch "

@@ -356,8 +356,8 @@ static char	inbuf[WIRE_MAX_MSG];
 
 /*
  * Receives one message, if one is queued on non-blocking sock. Returns it
- * (MSG_OK) with its fds in fds[*nfds], the caller's; with fds NULL, any
- * that come are closed and the message is refused as malformed. NULL
+ * (MSG_OK) with its fds in fds[*nfds], the caller's; with fds or nfds
+ * NULL, any that come are closed and the message is refused as malformed. NULL
  * otherwise, every fd closed and f saying why: MSG_NONE, nothing queued;
  * MSG_CLOSED, the peer closed (ECONNRESET too); MSG_BAD, f->code the
  * error code to answer with and f->err the reason.
@@ -372,7 +372,8 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 	const char	*code;
 
 	f->why = MSG_BAD;
-	f->code[0] = f->err[0] = '\0';
+	f->error = 0;
+	f->err[0] = '\0';
 	snprintf(f->code, sizeof(f->code), "%s", MSG_E_MALFORMED);
 	if (nfds != NULL)
 		*nfds = 0;
@@ -383,6 +384,7 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 	}
 	if (n == 0 || (n == -1 && errno == ECONNRESET)) {
 		f->why = MSG_CLOSED;
+		f->error = n == 0 ? 0 : errno;
 		snprintf(f->err, sizeof(f->err), "%s", n == 0 ?
 		    "closed the connection" : strerror(errno));
 		return NULL;
@@ -401,7 +403,7 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 			    strerror(errno));
 		return NULL;
 	}
-	if (ngot > 0 && fds == NULL) {
+	if (ngot > 0 && (fds == NULL || nfds == NULL)) {
 		wire_close_fds(got, ngot);
 		snprintf(f->err, sizeof(f->err), "%zu unsolicited fd%s closed",
 		    ngot, ngot == 1 ? "" : "s");
@@ -446,15 +448,16 @@ msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
 		return NULL;
 	}
 	msg = msg_recv(sock, fds, nfds, f);
-	if (msg == NULL && f->why == MSG_CLOSED && errno == ECONNRESET)
+	if (msg == NULL && f->why == MSG_CLOSED && f->error == ECONNRESET)
 		msg = msg_recv(sock, fds, nfds, f);
-	if (msg == NULL) {
-		if (f->why == MSG_NONE) {	/* woken, yet nothing */
-			f->why = MSG_CLOSED;
-			snprintf(f->err, sizeof(f->err), "%s", strerror(EIO));
-		}
-		return NULL;
+	if (msg == NULL && f->why == MSG_NONE) {
+		/* Woken by the reset read above, with nothing behind it. */
+		f->why = MSG_CLOSED;
+		f->error = ECONNRESET;
+		snprintf(f->err, sizeof(f->err), "%s", strerror(ECONNRESET));
 	}
+	if (msg == NULL)
+		return NULL;
 	type = msg_type(msg);
 	if (strcmp(type, "error") == 0) {
 		f->why = MSG_REFUSED;

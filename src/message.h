@@ -49,6 +49,7 @@ struct msg_fail {
 		MSG_REFUSED,	/* an "error" came: its code and message */
 		MSG_UNEXPECTED,	/* another type came: err names it */
 	}		 why;
+	int		 error;		/* MSG_CLOSED: errno, 0 if orderly */
 	char		 code[MSG_NAME_MAX + 1];
 	char		 err[MSG_TEXT_MAX];
 };

@@ -119,63 +119,48 @@ ctl_connect(const char *path)
 	return fd;
 }
 
-/* Sends a bare request and returns the reply, or NULL with *code set. */
+/* Sends a bare request and returns the reply of type want, or NULL with
+ * *code set. */
 static json_t *
-ctl_request(int fd, const char *type, const char *path, int ms, int *code)
+ctl_request(int fd, const char *type, const char *want, const char *path,
+    int ms, int *code)
 {
-	static char	 buf[WIRE_MAX_MSG];
-	json_t		*req, *reply;
-	char		*s, err[512];
-	size_t		 len, nfds;
-	int		 fds[WIRE_MAX_FDS];
-	ssize_t		 n;
+	struct msg_fail	 f;
+	json_t		*reply;
 
 	*code = EX_FAIL;
-	req = msg_new(type);
-	s = req != NULL ? msg_encode(req, &len) : NULL;
-	json_decref(req);
-	if (s == NULL || (wire_send(fd, s, len, NULL, 0) == -1 &&
-	    errno != EPIPE && errno != ECONNRESET)) {
-		ctl_warn("cannot send %s to %s: %s\n", type,
-		    path, strerror(errno));
-		free(s);
-		return NULL;
-	}
 	/* On EPIPE the server may have answered before closing: read on. */
-	free(s);
-	if (wire_wait(fd, POLLIN, ms) == -1) {
-		ctl_warn("no answer from %s within %d ms\n",
-		    path, ms);
+	if (msg_send(fd, msg_new(type), 0) == -1 && errno != EPIPE &&
+	    errno != ECONNRESET) {
+		ctl_warn("cannot send %s to %s: %s\n", type, path,
+		    strerror(errno));
+		return NULL;
+	}
+	if ((reply = msg_expect(fd, want, ms, NULL, NULL, &f)) != NULL) {
+		*code = EX_OK;
+		return reply;
+	}
+	switch (f.why) {
+	case MSG_TIMEOUT:
+		ctl_warn("no answer from %s within %d ms\n", path, ms);
 		*code = EX_TIMEOUT;
-		return NULL;
-	}
-	n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
-	/* A server that closed with something of ours unread shows
-	 * ECONNRESET first, its answer still queued behind it (PROTOCOL.md
-	 * 2.8): read once more. */
-	if (n == -1 && errno == ECONNRESET)
-		n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &nfds);
-	wire_close_fds(fds, nfds);
-	if (n <= 0) {
+		break;
+	case MSG_CLOSED:
 		ctl_warn("%s closed the connection without an answer%s%s\n",
-		    path, n == 0 ? "" : ": ", n == 0 ? "" : strerror(errno));
-		return NULL;
-	}
-	if ((reply = msg_parse(buf, (size_t)n, err, sizeof(err))) == NULL) {
-		ctl_warn("bad answer from %s: %s\n", path,
-		    err);
-		return NULL;
-	}
-	if (strcmp(msg_type(reply), "error") == 0) {
-		ctl_warn("%s refused %s: %s: %s\n", path,
-		    type, json_string_value(json_object_get(reply, "code")),
-		    json_string_value(json_object_get(reply, "message")));
+		    path, f.error != 0 ? ": " : "", f.error != 0 ?
+		    strerror(f.error) : "");
+		break;
+	case MSG_REFUSED:
+		ctl_warn("%s refused %s: %s: %s\n", path, type, f.code, f.err);
 		*code = EX_REFUSED;
-		json_decref(reply);
-		return NULL;
+		break;
+	case MSG_UNEXPECTED:
+		ctl_warn("%s answered %s with \"%s\"\n", path, type, f.err);
+		break;
+	default:
+		ctl_warn("bad answer from %s: %s\n", path, f.err);
 	}
-	*code = EX_OK;
-	return reply;
+	return NULL;
 }
 
 /* A message's connections, or "-" when its sender does not count them. */
@@ -250,7 +235,7 @@ query_report(const char *path)
 
 	quiet = 1;
 	fd = ctl_connect(path);
-	r = fd >= 0 ? ctl_request(fd, "status", path, 2000, &code) : NULL;
+	r = fd >= 0 ? ctl_request(fd, "status", "report", path, 2000, &code) : NULL;
 	if (fd >= 0)
 		close(fd);
 	quiet = 0;
@@ -266,7 +251,7 @@ cmd_status(const char *path, int as_json)
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
-	r = ctl_request(fd, "status", path, 5000, &code);
+	r = ctl_request(fd, "status", "report", path, 5000, &code);
 	close(fd);
 	if (r == NULL)
 		return code;
@@ -350,7 +335,7 @@ cmd_stop(const char *path, int ms)
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
-	if ((r = ctl_request(fd, "stop", path, 5000, &code)) == NULL) {
+	if ((r = ctl_request(fd, "stop", "stopping", path, 5000, &code)) == NULL) {
 		close(fd);
 		return code;
 	}

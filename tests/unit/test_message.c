@@ -768,6 +768,61 @@ test_names(void)
 	CHECK_INT(msg_name_valid(s), 0);
 }
 
+/*
+ * The sizes message.c measures are what its encoders write: a row with
+ * every column an array (distinct values in two rows) adds exactly
+ * msg_fds_row_len, the frame is msg_fds_frame_len, an entry is
+ * msg_entry_len, a list item msg_list_item_len.
+ */
+static void
+test_sizes(void)
+{
+	static const char *const rows[][MSG_NCOLUMNS] = {
+		{ "http", "tcp", "inet", "stream", "127.0.0.1:80", "true",
+		    NULL },
+		{ "q\"uote\\d\n\x01", "unix", "unix", "seqpacket",
+		    "/run/x y.sock", "false", "unix:/run/x y.sock" },
+		{ "caf\xc3\xa9", "udp", "inet6", "dgram", "[::1]:53", "false",
+		    "udp://[::1]:53" },
+	};
+	static const size_t pairs[][2] = { { 0, 1 }, { 1, 0 }, { 0, 2 },
+	    { 2, 0 } };
+	const char	*cells[2 * MSG_NCOLUMNS];
+	size_t		 i, j, k, len, batch;
+	char		*buf;
+	json_t		*e;
+
+	for (i = 0; i < 3; i++) {
+		e = msg_entry(rows[i]);
+		CHECK(e != NULL);
+		buf = json_dumps(e, JSON_COMPACT);
+		CHECK(buf != NULL);
+		if (buf != NULL)
+			CHECK_INT(msg_entry_len(rows[i]), strlen(buf));
+		CHECK((json_object_get(e, "spec") != NULL) ==
+		    (rows[i][MSG_COL_SPEC] != NULL));
+		free(buf);
+		json_decref(e);
+		CHECK_INT(msg_list_item_len(rows[i][MSG_COL_NAME]),
+		    msg_escaped_len(rows[i][MSG_COL_NAME]) + 3);
+	}
+	/* Row 0 and another differ in every column: each is an array of
+	 * two (rows 1 and 2 share "listening", which would be one value). */
+	for (batch = 0; batch < 1000; batch += 999)
+		for (k = 0; k < 4; k++) {
+			i = pairs[k][0];
+			j = pairs[k][1];
+			memcpy(cells, rows[i], sizeof(rows[i]));
+			memcpy(cells + MSG_NCOLUMNS, rows[j], sizeof(rows[j]));
+			buf = msg_encode_fds(batch, cells, 2, &len);
+			CHECK(buf != NULL);
+			CHECK_INT(len, msg_fds_frame_len(batch) +
+			    msg_fds_row_len(rows[i]) +
+			    msg_fds_row_len(rows[j]) - MSG_NCOLUMNS);
+			free(buf);
+		}
+}
+
 int
 main(void)
 {
@@ -784,5 +839,6 @@ main(void)
 	test_size_limit();
 	test_build();
 	test_names();
+	test_sizes();
 	return unit_done("test_message");
 }
