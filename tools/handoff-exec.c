@@ -59,7 +59,7 @@ struct hexec {
 	char			 pid_env[32];	/* LISTEN_PID=, set in the child */
 	int			*tmp_fds;	/* scratch for the child */
 	size_t			 nfds;
-	int			 max_fd;	/* if close_range fails */
+	int			 max_fd;	/* without close_range */
 	int			 stop_signal;
 	unsigned		 drain_ms, ready_ms, settle_ms, rollback_ms;
 	int			 notify;	/* --notify */
@@ -265,6 +265,24 @@ child_set_pid(char *buf, pid_t pid)
 }
 
 /*
+ * Marks every fd from first on close-on-exec, async-signal-safe:
+ * close_range does it in one call (glibc 2.34, Linux 5.11); without it,
+ * or where the kernel refuses, one fcntl per possible fd below max_fd.
+ */
+static void
+cloexec_from(int first, int max_fd)
+{
+	int	fd;
+
+#if defined(HAVE_CLOSE_RANGE) && defined(CLOSE_RANGE_CLOEXEC)
+	if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+#endif
+	for (fd = first; fd < max_fd; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/*
  * In the forked child, up to exec: only async-signal-safe calls. Failures
  * go to the parent through errfd as { stage, errno }; stage 0 is the fd
  * setup, 1 is exec.
@@ -274,7 +292,7 @@ child_exec(struct hexec *x, int errfd)
 {
 	sigset_t	none;
 	size_t		i;
-	int		err[2] = { 0, 0 }, first, fd, exe;
+	int		err[2] = { 0, 0 }, exe;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -300,10 +318,7 @@ child_exec(struct hexec *x, int errfd)
 			goto fail;
 	/* Nothing else inherited above them: a stray pipe held by a
 	 * long-lived server would keep whoever started us waiting. */
-	first = LISTEN_FDS_START + (int)x->nfds;
-	if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
-		for (fd = first; fd < x->max_fd; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	cloexec_from(LISTEN_FDS_START + (int)x->nfds, x->max_fd);
 	child_set_pid(x->pid_env, getpid());
 	err[0] = 1;
 	fexecve(exe, x->argv, x->envp);
