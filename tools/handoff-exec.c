@@ -33,16 +33,25 @@
 #define NFORWARD		3
 #define SETTLE_MS		2000	/* --settle default */
 #define ROLLBACK_MS		10000	/* --rollback-window default */
-#define MAX_DRAINING_MAX	1000
+#define NSIGNALS		(3 + NFORWARD)	/* watched: see watch_signals */
 
 /* Long options without a short letter. */
 enum {
 	OPT_SETTLE = 256,
 	OPT_ROLLBACK_WINDOW,
-	OPT_MAX_DRAINING,
 };
 
 extern char **environ;
+
+/* What the command line asks for. */
+struct hexec_config {
+	struct tool_server_opts	 srv;	/* the options handoff-httpd takes too */
+	char			**argv;		/* COMMAND and its arguments */
+	int			 notify;	/* --notify */
+	int			 settle_set;	/* --settle given */
+	unsigned		 settle_ms, rollback_ms;
+	int			 stop_signal;
+};
 
 struct child {
 	pid_t		 pid;
@@ -59,7 +68,7 @@ struct hexec {
 	char			 pid_env[32];	/* LISTEN_PID=, set in the child */
 	int			*tmp_fds;	/* scratch for the child */
 	size_t			 nfds;
-	int			 max_fd;	/* if close_range fails */
+	int			 max_fd;	/* without close_range */
 	int			 stop_signal;
 	unsigned		 drain_ms, ready_ms, settle_ms, rollback_ms;
 	int			 notify;	/* --notify */
@@ -68,6 +77,7 @@ struct hexec {
 	struct event		*ready_ev;	/* settle time, or READY=1 late */
 	struct event		*straggler_ev;	/* old children after rollback */
 	struct event		*window_ev;	/* end of the rollback window */
+	struct event		*sigs[NSIGNALS];
 	struct child		*kids;
 	size_t			 nkids;
 	pid_t			 current;	/* the child that serves */
@@ -265,6 +275,24 @@ child_set_pid(char *buf, pid_t pid)
 }
 
 /*
+ * Marks every fd from first on close-on-exec, async-signal-safe:
+ * close_range does it in one call (glibc 2.34, Linux 5.11); without it,
+ * or where the kernel refuses, one fcntl per possible fd below max_fd.
+ */
+static void
+cloexec_from(int first, int max_fd)
+{
+	int	fd;
+
+#if defined(HAVE_CLOSE_RANGE) && defined(CLOSE_RANGE_CLOEXEC)
+	if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+#endif
+	for (fd = first; fd < max_fd; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/*
  * In the forked child, up to exec: only async-signal-safe calls. Failures
  * go to the parent through errfd as { stage, errno }; stage 0 is the fd
  * setup, 1 is exec.
@@ -274,7 +302,7 @@ child_exec(struct hexec *x, int errfd)
 {
 	sigset_t	none;
 	size_t		i;
-	int		err[2] = { 0, 0 }, first, fd, exe;
+	int		err[2] = { 0, 0 }, exe;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -300,10 +328,7 @@ child_exec(struct hexec *x, int errfd)
 			goto fail;
 	/* Nothing else inherited above them: a stray pipe held by a
 	 * long-lived server would keep whoever started us waiting. */
-	first = LISTEN_FDS_START + (int)x->nfds;
-	if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
-		for (fd = first; fd < x->max_fd; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	cloexec_from(LISTEN_FDS_START + (int)x->nfds, x->max_fd);
 	child_set_pid(x->pid_env, getpid());
 	err[0] = 1;
 	fexecve(exe, x->argv, x->envp);
@@ -990,223 +1015,278 @@ open_std_fds(void)
 }
 
 static int
-watch_signals(struct hexec *x, struct event **evs)
+watch_signals(struct hexec *x)
 {
 	size_t	i;
 
-	evs[0] = evsignal_new(x->base, SIGTERM, on_signal, x);
-	evs[1] = evsignal_new(x->base, SIGINT, on_signal, x);
-	evs[2] = evsignal_new(x->base, SIGCHLD, on_sigchld, x);
+	x->sigs[0] = evsignal_new(x->base, SIGTERM, on_signal, x);
+	x->sigs[1] = evsignal_new(x->base, SIGINT, on_signal, x);
+	x->sigs[2] = evsignal_new(x->base, SIGCHLD, on_sigchld, x);
 	for (i = 0; i < NFORWARD; i++)
-		evs[3 + i] = evsignal_new(x->base, forwarded[i], on_forward, x);
-	for (i = 0; i < 3 + NFORWARD; i++)
-		if (evs[i] == NULL || evsignal_add(evs[i], NULL) == -1)
+		x->sigs[3 + i] = evsignal_new(x->base, forwarded[i], on_forward,
+		    x);
+	for (i = 0; i < NSIGNALS; i++)
+		if (x->sigs[i] == NULL || evsignal_add(x->sigs[i], NULL) == -1)
 			return -1;
 	return 0;
+}
+
+/* One of handoff-exec's own options: 0, or -1 after saying why. */
+static int
+hexec_option(struct hexec_config *cfg, int c, const char *arg)
+{
+	switch (c) {
+	case 'n':
+		cfg->notify = 1;
+		return 0;
+	case OPT_SETTLE:
+		cfg->settle_set = 1;
+		return tool_seconds("handoff-exec", "--settle", arg,
+		    &cfg->settle_ms);
+	case OPT_ROLLBACK_WINDOW:
+		return tool_seconds("handoff-exec", "--rollback-window", arg,
+		    &cfg->rollback_ms);
+	case 's':
+		return (cfg->stop_signal = parse_signal(arg)) == -1 ? -1 : 0;
+	default:
+		usage(stderr);
+		return -1;
+	}
+}
+
+/* The options together, and COMMAND: 0, or -1 after saying why. */
+static int
+hexec_check(struct hexec_config *cfg, int argc, char *argv[])
+{
+	if (cfg->notify && cfg->settle_set) {
+		fprintf(stderr, "handoff-exec: --settle is for COMMANDs "
+		    "without --notify: with it, READY=1 says when COMMAND is "
+		    "ready\n");
+		return -1;
+	}
+	if (cfg->srv.control == NULL || cfg->srv.nlisten == 0 ||
+	    optind == argc) {
+		fprintf(stderr, "handoff-exec: %s\n", cfg->srv.control ==
+		    NULL ? "--control PATH is required (one control socket "
+		    "per service)" : cfg->srv.nlisten == 0 ? "at least one "
+		    "--listen NAME=SPEC is required" : "no COMMAND given "
+		    "after --");
+		usage(stderr);
+		return -1;
+	}
+	cfg->argv = argv + optind;
+	return 0;
+}
+
+/*
+ * The command line into cfg: 0 to run, or -1 with the exit status in
+ * *code (0 after --help or --version, 2 after a usage error said on
+ * stderr, 1 out of memory).
+ */
+static int
+hexec_parse(struct hexec_config *cfg, int argc, char *argv[], int *code)
+{
+	static const struct option opts[] = {
+		TOOL_SERVER_LONGOPTS,
+		{ "notify",		no_argument,		NULL, 'n' },
+		{ "settle",		required_argument,	NULL, OPT_SETTLE },
+		{ "rollback-window",	required_argument,	NULL,
+		    OPT_ROLLBACK_WINDOW },
+		{ "stop-signal",	required_argument,	NULL, 's' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int	c;
+
+	cfg->stop_signal = SIGTERM;
+	cfg->settle_ms = SETTLE_MS;
+	cfg->rollback_ms = ROLLBACK_MS;
+	/* '+': the options of COMMAND are its own. */
+	while ((c = getopt_long(argc, argv, "+" TOOL_SERVER_SHORTOPTS "ns:",
+	    opts, NULL)) != -1) {
+		switch (tool_server_option(&cfg->srv, c, optarg, code)) {
+		case TOOL_OPT_TAKEN:
+			break;
+		case TOOL_OPT_EXIT:
+			return -1;
+		case TOOL_OPT_OTHER:
+			if (hexec_option(cfg, c, optarg) == -1) {
+				*code = 2;
+				return -1;
+			}
+			break;
+		}
+	}
+	if (hexec_check(cfg, argc, argv) == -1) {
+		*code = 2;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The handoff on control, with the options and the listeners, not yet
+ * started: 0, or -1 after saying why with x->exit_code set.
+ */
+static int
+hexec_new_handoff(struct hexec *x, const struct tool_server_opts *o)
+{
+	size_t	i;
+
+	if ((x->h = handoff_new(x->base, o->control)) == NULL) {
+		fprintf(stderr, "handoff-exec: --control %s: %s\n", o->control,
+		    tool_control_error(errno));
+		return -1;
+	}
+	handoff_set_ident(x->h, "handoff-exec");
+	handoff_set_event_cb(x->h, on_event, x);
+	handoff_set_drain_timeout(x->h, x->drain_ms);
+	handoff_set_ready_timeout(x->h, x->ready_ms);
+	/* Unless asked, the library's default. */
+	if (o->max_draining_set)
+		handoff_set_max_draining(x->h, o->max_draining);
+	if (handoff_set_tag(x->h, o->tag) == -1) {
+		fprintf(stderr, "handoff-exec: --tag: %s\n",
+		    handoff_strerror(x->h));
+		return -1;
+	}
+	for (i = 0; i < o->nlisten; i++)
+		if (add_listen(x->h, o->listens[i]) == -1) {
+			x->exit_code = 2;
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * Signals, timers and the notify socket watched, the listeners taken
+ * over or bound, the child's environment and COMMAND's file ready: 0, or
+ * -1 after saying why with x->exit_code set.
+ */
+static int
+hexec_prepare(struct hexec *x)
+{
+	int	code;
+
+	/* SIGCHLD is watched before any child exists, so no exit is missed. */
+	if (watch_signals(x) == -1 ||
+	    (x->ready_ev = evtimer_new(x->base, ready_timer, x)) == NULL ||
+	    (x->window_ev = evtimer_new(x->base, rollback_window_over,
+	    x)) == NULL) {
+		fprintf(stderr, "handoff-exec: cannot watch signals\n");
+		return -1;
+	}
+	if (x->notify && notify_open(x) == -1) {
+		fprintf(stderr, "handoff-exec: cannot open a notify socket: "
+		    "%s\n", strerror(errno));
+		return -1;
+	}
+	if (handoff_start(x->h) == -1) {
+		fprintf(stderr, "handoff-exec: %s\n", handoff_strerror(x->h));
+		return -1;
+	}
+	x->nfds = handoff_listener_count(x->h);
+	if (build_env(x) == -1) {
+		fprintf(stderr, "handoff-exec: out of memory\n");
+		return -1;
+	}
+	if ((code = command_open(x)) != 0) {
+		x->exit_code = code;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Everything up to the first child, each piece kept in x for
+ * hexec_free: 0, or -1 after saying why with x->exit_code set.
+ */
+static int
+hexec_setup(struct hexec *x, const struct hexec_config *cfg)
+{
+	x->argv = cfg->argv;
+	x->notify = cfg->notify;
+	x->stop_signal = cfg->stop_signal;
+	x->drain_ms = cfg->srv.drain_ms;
+	x->ready_ms = cfg->srv.ready_ms;
+	x->settle_ms = cfg->settle_ms;
+	x->rollback_ms = cfg->rollback_ms;
+	x->self = getpid();
+	x->max_fd = (int)sysconf(_SC_OPEN_MAX) > 0 ?
+	    (int)sysconf(_SC_OPEN_MAX) : 65536;
+	open_std_fds();
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((x->base = event_base_new()) == NULL) {
+		fprintf(stderr, "handoff-exec: cannot create event base\n");
+		return -1;
+	}
+	if (hexec_new_handoff(x, &cfg->srv) == -1 || hexec_prepare(x) == -1)
+		return -1;
+	return 0;
+}
+
+/* Starts COMMAND and runs until the loop ends: the exit status. */
+static int
+hexec_run(struct hexec *x)
+{
+	int	code;
+
+	if ((code = start_child(x, "started")) != 0)
+		return code;
+	event_base_dispatch(x->base);
+	if (x->exit_code == 0)
+		xlog(x, "exiting");
+	return x->exit_code;
+}
+
+/* Frees what hexec_setup made, however far it got. */
+static void
+hexec_free(struct hexec *x)
+{
+	size_t	i;
+
+	for (i = 0; i < NSIGNALS; i++)
+		if (x->sigs[i] != NULL)
+			event_free(x->sigs[i]);
+	if (x->notify_ev != NULL)
+		event_free(x->notify_ev);
+	if (x->ready_ev != NULL)
+		event_free(x->ready_ev);
+	if (x->straggler_ev != NULL)
+		event_free(x->straggler_ev);
+	if (x->window_ev != NULL)
+		event_free(x->window_ev);
+	if (x->notify_fd >= 0)
+		close(x->notify_fd);
+	if (x->exe_fd >= 0)
+		close(x->exe_fd);
+	handoff_free(x->h);
+	if (x->base != NULL)
+		event_base_free(x->base);
+	for (i = 0; i < 3; i++)
+		free(x->owned_env[i]);
+	free(x->envp);
+	free(x->tmp_fds);
+	free(x->kids);
 }
 
 int
 main(int argc, char *argv[])
 {
-	static const struct option opts[] = {
-		{ "control",		required_argument,	NULL, 'c' },
-		{ "listen",		required_argument,	NULL, 'l' },
-		{ "tag",		required_argument,	NULL, 't' },
-		{ "drain-timeout",	required_argument,	NULL, 'd' },
-		{ "ready-timeout",	required_argument,	NULL, 'r' },
-		{ "notify",		no_argument,		NULL, 'n' },
-		{ "settle",		required_argument,	NULL, OPT_SETTLE },
-		{ "rollback-window",	required_argument,	NULL,
-		    OPT_ROLLBACK_WINDOW },
-		{ "max-draining",	required_argument,	NULL,
-		    OPT_MAX_DRAINING },
-		{ "stop-signal",	required_argument,	NULL, 's' },
-		{ "help",		no_argument,		NULL, 'h' },
-		{ "version",		no_argument,		NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct hexec	 x;
-	struct event	*sigs[3 + NFORWARD];
-	const char	*control = NULL, *tag = "";
-	char		**listens = NULL;
-	size_t		 nlisten = 0, i;
-	unsigned	 max_draining = 0;
-	int		 c, max_draining_set = 0, settle_set = 0;
+	struct hexec_config	cfg;
+	struct hexec		x;
+	int			code;
 
+	memset(&cfg, 0, sizeof(cfg));
 	memset(&x, 0, sizeof(x));
-	memset(sigs, 0, sizeof(sigs));
 	x.exit_code = 1;
 	x.notify_fd = -1;
 	x.exe_fd = -1;
-	x.stop_signal = SIGTERM;
-	x.drain_ms = x.ready_ms = 30000;
-	x.settle_ms = SETTLE_MS;
-	x.rollback_ms = ROLLBACK_MS;
-	/* '+': the options of COMMAND are its own. */
-	while ((c = getopt_long(argc, argv, "+c:l:t:d:r:ns:hV", opts,
-	    NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			control = optarg;
-			break;
-		case 'l':
-			if (tool_append("handoff-exec", &listens, &nlisten,
-			    optarg) == -1) {
-				free(listens);
-				return 1;
-			}
-			break;
-		case 't':
-			tag = optarg;
-			break;
-		case 'd':
-			if (tool_seconds("handoff-exec", "--drain-timeout", optarg,
-			    &x.drain_ms) == -1)
-				return 2;
-			break;
-		case 'r':
-			if (tool_seconds("handoff-exec", "--ready-timeout", optarg,
-			    &x.ready_ms) == -1)
-				return 2;
-			break;
-		case 'n':
-			x.notify = 1;
-			break;
-		case OPT_SETTLE:
-			if (tool_seconds("handoff-exec", "--settle", optarg,
-			    &x.settle_ms) == -1)
-				return 2;
-			settle_set = 1;
-			break;
-		case OPT_ROLLBACK_WINDOW:
-			if (tool_seconds("handoff-exec", "--rollback-window",
-			    optarg, &x.rollback_ms) == -1)
-				return 2;
-			break;
-		case OPT_MAX_DRAINING:
-			if (tool_count("handoff-exec", "--max-draining",
-			    optarg, MAX_DRAINING_MAX, &max_draining) == -1)
-				return 2;
-			max_draining_set = 1;
-			break;
-		case 's':
-			if ((x.stop_signal = parse_signal(optarg)) == -1)
-				return 2;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("handoff-exec %s (protocol %d)\n",
-			    PACKAGE_VERSION, HANDOFF_PROTO_VERSION);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (x.notify && settle_set) {
-		fprintf(stderr, "handoff-exec: --settle is for COMMANDs "
-		    "without --notify: with it, READY=1 says when COMMAND is "
-		    "ready\n");
-		free(listens);
-		return 2;
-	}
-	if (control == NULL || nlisten == 0 || optind == argc) {
-		fprintf(stderr, "handoff-exec: %s\n", control == NULL ?
-		    "--control PATH is required (one control socket per "
-		    "service)" : nlisten == 0 ? "at least one --listen "
-		    "NAME=SPEC is required" : "no COMMAND given after --");
-		usage(stderr);
-		free(listens);
-		return 2;
-	}
-	x.argv = argv + optind;
-	x.self = getpid();
-	x.max_fd = (int)sysconf(_SC_OPEN_MAX) > 0 ? (int)sysconf(_SC_OPEN_MAX) :
-	    65536;
-	open_std_fds();
-	signal(SIGPIPE, SIG_IGN);
-
-	if ((x.base = event_base_new()) == NULL) {
-		fprintf(stderr, "handoff-exec: cannot create event base\n");
-		goto out;
-	}
-	if ((x.h = handoff_new(x.base, control)) == NULL) {
-		fprintf(stderr, "handoff-exec: --control %s: %s\n", control,
-		    tool_control_error(errno));
-		goto out;
-	}
-	handoff_set_ident(x.h, "handoff-exec");
-	handoff_set_event_cb(x.h, on_event, &x);
-	handoff_set_drain_timeout(x.h, x.drain_ms);
-	handoff_set_ready_timeout(x.h, x.ready_ms);
-	if (max_draining_set)
-		handoff_set_max_draining(x.h, max_draining);
-	if (handoff_set_tag(x.h, tag) == -1) {
-		fprintf(stderr, "handoff-exec: --tag: %s\n",
-		    handoff_strerror(x.h));
-		goto out;
-	}
-	for (i = 0; i < nlisten; i++)
-		if (add_listen(x.h, listens[i]) == -1) {
-			x.exit_code = 2;
-			goto out;
-		}
-	/* SIGCHLD is watched before any child exists, so no exit is missed. */
-	if (watch_signals(&x, sigs) == -1 ||
-	    (x.ready_ev = evtimer_new(x.base, ready_timer, &x)) == NULL ||
-	    (x.window_ev = evtimer_new(x.base, rollback_window_over,
-	    &x)) == NULL) {
-		fprintf(stderr, "handoff-exec: cannot watch signals\n");
-		goto out;
-	}
-	if (x.notify && notify_open(&x) == -1) {
-		fprintf(stderr, "handoff-exec: cannot open a notify socket: "
-		    "%s\n", strerror(errno));
-		goto out;
-	}
-	if (handoff_start(x.h) == -1) {
-		fprintf(stderr, "handoff-exec: %s\n", handoff_strerror(x.h));
-		goto out;
-	}
-	x.nfds = handoff_listener_count(x.h);
-	if (build_env(&x) == -1) {
-		fprintf(stderr, "handoff-exec: out of memory\n");
-		goto out;
-	}
-	if ((c = command_open(&x)) != 0 ||
-	    (c = start_child(&x, "started")) != 0) {
-		x.exit_code = c;
-		goto out;
-	}
-	event_base_dispatch(x.base);
-out:
-	if (x.exit_code == 0)
-		xlog(&x, "exiting");
-	for (i = 0; i < 3 + NFORWARD; i++)
-		if (sigs[i] != NULL)
-			event_free(sigs[i]);
-	if (x.notify_ev != NULL)
-		event_free(x.notify_ev);
-	if (x.ready_ev != NULL)
-		event_free(x.ready_ev);
-	if (x.straggler_ev != NULL)
-		event_free(x.straggler_ev);
-	if (x.window_ev != NULL)
-		event_free(x.window_ev);
-	if (x.notify_fd >= 0)
-		close(x.notify_fd);
-	if (x.exe_fd >= 0)
-		close(x.exe_fd);
-	handoff_free(x.h);
-	if (x.base != NULL)
-		event_base_free(x.base);
-	for (i = 0; i < 3; i++)
-		free(x.owned_env[i]);
-	free(x.envp);
-	free(x.tmp_fds);
-	free(x.kids);
-	free(listens);
-	return x.exit_code;
+	tool_server_init(&cfg.srv, "handoff-exec", usage);
+	if (hexec_parse(&cfg, argc, argv, &code) == 0)
+		code = hexec_setup(&x, &cfg) == 0 ? hexec_run(&x) :
+		    x.exit_code;
+	hexec_free(&x);
+	tool_server_clear(&cfg.srv);
+	return code;
 }

@@ -31,6 +31,8 @@
 #include "toolutil.h"
 
 #define SLOW_MAX_MS	600000
+/* --max-draining's default. */
+#define MAX_DRAINING	4
 /* Out of fds, the HTTP listeners pause this long before trying again. */
 #define ACCEPT_RETRY_MS	100
 
@@ -48,9 +50,10 @@ struct httpd {
 	struct timeval		 accept_err_at;	/* when it first did */
 	struct event		*accept_ev;	/* try accepting again */
 	int			 signals;
+	struct event		*sigterm, *sigint, *sighup;
 	int			 aborted;	/* takeover failed after ready */
 	int			 exiting;
-	int			 exit_code;
+	char			*def_control;	/* the control path we chose */
 	/* Connections accepted in this loop turn, their evcon not yet known. */
 	struct bufferevent	**fresh;
 	size_t			 nfresh, capfresh;
@@ -516,224 +519,267 @@ raise_nofile(void)
 	}
 }
 
-int
-main(int argc, char *argv[])
+/*
+ * The command line into o: 0 to run, or -1 with the exit status in *code
+ * (0 after --help or --version, 2 after a usage error said on stderr, 1
+ * out of memory).
+ */
+static int
+httpd_parse(struct tool_server_opts *o, int argc, char *argv[], int *code)
 {
 	static const struct option opts[] = {
-		{ "control",		required_argument,	NULL, 'c' },
-		{ "listen",		required_argument,	NULL, 'l' },
-		{ "tag",		required_argument,	NULL, 't' },
-		{ "drain-timeout",	required_argument,	NULL, 'd' },
-		{ "ready-timeout",	required_argument,	NULL, 'r' },
-		{ "max-draining",	required_argument,	NULL, 'm' },
-		{ "help",		no_argument,		NULL, 'h' },
-		{ "version",		no_argument,		NULL, 'V' },
+		TOOL_SERVER_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
-	struct httpd	 d;
-	struct event_config	*cfg;
-	struct event	*sigterm = NULL, *sigint = NULL, *sighup = NULL;
-	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
-	struct slow	*s;
-	char		*control = NULL, *def_control = NULL, state[128];
-	char		**listens = NULL;
-	unsigned	 drain_ms = 30000, ready_ms = 30000, n = 0;
-	unsigned	 max_draining = 4;
-	size_t		 nlisten = 0, i;
-	int		 c;
+	int	c;
 
-	memset(&d, 0, sizeof(d));
-	LIST_INIT(&d.slows);
-	d.tag = "";
-	d.exit_code = 1;
-	while ((c = getopt_long(argc, argv, "c:l:t:d:r:m:hV", opts,
+	while ((c = getopt_long(argc, argv, TOOL_SERVER_SHORTOPTS "m:", opts,
 	    NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			control = optarg;
+		switch (tool_server_option(o, c, optarg, code)) {
+		case TOOL_OPT_TAKEN:
 			break;
-		case 'l':
-			if (tool_append("handoff-httpd", &listens, &nlisten,
-			    optarg) == -1) {
-				free(listens);
-				return 1;
-			}
-			break;
-		case 't':
-			d.tag = optarg;
-			break;
-		case 'd':
-			if (tool_seconds("handoff-httpd", "--drain-timeout",
-			    optarg, &drain_ms) == -1)
-				return 2;
-			break;
-		case 'r':
-			if (tool_seconds("handoff-httpd", "--ready-timeout",
-			    optarg, &ready_ms) == -1)
-				return 2;
-			break;
-		case 'm':
-			if (tool_count("handoff-httpd", "--max-draining",
-			    optarg, 1000, &max_draining) == -1)
-				return 2;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("handoff-httpd %s (protocol %d)\n",
-			    PACKAGE_VERSION, HANDOFF_PROTO_VERSION);
-			return 0;
-		default:
+		case TOOL_OPT_EXIT:
+			return -1;
+		case TOOL_OPT_OTHER:
 			usage(stderr);
-			return 2;
+			*code = 2;
+			return -1;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "handoff-httpd: unexpected argument \"%s\"\n",
 		    argv[optind]);
 		usage(stderr);
-		return 2;
+		*code = 2;
+		return -1;
 	}
-	if (control == NULL &&
-	    (control = def_control = default_control()) == NULL) {
-		fprintf(stderr, "handoff-httpd: cannot make a directory for "
-		    "the control socket: %s; use --control PATH\n",
-		    strerror(errno));
-		return 1;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	/* Until on_hangup is watched: a takeover may take seconds. */
-	signal(SIGHUP, SIG_IGN);
-	raise_nofile();
+	return 0;
+}
 
-	/*
-	 * epoll's changelist: event_add and event_del are applied by the
-	 * next dispatch, one epoll_ctl for each fd whose interest changed.
-	 * A takeover adds (successor) or removes (incumbent) one event a
-	 * listener: with it, ready and released go out first and those
-	 * calls follow, before any accept. It is unsafe only for fds
-	 * cloned by dup(), which nothing here gives libevent.
-	 */
+/*
+ * epoll's changelist: event_add and event_del are applied by the
+ * next dispatch, one epoll_ctl for each fd whose interest changed.
+ * A takeover adds (successor) or removes (incumbent) one event a
+ * listener: with it, ready and released go out first and those
+ * calls follow, before any accept. It is unsafe only for fds
+ * cloned by dup(), which nothing here gives libevent.
+ */
+static int
+httpd_new_base(struct httpd *d)
+{
+	struct event_config	*cfg;
+
 	if ((cfg = event_config_new()) == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
-		return 1;
+		return -1;
 	}
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	d.base = event_base_new_with_config(cfg);
+	d->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
-	if (d.base == NULL) {
+	if (d->base == NULL) {
 		fprintf(stderr, "handoff-httpd: cannot create event base\n");
-		return 1;
+		return -1;
 	}
-	if ((d.h = handoff_new(d.base, control)) == NULL) {
+	return 0;
+}
+
+/*
+ * The listeners, taken over from the incumbent on control or bound
+ * fresh, with the options applied: 0, or -1 after saying why.
+ */
+static int
+httpd_start(struct httpd *d, const struct tool_server_opts *o,
+    const char *control)
+{
+	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
+	char		**listens = o->listens, state[128];
+	size_t		  nlisten = o->nlisten, i;
+	unsigned	  n = 0;
+
+	if ((d->h = handoff_new(d->base, control)) == NULL) {
 		fprintf(stderr, "handoff-httpd: --control %s: %s\n", control,
 		    tool_control_error(errno));
-		goto out;
+		return -1;
 	}
-	handoff_set_ident(d.h, "handoff-httpd");
-	handoff_set_event_cb(d.h, on_event, &d);
-	handoff_set_count_cb(d.h, count_conns, &d);
-	handoff_set_drain_timeout(d.h, drain_ms);
-	handoff_set_ready_timeout(d.h, ready_ms);
-	handoff_set_max_draining(d.h, max_draining);
+	handoff_set_ident(d->h, "handoff-httpd");
+	handoff_set_event_cb(d->h, on_event, d);
+	handoff_set_count_cb(d->h, count_conns, d);
+	handoff_set_drain_timeout(d->h, o->drain_ms);
+	handoff_set_ready_timeout(d->h, o->ready_ms);
+	handoff_set_max_draining(d->h, o->max_draining_set ?
+	    o->max_draining : MAX_DRAINING);
 	/* What is queued on a port our successor moves is ours to serve. */
-	handoff_set_serve_retired(d.h, 1);
-	if (handoff_set_tag(d.h, d.tag) == -1)
+	handoff_set_serve_retired(d->h, 1);
+	if (handoff_set_tag(d->h, d->tag) == -1)
 		goto fail;
 	if (nlisten == 0) {
 		listens = def_listen;
 		nlisten = 1;
 	}
 	for (i = 0; i < nlisten; i++)
-		if (add_listen(d.h, listens[i], &n) == -1)
+		if (add_listen(d->h, listens[i], &n) == -1)
 			goto fail;
-	if (handoff_start(d.h) == -1)
+	if (handoff_start(d->h) == -1)
 		goto fail;
 	/* The state carries when generation 1 started, across upgrades. */
 	snprintf(state, sizeof(state), "{\"server\":\"handoff-httpd\","
-	    "\"first_started\":%lld}", first_started(d.h));
-	handoff_set_state(d.h, state);
+	    "\"first_started\":%lld}", first_started(d->h));
+	handoff_set_state(d->h, state);
+	return 0;
+fail:
+	fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d->h));
+	return -1;
+}
 
-	d.fresh_ev = event_new(d.base, -1, 0, note_fresh, &d);
-	d.accept_ev = evtimer_new(d.base, accept_retry, &d);
-	d.http = evhttp_new(d.base);
-	d.lev = calloc(handoff_listener_count(d.h), sizeof(*d.lev));
-	the_httpd = &d;
-	if (d.fresh_ev == NULL || d.accept_ev == NULL || d.http == NULL ||
-	    d.lev == NULL) {
+/* evhttp on every listener of the handoff: 0, or -1 after saying why. */
+static int
+httpd_serve(struct httpd *d)
+{
+	size_t	i;
+
+	d->fresh_ev = event_new(d->base, -1, 0, note_fresh, d);
+	d->accept_ev = evtimer_new(d->base, accept_retry, d);
+	d->http = evhttp_new(d->base);
+	d->lev = calloc(handoff_listener_count(d->h), sizeof(*d->lev));
+	the_httpd = d;
+	if (d->fresh_ev == NULL || d->accept_ev == NULL || d->http == NULL ||
+	    d->lev == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
-		goto out;
+		return -1;
 	}
-	evhttp_set_bevcb(d.http, new_bev, &d);
-	evhttp_set_gencb(d.http, route, &d);
-	evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	for (i = 0; i < handoff_listener_count(d.h); i++) {
+	evhttp_set_bevcb(d->http, new_bev, d);
+	evhttp_set_gencb(d->http, route, d);
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	for (i = 0; i < handoff_listener_count(d->h); i++) {
 		/* Backlog 0: the socket already listens; the library owns it. */
-		d.lev[i] = evconnlistener_new(d.base, NULL, NULL,
-		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d.h, i));
-		if (d.lev[i] == NULL) {
+		d->lev[i] = evconnlistener_new(d->base, NULL, NULL,
+		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d->h, i));
+		if (d->lev[i] == NULL) {
 			fprintf(stderr, "handoff-httpd: cannot watch listener "
-			    "%s: %s\n", handoff_listener_name(d.h, i),
+			    "%s: %s\n", handoff_listener_name(d->h, i),
 			    strerror(errno));
-			goto out;
+			return -1;
 		}
-		if (evhttp_bind_listener(d.http, d.lev[i]) == NULL) {
-			evconnlistener_free(d.lev[i]);
+		if (evhttp_bind_listener(d->http, d->lev[i]) == NULL) {
+			evconnlistener_free(d->lev[i]);
 			fprintf(stderr, "handoff-httpd: cannot serve HTTP on "
 			    "%s: out of memory\n",
-			    handoff_listener_name(d.h, i));
-			goto out;
+			    handoff_listener_name(d->h, i));
+			return -1;
 		}
-		evconnlistener_set_error_cb(d.lev[i], accept_failed);
-		d.nlev++;
+		evconnlistener_set_error_cb(d->lev[i], accept_failed);
+		d->nlev++;
 	}
-	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
-	sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-	sighup = evsignal_new(d.base, SIGHUP, on_hangup, &d);
-	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
-	    evsignal_add(sigterm, NULL) == -1 || evsignal_add(sigint,
-	    NULL) == -1 || evsignal_add(sighup, NULL) == -1) {
+	return 0;
+}
+
+static int
+httpd_watch_signals(struct httpd *d)
+{
+	d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+	d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+	d->sighup = evsignal_new(d->base, SIGHUP, on_hangup, d);
+	if (d->sigterm == NULL || d->sigint == NULL || d->sighup == NULL ||
+	    evsignal_add(d->sigterm, NULL) == -1 || evsignal_add(d->sigint,
+	    NULL) == -1 || evsignal_add(d->sighup, NULL) == -1) {
 		fprintf(stderr, "handoff-httpd: cannot watch signals\n");
-		goto out;
+		return -1;
 	}
-	if (handoff_ready(d.h) == -1)
-		goto fail;
-	event_base_dispatch(d.base);
-	if (d.aborted)
-		goto fail;
-	d.exit_code = 0;
-	goto out;
-fail:
-	fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d.h));
-out:
-	if (d.exit_code == 0)
-		fprintf(stderr, "handoff-httpd[%ld] gen %u: exiting, %u "
-		    "connection%s left\n", (long)getpid(),
-		    handoff_generation(d.h), d.conns, d.conns == 1 ? "" : "s");
+	return 0;
+}
+
+/*
+ * Everything up to serving, each piece kept in d for httpd_free: 0, or
+ * -1 after saying why.
+ */
+static int
+httpd_setup(struct httpd *d, const struct tool_server_opts *o)
+{
+	const char	*control = o->control;
+
+	d->tag = o->tag;
+	if (control == NULL &&
+	    (control = d->def_control = default_control()) == NULL) {
+		fprintf(stderr, "handoff-httpd: cannot make a directory for "
+		    "the control socket: %s; use --control PATH\n",
+		    strerror(errno));
+		return -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* Until on_hangup is watched: a takeover may take seconds. */
+	signal(SIGHUP, SIG_IGN);
+	raise_nofile();
+	if (httpd_new_base(d) == -1 || httpd_start(d, o, control) == -1 ||
+	    httpd_serve(d) == -1 || httpd_watch_signals(d) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Says ready and serves until the loop ends: drained, hammered or a
+ * second signal. The exit status: 0, or 1 after saying why.
+ */
+static int
+httpd_run(struct httpd *d)
+{
+	if (handoff_ready(d->h) == 0) {
+		event_base_dispatch(d->base);
+		if (!d->aborted) {
+			fprintf(stderr, "handoff-httpd[%ld] gen %u: exiting, "
+			    "%u connection%s left\n", (long)getpid(),
+			    handoff_generation(d->h), d->conns,
+			    d->conns == 1 ? "" : "s");
+			return 0;
+		}
+	}
+	fprintf(stderr, "handoff-httpd: %s\n", handoff_strerror(d->h));
+	return 1;
+}
+
+/* Frees what httpd_setup made, however far it got, in reverse order. */
+static void
+httpd_free(struct httpd *d)
+{
+	struct slow	*s;
+
 	/* The connections evhttp_free closes are not a drain. */
-	d.exiting = 1;
-	if (d.http != NULL)
-		evhttp_free(d.http);	/* frees d.lev[] and connections */
+	d->exiting = 1;
+	if (d->http != NULL)
+		evhttp_free(d->http);	/* frees d->lev[] and connections */
 	/* Cut short by the hammer or a second signal. */
-	while ((s = LIST_FIRST(&d.slows)) != NULL)
+	while ((s = LIST_FIRST(&d->slows)) != NULL)
 		slow_free(s);
-	free(d.lev);
-	free(d.fresh);
-	if (listens != def_listen)
-		free(listens);
-	if (d.fresh_ev != NULL)
-		event_free(d.fresh_ev);
-	if (d.accept_ev != NULL)
-		event_free(d.accept_ev);
-	if (sigterm != NULL)
-		event_free(sigterm);
-	if (sigint != NULL)
-		event_free(sigint);
-	if (sighup != NULL)
-		event_free(sighup);
-	handoff_free(d.h);
-	event_base_free(d.base);
-	free(def_control);
-	return d.exit_code;
+	free(d->lev);
+	free(d->fresh);
+	if (d->fresh_ev != NULL)
+		event_free(d->fresh_ev);
+	if (d->accept_ev != NULL)
+		event_free(d->accept_ev);
+	if (d->sigterm != NULL)
+		event_free(d->sigterm);
+	if (d->sigint != NULL)
+		event_free(d->sigint);
+	if (d->sighup != NULL)
+		event_free(d->sighup);
+	handoff_free(d->h);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	free(d->def_control);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct tool_server_opts	o;
+	struct httpd		d;
+	int			code;
+
+	memset(&d, 0, sizeof(d));
+	LIST_INIT(&d.slows);
+	tool_server_init(&o, "handoff-httpd", usage);
+	if (httpd_parse(&o, argc, argv, &code) == 0)
+		code = httpd_setup(&d, &o) == 0 ? httpd_run(&d) : 1;
+	httpd_free(&d);
+	tool_server_clear(&o);
+	return code;
 }

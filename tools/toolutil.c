@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handoff.h"
 #include "toolutil.h"
 
 /*
@@ -74,4 +75,79 @@ tool_control_error(int err)
 		return "must be 1 to 107 bytes (a unix socket path); choose "
 		    "a shorter path";
 	return strerror(err);
+}
+
+/* The defaults both servers document: 30 s timeouts, an empty tag. */
+void
+tool_server_init(struct tool_server_opts *o, const char *prog,
+    void (*usage)(FILE *))
+{
+	memset(o, 0, sizeof(*o));
+	o->prog = prog;
+	o->usage = usage;
+	o->tag = "";
+	o->drain_ms = o->ready_ms = 30000;
+}
+
+/*
+ * Takes option c, as getopt_long returned it with argument arg, if it is
+ * one of TOOL_SERVER_LONGOPTS; see enum tool_opt.
+ */
+enum tool_opt
+tool_server_option(struct tool_server_opts *o, int c, char *arg, int *code)
+{
+	int	bad = 0;
+
+	switch (c) {
+	case 'c':
+		o->control = arg;
+		break;
+	case 'l':
+		if (tool_append(o->prog, &o->listens, &o->nlisten, arg) == -1) {
+			*code = 1;
+			return TOOL_OPT_EXIT;
+		}
+		break;
+	case 't':
+		o->tag = arg;
+		break;
+	case 'd':
+		bad = tool_seconds(o->prog, "--drain-timeout", arg,
+		    &o->drain_ms) == -1;
+		break;
+	case 'r':
+		bad = tool_seconds(o->prog, "--ready-timeout", arg,
+		    &o->ready_ms) == -1;
+		break;
+	case 'm':
+		bad = tool_count(o->prog, "--max-draining", arg,
+		    TOOL_MAX_DRAINING_MAX, &o->max_draining) == -1;
+		o->max_draining_set = 1;
+		break;
+	case 'h':
+		o->usage(stdout);
+		*code = 0;
+		return TOOL_OPT_EXIT;
+	case 'V':
+		printf("%s %s (protocol %d)\n", o->prog, PACKAGE_VERSION,
+		    HANDOFF_PROTO_VERSION);
+		*code = 0;
+		return TOOL_OPT_EXIT;
+	default:
+		return TOOL_OPT_OTHER;
+	}
+	if (bad) {
+		*code = 2;
+		return TOOL_OPT_EXIT;
+	}
+	return TOOL_OPT_TAKEN;
+}
+
+/* Frees what the options hold; they may be parsed again after init. */
+void
+tool_server_clear(struct tool_server_opts *o)
+{
+	free(o->listens);
+	o->listens = NULL;
+	o->nlisten = 0;
 }
