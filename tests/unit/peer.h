@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "handoff.h"
 #include "message.h"
 #include "wire.h"
 
@@ -148,23 +149,27 @@ static inline json_t *
 peer_recv_fds(int fd, int ms, int *fds, size_t max, size_t *nfds, char *err,
     size_t errlen)
 {
-	static char	 buf[WIRE_MAX_MSG];
-	json_t		*msg;
+	json_t		*msg = NULL;
 	ssize_t		 n;
+	char		*buf;
 
 	*nfds = 0;
 	if (wire_wait(fd, POLLIN, ms) == -1) {
 		snprintf(err, errlen, "timeout");
 		return NULL;
 	}
-	n = wire_recv(fd, buf, sizeof(buf), fds, max, nfds);
-	if (n <= 0) {
-		snprintf(err, errlen, "%s", n == 0 ? "end of file" :
-		    strerror(errno));
+	/* Not static: a fake peer may run in a thread of its own. */
+	if ((buf = malloc(WIRE_MAX_MSG)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if ((msg = msg_parse(buf, (size_t)n, err, errlen)) == NULL)
+	n = wire_recv(fd, buf, WIRE_MAX_MSG, fds, max, nfds);
+	if (n <= 0)
+		snprintf(err, errlen, "%s", n == 0 ? "end of file" :
+		    strerror(errno));
+	else if ((msg = msg_parse(buf, (size_t)n, err, errlen)) == NULL)
 		wire_close_fds(fds, *nfds);
+	free(buf);
 	return msg;
 }
 
@@ -399,6 +404,130 @@ peer_loop_recv(struct event_base *base, int fd, int *fds, size_t max,
 		return NULL;
 	}
 	return peer_recv_fds(fd, 0, fds, max, nfds, err, errlen);
+}
+
+/* What the application sees: its events in order, and the log. */
+struct peer_app {
+	char	events[256];		/* "PAUSE DRAIN ..." */
+	int	nevents;
+	char	log[65536];
+	size_t	loglen;
+};
+
+static inline void
+peer_on_event(struct handoff *h, enum handoff_event ev, void *arg)
+{
+	static const char *const names[] = {
+		[HANDOFF_PAUSE] = "PAUSE", [HANDOFF_DRAIN] = "DRAIN",
+		[HANDOFF_RESUME] = "RESUME", [HANDOFF_HAMMER] = "HAMMER",
+		[HANDOFF_ABORT] = "ABORT", [HANDOFF_HOLD] = "HOLD",
+		[HANDOFF_SUPERSEDED] = "SUPERSEDED",
+	};
+	struct peer_app	*app = arg;
+	size_t		 len = strlen(app->events);
+
+	snprintf(app->events + len, sizeof(app->events) - len, "%s%s",
+	    len > 0 ? " " : "", (unsigned)ev < sizeof(names) /
+	    sizeof(names[0]) ? names[ev] : "?");
+	app->nevents++;
+}
+
+/* Kept for the checks, and shown in the test's log. */
+static inline void
+peer_on_log(const char *line, void *arg)
+{
+	struct peer_app	*app = arg;
+	int		 n;
+
+	fprintf(stderr, "  | %s\n", line);
+	n = snprintf(app->log + app->loglen, sizeof(app->log) - app->loglen,
+	    "%s\n", line);
+	if (n > 0 && app->loglen + (size_t)n < sizeof(app->log))
+		app->loglen += (size_t)n;
+}
+
+static inline void
+peer_app_watch(struct peer_app *app, struct handoff *h)
+{
+	memset(app, 0, sizeof(*app));
+	handoff_set_event_cb(h, peer_on_event, app);
+	handoff_set_log_cb(h, peer_on_log, app);
+}
+
+/* Events in a list like "PAUSE DRAIN". */
+static inline int
+peer_count_words(const char *s)
+{
+	int	n = 0;
+
+	for (; *s != '\0'; s++)
+		if (*s != ' ' && (s[1] == ' ' || s[1] == '\0'))
+			n++;
+	return n;
+}
+
+struct peer_wait {
+	struct peer_app	*app;
+	int		 nevents;
+	const char	*text;
+};
+
+static inline int
+peer_events_came(void *arg)
+{
+	struct peer_wait	*w = arg;
+
+	return w->app->nevents >= w->nevents;
+}
+
+/* Steps the loop until the application has seen n events in all. */
+static inline void
+peer_wait_events(struct event_base *base, struct peer_app *app, int n)
+{
+	struct peer_wait	w = { app, n, NULL };
+
+	peer_loop_until(base, peer_events_came, &w, PEER_STEP_MS);
+}
+
+/* The events seen are exactly want, once as many have come. */
+#define PEER_EXPECT_EVENTS(base, app, want) do {			\
+	peer_wait_events((base), (app), peer_count_words(want));	\
+	CHECK_STR((app)->events, (want));				\
+} while (0)
+
+static inline int
+peer_log_came(void *arg)
+{
+	struct peer_wait	*w = arg;
+
+	return strstr(w->app->log, w->text) != NULL;
+}
+
+/* Steps the loop until the library has logged text: 1 if it did. */
+static inline int
+peer_wait_log(struct event_base *base, struct peer_app *app,
+    const char *fmt, ...)
+{
+	struct peer_wait	w = { app, 0, NULL };
+	char			text[1024];
+	va_list			ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	w.text = text;
+	if (peer_loop_until(base, peer_log_came, &w, PEER_STEP_MS) == 0)
+		return 1;
+	fprintf(stderr, "no log line \"%s\"\n", text);
+	return 0;
+}
+
+/* Forgets the log so far, so that a line is waited for anew. */
+static inline void
+peer_app_forget_log(struct peer_app *app)
+{
+	app->loglen = 0;
+	app->log[0] = '\0';
 }
 
 #endif

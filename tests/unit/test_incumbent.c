@@ -50,39 +50,8 @@ static struct {
 	unsigned		 conns;		/* what the count callback says */
 	char			 dir[256];
 	char			 path[300];
-	char			 events[256];
-	int			 nevents;
-	char			 log[65536];
-	size_t			 loglen;
+	struct peer_app		 app;
 } F;
-
-static void
-on_event(struct handoff *h, enum handoff_event ev, void *arg)
-{
-	static const char *const names[] = {
-		[HANDOFF_PAUSE] = "PAUSE", [HANDOFF_DRAIN] = "DRAIN",
-		[HANDOFF_RESUME] = "RESUME", [HANDOFF_HAMMER] = "HAMMER",
-		[HANDOFF_ABORT] = "ABORT", [HANDOFF_HOLD] = "HOLD",
-		[HANDOFF_SUPERSEDED] = "SUPERSEDED",
-	};
-	size_t	len = strlen(F.events);
-
-	snprintf(F.events + len, sizeof(F.events) - len, "%s%s",
-	    len > 0 ? " " : "", (unsigned)ev < sizeof(names) /
-	    sizeof(names[0]) ? names[ev] : "?");
-	F.nevents++;
-}
-
-static void
-on_log(const char *line, void *arg)
-{
-	int	n;
-
-	fprintf(stderr, "  | %s\n", line);
-	n = snprintf(F.log + F.loglen, sizeof(F.log) - F.loglen, "%s\n", line);
-	if (n > 0 && F.loglen + (size_t)n < sizeof(F.log))
-		F.loglen += (size_t)n;
-}
 
 static unsigned
 on_count(void *arg)
@@ -90,58 +59,8 @@ on_count(void *arg)
 	return F.conns;
 }
 
-/* Events in a list like "PAUSE DRAIN". */
-static int
-count_words(const char *s)
-{
-	int	n = 0;
-
-	for (; *s != '\0'; s++)
-		if (*s != ' ' && (s[1] == ' ' || s[1] == '\0'))
-			n++;
-	return n;
-}
-
-static int
-events_at_least(void *arg)
-{
-	return F.nevents >= *(int *)arg;
-}
-
-/* Steps the loop until the application has seen n events in all. */
-static void
-wait_events(int n)
-{
-	peer_loop_until(F.base, events_at_least, &n, PEER_STEP_MS);
-}
-
-/* The events seen so far are exactly want, once as many have come. */
-#define EXPECT_EVENTS(want) do {					\
-	wait_events(count_words(want));					\
-	CHECK_STR(F.events, want);					\
-} while (0)
-
-static int
-log_has(void *arg)
-{
-	return strstr(F.log, arg) != NULL;
-}
-
-/* Steps the loop until the library has logged text; 1 if it has. */
-static int
-wait_log(const char *fmt, ...)
-{
-	char	text[512];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (peer_loop_until(F.base, log_has, text, PEER_STEP_MS) == 0)
-		return 1;
-	fprintf(stderr, "no log line \"%s\"\n", text);
-	return 0;
-}
+#define EXPECT_EVENTS(want)	PEER_EXPECT_EVENTS(F.base, &F.app, want)
+#define wait_log(...)		peer_wait_log(F.base, &F.app, __VA_ARGS__)
 
 /*
  * A handle serving fresh on the first n of wanted[], its control socket
@@ -165,8 +84,7 @@ setup(size_t n, unsigned io_ms, unsigned ready_ms)
 		CHECK(!"handoff_new");
 		return -1;
 	}
-	handoff_set_log_cb(F.h, on_log, NULL);
-	handoff_set_event_cb(F.h, on_event, NULL);
+	peer_app_watch(&F.app, F.h);
 	handoff_set_count_cb(F.h, on_count, NULL);
 	handoff_set_drain_timeout(F.h, DRAIN_MS);
 	if (io_ms > 0)
@@ -416,9 +334,8 @@ take_offer(int fd, int *fds)
 		return -1;
 	CHECK_INT(nfds, F.n + 1);
 	CHECK_INT(peer_int(b, "batch"), 0);
-	CHECK_INT(json_array_size(cell(b, "name", 0) != NULL ?
-	    json_object_get(json_object_get(b, "listeners"), "name") : NULL),
-	    F.n + 1);
+	CHECK_INT(json_array_size(json_object_get(json_object_get(b,
+	    "listeners"), "name")), F.n + 1);
 	if (nfds != F.n + 1) {
 		wire_close_fds(fds, nfds);
 		json_decref(b);
@@ -514,7 +431,7 @@ test_takeover_rollback(void)
 	peer_inet_name(api, api_before, sizeof(api_before));
 	if ((nfds = take_offer(fd, fds)) == -1)
 		goto out_fd;
-	CHECK_STR(F.events, "");
+	CHECK_STR(F.app.events, "");
 	/* Between hello and ready a report says who takes over. */
 	if ((r = status()) != NULL) {
 		CHECK_STR(peer_str(r, "state"), "offering");
@@ -525,7 +442,7 @@ test_takeover_rollback(void)
 	fds[2] = -1;
 	if (take_release(fd, "[\"http\",\"dns\"]", "[\"api\"]", -1) == -1)
 		goto out_fds;
-	CHECK_STR(F.events, "PAUSE DRAIN");
+	CHECK_STR(F.app.events, "PAUSE DRAIN");
 	CHECK(handoff_drain_remaining(F.h) > 0 &&
 	    handoff_drain_remaining(F.h) <= DRAIN_MS);
 	CHECK_INT(peer_tcp_accepts(api), 0);
@@ -548,7 +465,7 @@ test_takeover_rollback(void)
 	/* And the next successor is offered the same listeners. */
 	if ((fd = released_successor(fds, &nfds)) == -1)
 		goto out;
-	CHECK_STR(F.events, "PAUSE DRAIN RESUME PAUSE DRAIN");
+	CHECK_STR(F.app.events, "PAUSE DRAIN RESUME PAUSE DRAIN");
 	CHECK_INT(peer_send(fd, msg_new("hammer")), 0);
 	EXPECT_EVENTS("PAUSE DRAIN RESUME PAUSE DRAIN HAMMER");
 out_fds:
@@ -601,7 +518,7 @@ test_status(void)
 		CHECK_STR(peer_str(e, "spec"), wanted[i - 1].spec);
 	}
 	json_decref(r);
-	CHECK_STR(F.events, "");
+	CHECK_STR(F.app.events, "");
 out:
 	teardown();
 }
@@ -648,7 +565,7 @@ test_opening(void)
 		    bad[i].code, bad[i].message);
 		close(fd);
 	}
-	CHECK_STR(F.events, "");
+	CHECK_STR(F.app.events, "");
 	check_state("serving");
 out:
 	teardown();
@@ -738,11 +655,11 @@ test_hostile(void)
 		CHECK_INT(unit_count_fds(), before);
 	}
 	close(sent);
-	CHECK_STR(F.events, "");
+	CHECK_STR(F.app.events, "");
 	check_state("serving");
 	if ((fd = released_successor(rfds, &nfds)) == -1)
 		goto out;
-	CHECK_STR(F.events, "PAUSE DRAIN");
+	CHECK_STR(F.app.events, "PAUSE DRAIN");
 	wire_close_fds(rfds, (size_t)nfds);
 	close(fd);
 	EXPECT_EVENTS("PAUSE DRAIN RESUME");
@@ -786,9 +703,8 @@ test_gone_before_ready(void)
 		close(fd);
 		CHECK(wait_log("successor pid %ld went away before ready: "
 		    "still serving", (long)getpid()));
-		F.loglen = 0;
-		F.log[0] = '\0';
-		CHECK_STR(F.events, "");
+		peer_app_forget_log(&F.app);
+		CHECK_STR(F.app.events, "");
 		check_serving_listeners();
 		check_state("serving");
 	}
@@ -824,7 +740,7 @@ test_busy(void)
 	close(fds[1]);
 	fds[1] = -1;
 	CHECK_INT(take_release(fd, "[]", "[\"http\"]", -1), 0);
-	CHECK_STR(F.events, "PAUSE DRAIN");
+	CHECK_STR(F.app.events, "PAUSE DRAIN");
 	wire_close_fds(fds, (size_t)nfds);
 out_fd:
 	close(fd);
@@ -853,7 +769,7 @@ test_stop(void)
 		CHECK_INT(peer_int(m, "deadline_ms"), DRAIN_MS);
 		json_decref(m);
 	}
-	CHECK_STR(F.events, "PAUSE DRAIN SUPERSEDED");
+	CHECK_STR(F.app.events, "PAUSE DRAIN SUPERSEDED");
 	CHECK(handoff_drain_remaining(F.h) > 0 &&
 	    handoff_drain_remaining(F.h) <= DRAIN_MS);
 	event_base_loop(F.base, EVLOOP_NONBLOCK);
@@ -870,7 +786,7 @@ test_stop(void)
 		    "a takeover or stop is under way");
 		close(other);
 	}
-	CHECK_STR(F.events, "PAUSE DRAIN SUPERSEDED");
+	CHECK_STR(F.app.events, "PAUSE DRAIN SUPERSEDED");
 	/* Its exit is what ends the stop's connection. */
 	handoff_free(F.h);
 	F.h = NULL;
@@ -899,7 +815,7 @@ test_stop_during_offer(void)
 		json_decref(e);
 	}
 	CHECK(wait_eof(fd));
-	CHECK_STR(F.events, "PAUSE DRAIN SUPERSEDED");
+	CHECK_STR(F.app.events, "PAUSE DRAIN SUPERSEDED");
 	check_state("stopping");
 out_fd:
 	close(fd);
@@ -928,7 +844,7 @@ test_timeouts(void)
 		    "still serving");
 	}
 	close(fd);
-	CHECK_STR(F.events, "");
+	CHECK_STR(F.app.events, "");
 	check_serving_listeners();
 	check_state("serving");
 out:
