@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -320,6 +321,38 @@ peer_tcp_listener(void)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
 	    listen(fd, 16) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A non-blocking datagram socket bound at name, a path or "@" and an
+ * abstract name, as a service manager's NOTIFY_SOCKET.
+ */
+static inline int
+peer_dgram_at(const char *name)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len;
+	size_t			n = strlen(name);
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (n > sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, name, n);
+	if (name[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sun, len) == -1) {
 		close(fd);
 		return -1;
 	}

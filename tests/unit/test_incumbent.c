@@ -977,10 +977,90 @@ next:
 	}
 }
 
+/*
+ * What every datagram waiting on fd says, without the informative
+ * STATUS= and MONOTONIC_USEC= lines: "A;B | C" for two datagrams.
+ */
+static const char *
+notices(int fd, char *out, size_t len)
+{
+	char	buf[4096], *line, *save;
+	size_t	off = 0;
+	ssize_t	n;
+	int	first;
+
+	out[0] = '\0';
+	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >= 0) {
+		buf[n] = '\0';
+		if (off > 0 && off + 3 < len)
+			off += (size_t)snprintf(out + off, len - off, " | ");
+		first = 1;
+		for (line = strtok_r(buf, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(line, "STATUS=", 7) == 0 ||
+			    strncmp(line, "MONOTONIC_USEC=", 15) == 0 ||
+			    off + strlen(line) + 2 >= len)
+				continue;
+			off += (size_t)snprintf(out + off, len - off, "%s%s",
+			    first ? "" : ";", line);
+			first = 0;
+		}
+	}
+	return out;
+}
+
+/*
+ * Under a service manager (NOTIFY_SOCKET, README "systemd"): READY=1
+ * once serving, RELOADING=1 at a successor's hello, MAINPID= the
+ * successor (of our unit: here, ourselves) at its ready; at a rollback
+ * MAINPID= ourselves and READY=1 again; STOPPING=1 on a stop.
+ */
+static void
+test_notify(void)
+{
+	char	name[64], got[512], want[512];
+	int	ns, fd, fds[WIRE_MAX_FDS], nfds;
+	long	pid = (long)getpid();
+
+	snprintf(name, sizeof(name), "@handoff-unit-notify-%ld", pid);
+	if ((ns = peer_dgram_at(name)) == -1) {
+		CHECK(!"notify socket");
+		return;
+	}
+	setenv("NOTIFY_SOCKET", name, 1);
+	if (setup(1, 0, 0) == -1)
+		goto out;
+	CHECK_STR(notices(ns, got, sizeof(got)), "READY=1");
+	if ((fd = connect_control()) == -1)
+		goto out;
+	if ((nfds = take_offer(fd, fds)) == -1)
+		goto out_fd;
+	CHECK_STR(notices(ns, got, sizeof(got)), "RELOADING=1");
+	if (take_release(fd, "[\"http\"]", "[]", -1) == 0) {
+		snprintf(want, sizeof(want), "MAINPID=%ld", pid);
+		CHECK_STR(notices(ns, got, sizeof(got)), want);
+	}
+	wire_close_fds(fds, (size_t)nfds);
+	close(fd);
+	EXPECT_EVENTS("PAUSE DRAIN RESUME");
+	snprintf(want, sizeof(want), "MAINPID=%ld;READY=1", pid);
+	CHECK_STR(notices(ns, got, sizeof(got)), want);
+	CHECK_INT(handoff_stop(F.h), 0);
+	CHECK_STR(notices(ns, got, sizeof(got)), "STOPPING=1");
+	goto out;
+out_fd:
+	close(fd);
+out:
+	unsetenv("NOTIFY_SOCKET");
+	teardown();
+	close(ns);
+}
+
 int
 main(void)
 {
 	alarm(300);	/* against a hang; every step has its own bound */
+	unsetenv("NOTIFY_SOCKET");	/* ours to set, in test_notify */
 	test_takeover_rollback();
 	test_status();
 	test_opening();
@@ -992,5 +1072,6 @@ main(void)
 	test_timeouts();
 	test_while_draining();
 	test_hold();
+	test_notify();
 	return unit_done("test_incumbent");
 }
