@@ -823,24 +823,27 @@ out:
 	teardown();
 }
 
-/* Nothing said in the I/O timeout; no ready in the ready timeout. */
+/*
+ * Nothing said in the I/O timeout; no ready in the ready timeout. Short
+ * timeouts, but far longer than the test's own steps between them.
+ */
 static void
 test_timeouts(void)
 {
 	int	fd, fds[WIRE_MAX_FDS], nfds;
 
-	if (setup(1, 100, 150) == -1)
+	if (setup(1, 500, 500) == -1)
 		goto out;
 	if ((fd = connect_control()) >= 0) {
 		expect_refusal(fd, NULL, "timeout", "nothing received within "
-		    "100 ms");
+		    "500 ms");
 		close(fd);
 	}
 	if ((fd = connect_control()) == -1)
 		goto out;
 	if ((nfds = take_offer(fd, fds)) >= 0) {
 		wire_close_fds(fds, (size_t)nfds);
-		expect_refusal(fd, NULL, "timeout", "no ready within 150 ms; "
+		expect_refusal(fd, NULL, "timeout", "no ready within 500 ms; "
 		    "still serving");
 	}
 	close(fd);
@@ -852,32 +855,59 @@ out:
 }
 
 /*
+ * Is fd still open at the incumbent's end? What came meanwhile (the
+ * progress sent every second) is read and dropped.
+ */
+static int
+still_open(int fd)
+{
+	json_t	*m;
+	char	 err[256];
+
+	while (peer_readable(&fd)) {
+		if ((m = peer_recv(fd, 0, err, sizeof(err))) == NULL)
+			return 0;
+		json_decref(m);
+	}
+	return 1;
+}
+
+/*
  * What a released successor says while we drain: hammer cuts the drain
  * short; superseded means no rollback ever (keep 0: hammered at once);
- * garbage is only logged. And a ready that caps draining at 0.
+ * garbage and unsolicited fds are only logged (its fds closed), since it
+ * serves. And a ready that caps draining at 0.
  */
 static void
 test_while_draining(void)
 {
 	static const struct {
-		const char	*say;		/* JSON, or garbage */
-		int		 max_draining;
+		const char	*say;		/* sent as it is */
+		size_t		 nfds;		/* with this many fds */
+		int		 max_draining;	/* in ready; -1: none */
 		const char	*events;	/* before the close */
 		const char	*after;		/* after the close */
+		const char	*ignored;	/* logged: "successor pid P: " */
 	} cases[] = {
-		{ "{\"type\":\"hammer\",\"proto\":1}", -1,
-		    "PAUSE DRAIN HAMMER", "PAUSE DRAIN HAMMER RESUME" },
+		{ "{\"type\":\"hammer\",\"proto\":1}", 0, -1,
+		    "PAUSE DRAIN HAMMER", "PAUSE DRAIN HAMMER RESUME", NULL },
 		{ "{\"type\":\"superseded\",\"proto\":1,\"pid\":9,\"by\":10,"
-		    "\"keep\":1,\"max_draining\":2}", -1,
-		    "PAUSE DRAIN SUPERSEDED", "PAUSE DRAIN SUPERSEDED" },
+		    "\"keep\":1,\"max_draining\":2}", 0, -1,
+		    "PAUSE DRAIN SUPERSEDED", "PAUSE DRAIN SUPERSEDED", NULL },
 		{ "{\"type\":\"superseded\",\"proto\":1,\"pid\":9,\"by\":10,"
-		    "\"keep\":0,\"max_draining\":1}", -1,
+		    "\"keep\":0,\"max_draining\":1}", 0, -1,
 		    "PAUSE DRAIN SUPERSEDED HAMMER",
-		    "PAUSE DRAIN SUPERSEDED HAMMER" },
-		{ "garbage", -1, "PAUSE DRAIN", "PAUSE DRAIN RESUME" },
-		{ NULL, 0, "PAUSE DRAIN HAMMER", "PAUSE DRAIN HAMMER RESUME" },
+		    "PAUSE DRAIN SUPERSEDED HAMMER", NULL },
+		{ "garbage", 0, -1, "PAUSE DRAIN", "PAUSE DRAIN RESUME",
+		    "malformed: invalid JSON at byte 7: '[' or '{' expected "
+		    "near 'garbage'; ignored" },
+		{ "{\"type\":\"status\",\"proto\":1}", 2, -1, "PAUSE DRAIN",
+		    "PAUSE DRAIN RESUME",
+		    "malformed: 2 unsolicited fds closed; ignored" },
+		{ NULL, 0, 0, "PAUSE DRAIN HAMMER", "PAUSE DRAIN HAMMER RESUME",
+		    NULL },
 	};
-	int	fd, fds[WIRE_MAX_FDS], nfds;
+	int	fd, fds[WIRE_MAX_FDS], nfds, sent[2];
 	size_t	i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -890,16 +920,22 @@ test_while_draining(void)
 			goto next;
 		}
 		wire_close_fds(fds, (size_t)nfds);
+		/* Two objects of their own, whose copies can be counted. */
+		sent[0] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		sent[1] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (cases[i].say != NULL)
 			CHECK_INT(raw_send(fd, cases[i].say,
-			    strlen(cases[i].say), NULL, 0), 0);
+			    strlen(cases[i].say), sent, cases[i].nfds), 0);
 		EXPECT_EVENTS(cases[i].events);
-		if (strcmp(cases[i].say ? cases[i].say : "", "garbage") == 0) {
-			CHECK(wait_log("successor pid %ld: malformed: invalid "
-			    "JSON at byte 7: '[' or '{' expected near "
-			    "'garbage'; ignored", (long)getpid()));
-			CHECK(!peer_readable(&fd));	/* kept open */
+		if (cases[i].ignored != NULL) {
+			CHECK(wait_log("successor pid %ld: %s", (long)getpid(),
+			    cases[i].ignored));
+			CHECK(still_open(fd));
 		}
+		CHECK_INT(peer_copies(sent[0]), 1);
+		CHECK_INT(peer_copies(sent[1]), 1);
+		close(sent[0]);
+		close(sent[1]);
 		close(fd);
 		if (strstr(cases[i].after, "RESUME") == NULL)
 			CHECK(wait_log("successor pid %ld has exited, after "
