@@ -80,6 +80,17 @@ predecessor_dies(struct handoff *h, int ms)
 	return r == 1 || predecessor_dead(h);
 }
 
+/* Has the incumbent closed its end? A live one still there is not
+ * waited for: only a closed connection may mean it died. */
+static int
+hung_up(int sock)
+{
+	struct pollfd	pfd = { .fd = sock, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLHUP | POLLRDHUP)) != 0;
+}
+
 /* Takes sock, connected to the incumbent's control socket. */
 int
 successor_takeover(struct handoff *h, int sock)
@@ -99,7 +110,8 @@ successor_takeover(struct handoff *h, int sock)
 	if (intake_offer(h, &o) == -1) {
 		/* Before the offer we do not know who answered: SO_PEERCRED
 		 * names whoever bound the shared socket. */
-		if (o.l == NULL || !predecessor_dies(h, EXIT_WAIT_MS))
+		if (o.l == NULL || !hung_up(sock) ||
+		    !predecessor_dies(h, EXIT_WAIT_MS))
 			goto bad;
 		/* What arrived is ours alone now: start fresh with it. */
 		hlog(h, "incumbent pid %ld died during the offer (%s): "

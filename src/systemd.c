@@ -40,7 +40,7 @@ systemd_notify(const char *fmt, ...)
 	socklen_t		 len;
 	va_list			 ap;
 	ssize_t			 n;
-	int			 fd, save;
+	int			 fd, save, want;
 
 	if (!systemd_applies())
 		return 0;
@@ -49,8 +49,12 @@ systemd_notify(const char *fmt, ...)
 		return -1;
 	}
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	want = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (want < 0 || (size_t)want >= sizeof(text)) {
+		errno = EMSGSIZE;	/* not cut: a cut line lies */
+		return -1;
+	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
