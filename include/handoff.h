@@ -86,6 +86,10 @@ int		 handoff_allow_uid(struct handoff *, uid_t);
 void		 handoff_set_event_cb(struct handoff *, handoff_event_cb,
 		    void *);
 void		 handoff_set_log_cb(struct handoff *, handoff_log_cb, void *);
+/* The application's own line, through the log callback, in the library's
+ * format: "IDENT[PID] gen N: text". */
+void		 handoff_log(struct handoff *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 void		 handoff_set_count_cb(struct handoff *, handoff_count_cb,
 		    void *);
 /*

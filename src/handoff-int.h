@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <stdarg.h>
+
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -186,6 +188,8 @@ struct handoff {
 };
 
 /* util.c: the leaf every module calls */
+void	 hvlog(struct handoff *, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
 void	 hlog(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	 herr(struct handoff *, const char *, ...)

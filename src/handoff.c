@@ -552,3 +552,13 @@ handoff_stop(struct handoff *h)
 {
 	return incumbent_stop(h);
 }
+
+void
+handoff_log(struct handoff *h, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	hvlog(h, fmt, ap);
+	va_end(ap);
+}

@@ -17,15 +17,14 @@
 #include "handoff-int.h"
 #include "message.h"
 
+/* One line through the handle's log callback: "IDENT[PID] gen N: text",
+ * or "IDENT[PID]: text" before it has a generation. */
 void
-hlog(struct handoff *h, const char *fmt, ...)
+hvlog(struct handoff *h, const char *fmt, va_list ap)
 {
 	char	text[1024], line[1200];
-	va_list	ap;
 
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	if (h->generation > 0)
 		snprintf(line, sizeof(line), "%s[%ld] gen %u: %s", h->ident,
 		    (long)getpid(), h->generation, text);
@@ -33,6 +32,16 @@ hlog(struct handoff *h, const char *fmt, ...)
 		snprintf(line, sizeof(line), "%s[%ld]: %s", h->ident,
 		    (long)getpid(), text);
 	h->log_cb(line, h->log_arg);
+}
+
+void
+hlog(struct handoff *h, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	hvlog(h, fmt, ap);
+	va_end(ap);
 }
 
 /* Records the reason of a failure; always returns -1. */

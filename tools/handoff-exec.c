@@ -154,9 +154,10 @@ xlog(struct hexec *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (x->h != NULL && handoff_generation(x->h) > 0)
-		fprintf(stderr, "handoff-exec[%ld] gen %u: %s\n",
-		    (long)getpid(), handoff_generation(x->h), text);
+	/* The library's format; before there is a handle, its format of
+	 * a handle without a generation. */
+	if (x->h != NULL)
+		handoff_log(x->h, "%s", text);
 	else
 		fprintf(stderr, "handoff-exec[%ld]: %s\n", (long)getpid(),
 		    text);

@@ -151,10 +151,9 @@ accept_failed(struct evconnlistener *lev, void *arg)
 		    handoff_listener_fd(d->h, i) != evconnlistener_get_fd(lev);
 		    i++)
 			;
-		fprintf(stderr, "handoff-httpd[%ld] gen %u: accept on %s: %s; "
-		    "pausing the HTTP listeners, trying again every %d ms "
-		    "(%u connections open%s)\n", (long)getpid(),
-		    handoff_generation(d->h), handoff_listener_name(d->h, i) ?:
+		handoff_log(d->h, "accept on %s: %s; pausing the HTTP "
+		    "listeners, trying again every %d ms (%u connections "
+		    "open%s)", handoff_listener_name(d->h, i) ?:
 		    "?", strerror(err), ACCEPT_RETRY_MS, d->conns, err ==
 		    EMFILE || err == ENFILE ? "; raise the fd limit, ulimit -n" :
 		    "");
@@ -175,8 +174,7 @@ accept_works(struct httpd *d)
 		return;
 	gettimeofday(&now, NULL);
 	timersub(&now, &d->accept_err_at, &took);
-	fprintf(stderr, "handoff-httpd[%ld] gen %u: accepting again, after "
-	    "%lld ms of failures\n", (long)getpid(), handoff_generation(d->h),
+	handoff_log(d->h, "accepting again, after %lld ms of failures",
 	    (long long)took.tv_sec * 1000 + took.tv_usec / 1000);
 	timerclear(&d->accept_err_at);
 }
@@ -186,8 +184,7 @@ drained(struct httpd *d)
 {
 	if (d->exiting++)
 		return;
-	fprintf(stderr, "handoff-httpd[%ld] gen %u: drained: no connection "
-	    "left\n", (long)getpid(), handoff_generation(d->h));
+	handoff_log(d->h, "drained: no connection left");
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -409,10 +406,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct httpd	*d = arg;
 
 	if (d->signals++ > 0) {
-		fprintf(stderr, "handoff-httpd[%ld] gen %u: signal %d again: "
-		    "closing %u connection%s now\n", (long)getpid(),
-		    handoff_generation(d->h), (int)sig, d->conns,
-		    d->conns == 1 ? "" : "s");
+		handoff_log(d->h, "signal %d again: closing %u connection%s "
+		    "now", (int)sig, d->conns, d->conns == 1 ? "" : "s");
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
@@ -432,9 +427,8 @@ on_hangup(evutil_socket_t sig, short what, void *arg)
 {
 	struct httpd	*d = arg;
 
-	fprintf(stderr, "handoff-httpd[%ld] gen %u: SIGHUP ignored (start "
-	    "the new version to upgrade; SIGTERM stops)\n", (long)getpid(),
-	    handoff_generation(d->h));
+	handoff_log(d->h, "SIGHUP ignored (start the new version to "
+	    "upgrade; SIGTERM stops)");
 }
 
 static char *
@@ -725,10 +719,8 @@ httpd_run(struct httpd *d)
 	if (handoff_ready(d->h) == 0) {
 		event_base_dispatch(d->base);
 		if (!d->aborted) {
-			fprintf(stderr, "handoff-httpd[%ld] gen %u: exiting, "
-			    "%u connection%s left\n", (long)getpid(),
-			    handoff_generation(d->h), d->conns,
-			    d->conns == 1 ? "" : "s");
+			handoff_log(d->h, "exiting, %u connection%s left",
+			    d->conns, d->conns == 1 ? "" : "s");
 			return 0;
 		}
 	}
