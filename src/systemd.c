@@ -21,8 +21,6 @@
 #include "message.h"
 #include "systemd.h"
 
-#define LISTEN_FDS_START	3
-
 int
 systemd_applies(void)
 {

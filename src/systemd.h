@@ -13,6 +13,9 @@
 
 #include <sys/types.h>
 
+/* The first fd socket activation passes (SD_LISTEN_FDS_START). */
+#define LISTEN_FDS_START	3
+
 struct handoff;
 struct adopt_set;
 

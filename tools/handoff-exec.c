@@ -26,9 +26,9 @@
 #include <event2/event.h>
 
 #include "handoff.h"
+#include "systemd.h"	/* LISTEN_FDS_START, no more */
 #include "toolutil.h"
 
-#define LISTEN_FDS_START	3
 #define NOTIFY_MAX		4096
 #define NFORWARD		3
 #define SETTLE_MS		2000	/* --settle default */
