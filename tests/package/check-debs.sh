@@ -58,6 +58,9 @@ mirror=${HANDOFF_DEB_MIRROR:-http://deb.debian.org/debian}
 security=${HANDOFF_DEB_SECURITY:-http://deb.debian.org/debian-security}
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/handoff-debs.XXXXXX") || die "mktemp failed"
+# Readable by all: tests/integration/peer-uid.sh runs a peer as nobody
+# from the source tree.
+chmod 755 "$W" || die "chmod $W failed"
 cleanup() {
 	if [ "$keep" = 1 ]; then
 		say "kept $W"
