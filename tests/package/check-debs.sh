@@ -184,7 +184,7 @@ if [ "$rc" != 0 ] || [ "$(grep -c ' install ok installed$' "$W/installed.out")" 
 	tail -n 30 "$W/install.log"
 	die "installing the packages in the clean root failed (apt-get exited $rc)"
 fi
-grep -E '^(Setting up|Unpacking) ' "$W/install.log" | sed 's/^/  /'
+grep '^Setting up ' "$W/install.log" | sed 's/^/  /'
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 for f in "usr/lib/$multiarch/libhandoff.so" "usr/lib/$multiarch/pkgconfig/handoff.pc" \
     usr/include/handoff.h; do
