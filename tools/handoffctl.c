@@ -26,7 +26,6 @@
 
 #include "message.h"
 #include "toolutil.h"
-#include "wire.h"
 
 /* Exit codes, documented in --help. */
 #define EX_OK		0
@@ -155,7 +154,8 @@ ctl_request(int fd, const char *type, const char *want, const char *path,
 		*code = EX_REFUSED;
 		break;
 	case MSG_UNEXPECTED:
-		ctl_warn("%s answered %s with \"%s\"\n", path, type, f.err);
+		ctl_warn("%s answered %s with \"%s\": is the server of "
+		    "another version than handoffctl?\n", path, type, f.err);
 		break;
 	default:
 		ctl_warn("bad answer from %s: %s\n", path, f.err);
