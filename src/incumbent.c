@@ -455,7 +455,17 @@ incumbent_stop(struct handoff *h)
 	}
 	switch (h->hstate) {
 	case HS_STOPPING:
+		return 0;
 	case HS_DRAINING:
+		/* Told to stop: it must not serve again, whatever becomes of
+		 * the successor. */
+		if (!h->superseded) {
+			h->superseded = 1;
+			hlog(h, "stop requested while draining: no rollback "
+			    "from now on; draining on, %u ms left",
+			    drain_remaining(h));
+			hevent(h, HANDOFF_SUPERSEDED);
+		}
 		return 0;
 	case HS_NEW:
 	case HS_STARTED:
