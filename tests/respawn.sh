@@ -108,7 +108,7 @@ tree() {
 	local under p
 	under=$(descendants "$SCANNER" | tr '\n' ,)
 	echo
-	ps -o pid,ppid,args --forest -p "$SCANNER,$under" | sed 's/^/    /'
+	ps -o pid,ppid,args --forest -p "$SCANNER,${under%,}" | sed 's/^/    /'
 	for p in $(server_pids); do
 		case ,$under in
 		*",$p,"*) ;;
