@@ -14,7 +14,9 @@
 #   SUP_PROC          the supervising program's name (runsv, s6-supervise)
 #   SCANNER           this shell's pid of runsvdir or s6-svscan
 # and may redefine in_service (how an operator runs a command where the
-# service runs: as it is, or through nsenter).
+# service runs: as it is, or through nsenter) and set OUTSIDE_REAPER, the
+# pid (this shell's) that must adopt and reap the process started
+# outside the supervisor.
 
 EXAMPLES=$top_srcdir/tools/examples
 CONTROL=$T/run/control.sock
@@ -23,6 +25,7 @@ port=$(free_port)
 url="http://127.0.0.1:$port/"
 
 in_service() { "$@"; }
+OUTSIDE_REAPER=""
 
 # respawn_setup SUPERVISOR: releases r1, r2 and r3 in $T/app/releases,
 # each bin/handoff-httpd a link to this build's, $T/app/current -> r1;
@@ -68,11 +71,16 @@ server_pids() {
 	done
 }
 
+# ns_pid PID: the pid that process (this shell's PID) has in its own
+# PID namespace.
+ns_pid() {
+	sed -n 's/^NSpid:.*[[:space:]]\([0-9]*\)$/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
 # host_pid PID: this shell's pid of the live server whose own pid is PID.
 host_pid() {
 	for _p in $(server_pids); do
-		[ "$(sed -n 's/^NSpid:.*[[:space:]]\([0-9]*\)$/\1/p' \
-		    "/proc/$_p/status" 2>/dev/null)" = "$1" ] || continue
+		[ "$(ns_pid "$_p")" = "$1" ] || continue
 		echo "$_p"
 		return 0
 	done
@@ -198,6 +206,9 @@ respawn_upgrade_held() {
 	[ "$(sup_pid)" = "$_s1" ] ||
 	    fail "the supervisor watches pid $(sup_pid), want $_s1 (draining)"
 	! supervised "$_o" >/dev/null || fail "pid $_o, outside, is supervised"
+	_oh=$(host_pid "$_o")
+	[ -z "$OUTSIDE_REAPER" ] || [ "$(ppid_of "$_oh")" = "$OUTSIDE_REAPER" ] ||
+	    fail "pid $_o's parent is $(ppid_of "$_oh"), want $OUTSIDE_REAPER"
 	body_has "$url" "pid=$_o tag=r2 gen=2" ||
 	    fail "pid $_o does not answer as r2: $(get "$url")"
 	log "outside pid $_o (r2, gen 2) serves; supervised pid $_s1 drains:$(tree)"
@@ -216,6 +227,8 @@ respawn_upgrade_held() {
 	log "supervised pid $_s2 (r2, gen 3) serves; outside pid $_o drains:$(tree)"
 	release "$h2" "$_o"
 	wait_for 60 srv_gone "$_o" || fail "pid $_o still runs, drained"
+	[ -z "$OUTSIDE_REAPER" ] || wait_for 30 test ! -e "/proc/$_oh" ||
+	    fail "pid $_o (here $_oh) was not reaped: $(cat "/proc/$_oh/status")"
 	grep -q "gen 2: released to pid $_s2" "$T/outside.log" &&
 	    grep -q "gen 2: exiting, 0 connections left" "$T/outside.log" ||
 	    fail "pid $_o did not hand over and exit: $(tail -n 5 "$T/outside.log")"
