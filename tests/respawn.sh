@@ -53,6 +53,46 @@ respawn_setup() {
 	ln -s log/current "$T/service.log"
 }
 
+# start_scanner STOPSIG DIR COMMAND...: $SVC linked into a new $T/DIR,
+# and COMMAND DIR (runsvdir, s6-svscan) started on it, its pid in
+# $SCANNER. At exit STOPSIG tells it to stop its services and exit;
+# whatever of ours is left then is killed by pid.
+start_scanner() {
+	SCANNER_STOP=$1 _sdir=$T/$2
+	shift 2
+	mkdir "$_sdir" && ln -s "$SVC" "$_sdir/app" || fail "cannot make $_sdir"
+	"$@" "$_sdir" </dev/null >"$T/scanner.log" 2>&1 &
+	SCANNER=$!
+	PIDS="$PIDS $SCANNER"
+	trap scanner_cleanup EXIT
+}
+
+scanner_cleanup() {
+	local under="" p
+	if alive "$SCANNER"; then
+		under=$(descendants "$SCANNER")
+		kill -"$SCANNER_STOP" "$SCANNER"
+		wait_for 30 gone "$SCANNER"
+	fi
+	for p in $under $(pgrep -f -- "--control $CONTROL"); do
+		kill -KILL "$p" 2>/dev/null
+	done
+	cleanup
+}
+
+# stop_scanner WHAT: STOPSIG to the scanner, which must exit within 30 s
+# (its status in $STATUS), and so must everything it started.
+stop_scanner() {
+	local under p
+	under=$(descendants "$SCANNER")
+	kill -"$SCANNER_STOP" "$SCANNER"
+	reap 30 "$SCANNER" "$1"
+	for p in $under; do
+		wait_for 30 gone "$p" ||
+		    fail "pid $p ($(cat "/proc/$p/comm")) outlived $1"
+	done
+}
+
 # release_to TAG: points $T/app/current at release TAG, atomically.
 release_to() {
 	ln -sfn "releases/$1" "$T/app/current.new" &&

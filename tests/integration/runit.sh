@@ -28,26 +28,8 @@ sup_pid() { cat "$SVC/supervise/pid" 2>/dev/null; }
 sup_send() { sv "$1" "$SVC"; }
 sup_down() { [ "$(cat "$SVC/supervise/stat" 2>/dev/null)" = down ]; }
 
-# runsvdir is told to stop its runsv processes (HUP: each stops its
-# service and exits); what is left of ours is killed by pid.
-runit_cleanup() {
-	_under=""
-	if [ -n "${SCANNER:-}" ] && alive "$SCANNER"; then
-		_under=$(descendants "$SCANNER")
-		kill -HUP "$SCANNER"
-		wait_for 30 gone "$SCANNER"
-	fi
-	for p in $_under $(pgrep -f -- "--control $CONTROL"); do
-		kill -KILL "$p" 2>/dev/null
-	done
-	cleanup
-}
-trap runit_cleanup EXIT
-
-mkdir "$T/service" && ln -s "$SVC" "$T/service/app" || fail "cannot make $T/service"
-runsvdir -P "$T/service" </dev/null >"$T/runsvdir.log" 2>&1 &
-SCANNER=$!
-PIDS="$PIDS $SCANNER"
+# HUP: runsvdir tells each runsv to stop its service and exit, and exits.
+start_scanner HUP service runsvdir -P
 
 respawn_first_start
 wait_for 30 sv check "$SVC" || fail "sv check: $(sv check "$SVC")"
@@ -60,12 +42,5 @@ log "sv status: $(sv status "$SVC")"
 log "log of the service:"
 sed 's/^/    /' "$T/log/current"
 
-# runsvdir's HUP: each runsv ends with its log service, and runsvdir
-# exits.
-under=$(descendants "$SCANNER")
-kill -HUP "$SCANNER"
-reap 30 "$SCANNER" runsvdir
-for p in $under; do
-	wait_for 30 gone "$p" || fail "pid $p ($(cat "/proc/$p/comm")) outlived runsvdir"
-done
+stop_scanner runsvdir
 pass

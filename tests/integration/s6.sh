@@ -31,26 +31,8 @@ sup_send() {
 }
 sup_down() { [ "$(s6-svstat -o up,wantedup "$SVC" 2>/dev/null)" = "false false" ]; }
 
-# s6-svscan is told to stop (SIGTERM: every service down, then it exits);
-# what is left of ours is killed by pid.
-s6_cleanup() {
-	_under=""
-	if [ -n "${SCANNER:-}" ] && alive "$SCANNER"; then
-		_under=$(descendants "$SCANNER")
-		kill -TERM "$SCANNER"
-		wait_for 30 gone "$SCANNER"
-	fi
-	for p in $_under $(pgrep -f -- "--control $CONTROL"); do
-		kill -KILL "$p" 2>/dev/null
-	done
-	cleanup
-}
-trap s6_cleanup EXIT
-
-mkdir "$T/scan" && ln -s "$SVC" "$T/scan/app" || fail "cannot make $T/scan"
-s6-svscan "$T/scan" </dev/null >"$T/svscan.log" 2>&1 &
-SCANNER=$!
-PIDS="$PIDS $SCANNER"
+# TERM: s6-svscan brings every service down, then exits.
+start_scanner TERM scan s6-svscan
 
 respawn_first_start
 log "s6-svstat: $(s6-svstat "$SVC")"
@@ -63,11 +45,6 @@ log "log of the service:"
 sed 's/^/    /' "$T/log/current"
 
 # SIGTERM, as at shutdown: s6-svscan stops every service and exits 0.
-under=$(descendants "$SCANNER")
-kill -TERM "$SCANNER"
-reap 30 "$SCANNER" s6-svscan
+stop_scanner s6-svscan
 [ "$STATUS" = 0 ] || fail "s6-svscan exited $STATUS on SIGTERM"
-for p in $under; do
-	wait_for 30 gone "$p" || fail "pid $p ($(cat "/proc/$p/comm")) outlived s6-svscan"
-done
 pass
