@@ -30,7 +30,9 @@ OUTSIDE_REAPER=""
 # respawn_setup SUPERVISOR: releases r1, r2 and r3 in $T/app/releases,
 # each bin/handoff-httpd a link to this build's, $T/app/current -> r1;
 # tools/examples/SUPERVISOR/app as $SVC with its paths in $T (the log in
-# $T/log/current, also $T/service.log for fail).
+# $T/log/current, also $T/service.log for fail), and a drain timeout of
+# 300 s instead of 30: held requests wait for the test's steps, which a
+# busy machine slows, and must not be hammered meanwhile.
 respawn_setup() {
 	for _r in r1 r2 r3; do
 		mkdir -p "$T/app/releases/$_r/bin" &&
@@ -40,8 +42,11 @@ respawn_setup() {
 	ln -s releases/r1 "$T/app/current" || fail "cannot link $T/app/current"
 	mkdir -p "$T/sv" && cp -R "$EXAMPLES/$1/app" "$SVC" ||
 	    fail "cannot copy $EXAMPLES/$1/app"
+	grep -q -- '--drain-timeout 30 ' "$SVC/run" ||
+	    fail "$SVC/run has no --drain-timeout 30: adapt respawn_setup"
 	while IFS= read -r -d '' _f; do
 		sed -i -e "s|/srv/app|$T/app|g" -e "s|/run/app|$T/run|g" \
+		    -e "s|--drain-timeout 30 |--drain-timeout 300 |" \
 		    -e "s|tcp://0.0.0.0:8080|tcp://127.0.0.1:$port|g" \
 		    -e "s|/var/log/app|$T/log|g" \
 		    -e "s|/usr/local/bin/handoffctl|$CTL|g" "$_f" ||
@@ -194,7 +199,7 @@ respawn_hup() {
 # upgrade_under_way: the upgrade of the recipe, started in the
 # background, its output in $T/upgrade.log.
 upgrade_under_way() {
-	in_service env HANDOFFCTL="$CTL" "$EXAMPLES/respawn-upgrade" -t 120 \
+	in_service env HANDOFFCTL="$CTL" "$EXAMPLES/respawn-upgrade" -t 300 \
 	    -l "$T/outside.log" "$CONTROL" "$SVC" >"$T/upgrade.log" 2>&1 &
 	UPGRADE_PID=$!
 	PIDS="$PIDS $UPGRADE_PID"
@@ -204,7 +209,7 @@ upgrade_under_way() {
 # supervised pid serves; that pid, answering as TAG generation GEN, is
 # the only server left and the supervisor's child.
 upgrade_done() {
-	reap_ok 120 "$UPGRADE_PID" respawn-upgrade
+	reap_ok 300 "$UPGRADE_PID" respawn-upgrade
 	_s=$(sup_pid)
 	grep -q "pid $_s, started by the supervisor of $SVC, serves (generation $2)" \
 	    "$T/upgrade.log" || fail "respawn-upgrade: $(cat "$T/upgrade.log")"
