@@ -180,7 +180,7 @@ respawn_first_start() {
 	wait_for 60 serves_supervised ||
 	    fail "the supervisor's pid $(sup_pid) does not serve on $CONTROL"
 	SRV=$(sup_pid)
-	supervised "$SRV" || fail "after the first start"
+	_why=$(supervised "$SRV") || fail "after the first start: $_why"
 	body_has "$url" "pid=$SRV tag=r1 gen=1" ||
 	    fail "pid $SRV does not answer $url as r1: $(get "$url")"
 	log "the supervisor started r1, pid $SRV"
@@ -223,14 +223,14 @@ only_server() {
 	_only=$1
 	wait_for 60 eval '[ "$(server_pids | tr "\n" " ")" = "$(host_pid "$_only") " ]' ||
 	    fail "servers left: $(server_pids | tr '\n' ' '), want only pid $1:$(tree)"
-	supervised "$1" || fail "at the end of the upgrade"
+	_why=$(supervised "$1") || fail "at the end of the upgrade: $_why"
 	body_has "$url" "pid=$1 tag=$2 gen=$3" ||
 	    fail "not pid $1 as $2 generation $3: $(get "$url")"
 	[ "$(status_value generation)" = "$3" ] ||
 	    fail "status says generation $(status_value generation), want $3"
 }
 
-# respawn_upgrade_held: under way load, r1 -> r2 step by step. A request
+# respawn_upgrade_held: under wrk load, r1 -> r2 step by step. A request
 # held on the supervised pid keeps it draining after the process started
 # outside took over, so the supervisor has nothing to restart yet; one
 # held on the outside process keeps it draining after the supervisor's
@@ -280,7 +280,7 @@ respawn_upgrade_held() {
 	upgrade_done r2 3
 }
 
-# respawn_upgrade: under way load, r2 -> r3 as an operator does it.
+# respawn_upgrade: under wrk load, r2 -> r3 as an operator does it.
 respawn_upgrade() {
 	_s1=$SRV
 	release_to r3
