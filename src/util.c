@@ -1,8 +1,8 @@
 /*
  * util: the helpers every module of libhandoff uses: logging with pid
  * and generation, the error text, events to the application, packed
- * strings, and the listener slot. A leaf: it calls no other module but
- * listener's identification.
+ * strings, and the listener slot. A leaf: of the other modules it calls
+ * only listener.c, for what a listener is and its names.
  */
 #include "config.h"
 
@@ -242,4 +242,32 @@ hlistener_cells(const struct hlistener *l, const char *row[MSG_NCOLUMNS])
 	row[MSG_COL_ADDRESS] = l->id.address;
 	row[MSG_COL_LISTENING] = l->id.listening ? "true" : "false";
 	row[MSG_COL_SPEC] = l->spec;
+}
+
+/* What an offer or a report lists: the control socket, the listeners,
+ * then the other fds kept. */
+size_t
+hentries(const struct handoff *h)
+{
+	return 1 + h->nlisteners + h->nkept;
+}
+
+struct hlistener *
+hentry(struct handoff *h, size_t i)
+{
+	if (i == 0)
+		return &h->control;
+	if (i <= h->nlisteners)
+		return &h->listeners[i - 1];
+	return &h->kept[i - 1 - h->nlisteners];
+}
+
+/* Closes every listener and kept fd; the arrays stay. */
+void
+hlisteners_close(struct handoff *h)
+{
+	while (h->nlisteners > 0)
+		hlistener_close(&h->listeners[--h->nlisteners]);
+	while (h->nkept > 0)
+		hlistener_close(&h->kept[--h->nkept]);
 }
