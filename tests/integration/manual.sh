@@ -203,8 +203,10 @@ awk '/enum[[:space:]]+handoff_[a-z0-9_]+[[:space:]]*\{/ { on = 1 }
     !on { print } on && /\}/ { on = 0 }' "$T/synopsis.c" >"$T/synopsis-check.c"
 grep -q '#include <handoff.h>' "$T/synopsis-check.c" ||
     problem "the SYNOPSIS does not say #include <handoff.h>"
+mkdir "$T/include" && cp "$HEADER" "$T/include/handoff.h" ||
+    fail "cannot copy $HEADER"
 if ! ${CC:-cc} -std=gnu11 -fsyntax-only -Wall -Werror \
-    -I"$(dirname "$HEADER")" -x c "$T/synopsis-check.c" >"$T/cc.out" 2>&1; then
+    -I"$T/include" -x c "$T/synopsis-check.c" >"$T/cc.out" 2>&1; then
 	problem "the SYNOPSIS does not match the header:"
 	sed 's/^/    /' "$T/cc.out" >>"$T/problems"
 fi
@@ -241,8 +243,8 @@ awk '/^\.SH/ { sec = $0; next } sec ~ /EXAMPLES/ && /^\.EX/ { on = 1; next }
     $(mkvar WARN_CFLAGS) -Werror $(mkvar SAN_CFLAGS) \
     -I"$top_srcdir/include" $(mkvar LIBEVENT_CFLAGS) $(mkvar LDFLAGS) \
     $(mkvar SAN_LDFLAGS) -o "$T/greet" "$T/greet.c" \
-    "$top_builddir/libhandoff.la" $(mkvar LIBEVENT_LIBS) >"$T/build.log" 2>&1 ||
-    { cat "$T/build.log"; fail "the EXAMPLES program does not build"; }
+    "$top_builddir/libhandoff.la" $(mkvar LIBEVENT_LIBS) >"$T/build.out" 2>&1 ||
+    { cat "$T/build.out"; fail "the EXAMPLES program does not build"; }
 
 port=$(free_port)
 greet_line() {
