@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -382,6 +381,8 @@ check_answer(struct handoff *h, short what)
 {
 	struct msg_fail	 f;
 	json_t		*msg;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds;
 
 	if (what & EV_TIMEOUT) {
 		hlog(h, "nobody answered a status request on %s within %u ms: "
@@ -390,7 +391,9 @@ check_answer(struct handoff *h, short what)
 		check_end(h, 0);
 		return;
 	}
-	msg = msg_recv(h->check_fd, NULL, NULL, &f);
+	/* Fds have no business on a report: closed, the report read. */
+	if ((msg = msg_recv(h->check_fd, fds, &nfds, &f)) != NULL)
+		wire_close_fds(fds, nfds);
 	if (msg == NULL && f.why == MSG_NONE) {
 		check_arm(h, h->check_fd, h->io_timeout);
 		return;
@@ -478,8 +481,8 @@ chain_check(struct handoff *h, pid_t gone, void (*done)(struct handoff *,
 	/* Gone before the drain began (released could not be sent): the
 	 * whole drain is still ahead. */
 	h->hold_left = timerisset(&h->drain_end) ?
-	    hdrain_remaining(h) : h->drain_timeout;
-	hdrain_cancel(h);
+	    drain_remaining(h) : h->drain_timeout;
+	drain_cancel(h);
 	h->check_gone = gone;
 	h->check_holder = 0;
 	h->check_done = done;

@@ -18,7 +18,6 @@
 
 /* Successors and requests waiting to be accepted: a few at once. */
 #define CONTROL_BACKLOG	64
-#include "message.h"
 
 /*
  * Whoever may write to the control directory may replace the control
@@ -343,6 +342,11 @@ int
 control_listen(struct handoff *h, event_callback_fn cb)
 {
 	control_spare(h);
+	h->control_paused = 0;
+	if (h->control_ev != NULL && h->control_cb != cb) {
+		event_free(h->control_ev);
+		h->control_ev = NULL;
+	}
 	h->control_cb = cb;
 	if (h->control_ev == NULL) {
 		h->control_ev = event_new(h->base, h->control.fd,
@@ -358,6 +362,7 @@ control_listen(struct handoff *h, event_callback_fn cb)
 void
 control_pause(struct handoff *h)
 {
+	h->control_paused = 1;
 	if (h->control_ev != NULL)
 		event_del(h->control_ev);
 }
@@ -367,9 +372,9 @@ control_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct handoff	*h = arg;
 
-	/* Not while draining: our successor accepts there now. */
-	if (h->hstate == HS_SERVING || h->hstate == HS_OFFERING ||
-	    h->hstate == HS_STOPPING)
+	/* Not once the caller paused it (draining: our successor accepts
+	 * there now). */
+	if (!h->control_paused)
 		control_listen(h, h->control_cb);
 }
 
@@ -409,7 +414,8 @@ accept_later(struct handoff *h)
 		    "pausing the control socket, trying again every 1 s "
 		    "(raise RLIMIT_NOFILE)", strerror(errno));
 	h->fds_short = 1;
-	control_pause(h);
+	if (h->control_ev != NULL)
+		event_del(h->control_ev);	/* not control_pause: ours */
 	if (h->retry_ev == NULL)
 		h->retry_ev = evtimer_new(h->base, control_retry, h);
 	if (h->retry_ev != NULL)

@@ -30,17 +30,18 @@ drain_deadline(evutil_socket_t fd, short what, void *arg)
 	char		 conns[64];
 
 	hlog(h, "hammered: drain deadline of %u ms passed; closing %s",
-	    h->drain_timeout, hconns(h, conns, sizeof(conns)));
+	    h->drain_ms, hconns(h, conns, sizeof(conns)));
 	hevent(h, HANDOFF_HAMMER);
 }
 
 /* Starts the drain clock, ms before the hammer. */
 void
-hdrain_clock(struct handoff *h, unsigned ms)
+drain_clock(struct handoff *h, unsigned ms)
 {
 	struct timeval	tv, now;
 	char		conns[64];
 
+	h->drain_ms = ms;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	gettimeofday(&now, NULL);
@@ -54,7 +55,7 @@ hdrain_clock(struct handoff *h, unsigned ms)
 }
 
 void
-hdrain_cancel(struct handoff *h)
+drain_cancel(struct handoff *h)
 {
 	if (h->drain_ev != NULL)
 		evtimer_del(h->drain_ev);
@@ -62,7 +63,7 @@ hdrain_cancel(struct handoff *h)
 }
 
 unsigned
-hdrain_remaining(const struct handoff *h)
+drain_remaining(const struct handoff *h)
 {
 	struct timeval	now, left;
 

@@ -63,11 +63,7 @@ enum hstate {
 	HS_FAILED,	/* handoff_start failed: the handle is spent */
 };
 
-struct outmsg {
-	STAILQ_ENTRY(outmsg)	 entry;
-	char			*buf;
-	size_t			 len;
-};
+struct outmsg;		/* peer.c's queue */
 
 /* One "fds" message of the offer, encoded once for every successor. */
 struct hbatch {
@@ -143,10 +139,12 @@ struct handoff {
 	pid_t			 predecessor;
 	struct event		*control_ev;
 	event_callback_fn	 control_cb;	/* takes its connections */
+	int			 control_paused; /* by control_pause */
 	struct event		*retry_ev;	/* accept again after EMFILE */
 	int			 spare_fd;	/* given up to accept at EMFILE */
 	int			 fds_short;	/* EMFILE said, until an accept */
 	struct event		*drain_ev;
+	unsigned		 drain_ms;	/* the clock's, as started */
 	int			 serve_retired;	/* the application serves... */
 	size_t			 nretiring;	/* ...what these have queued */
 	struct event		*retire_ev;	/* looks at their queues */
@@ -206,14 +204,10 @@ void	 hlistener_cells(const struct hlistener *, const char *[MSG_NCOLUMNS]);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
 
-/* systemd.c, with the handle */
-void	 hnotify(struct handoff *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
-
-/* drain.c: the drain clock */
-void	 hdrain_clock(struct handoff *, unsigned);
-void	 hdrain_cancel(struct handoff *);
-unsigned hdrain_remaining(const struct handoff *);
+/* drain.c: the drain clock (the drain itself begins in retire.c) */
+void	 drain_clock(struct handoff *, unsigned);
+void	 drain_cancel(struct handoff *);
+unsigned drain_remaining(const struct handoff *);
 
 /* control.c */
 int	 control_absolute(struct handoff *);
@@ -246,6 +240,8 @@ int	 peer_flush(struct peer *);
 void	 peer_refuse(struct peer *, const char *, const char *);
 void	 peer_free(struct peer *, int);
 void	 peer_free_all(struct handoff *);
+int	 peer_idle(const struct peer *);
+int	 peer_offer_sent(const struct peer *);
 
 /* chain.c */
 #define CHAIN_EXTENSION	"superseded"
@@ -276,16 +272,14 @@ json_t	*report_build(struct handoff *);
 /* retire.c */
 void	 retire_refuse(struct handoff *, json_t *);
 void	 retire_watch(struct handoff *);
-void	 retire_shut(struct handoff *);
 void	 retire_cancel(struct handoff *);
 void	 retire_listen_again(struct handoff *);
-void	 hdrain_begin(struct handoff *, unsigned);
+void	 retire_then_drain(struct handoff *, unsigned);
 
 /* incumbent.c */
 int	 incumbent_listen(struct handoff *);
 int	 incumbent_stop(struct handoff *);
 int	 incumbent_offer_sent(const struct handoff *);
-void	 incumbent_abort_takeover(struct handoff *, const char *);
 
 /* intake.c */
 int	 intake_offer(struct handoff *, struct adopt_set *);

@@ -544,7 +544,7 @@ handoff_predecessor(const struct handoff *h)
 unsigned
 handoff_drain_remaining(const struct handoff *h)
 {
-	return hdrain_remaining(h);
+	return drain_remaining(h);
 }
 
 int

@@ -1,20 +1,16 @@
 /*
- * incumbent: the server side of the control socket. Checks the peer's
- * uid, answers status and stop, and offers the listeners to a successor:
- * offer, batches of fds, then waits for ready, stops accepting, answers
- * released and drains. If the successor goes away first, nothing changes;
- * if it goes away while we drain, we accept again (rollback).
+ * incumbent: the state machine of the server side of the control socket.
+ * Answers status and stop, and offers the listeners to a successor
+ * (hello), then waits for ready, stops accepting, answers released and
+ * drains. If the successor goes away first, nothing changes; if it goes
+ * away while we drain, we accept again (rollback), or hold while a newer
+ * generation may serve (chain.c). The connections themselves are peer.c's.
  */
 #include "config.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
-#include <errno.h>
-#include <poll.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,7 +18,6 @@
 #include "handoff-int.h"
 #include "message.h"
 #include "systemd.h"
-#include "wire.h"
 
 /* How often a draining incumbent tells its successor how it goes. */
 #define PROGRESS_MS	1000
@@ -31,7 +26,6 @@
 
 static void	dispatch(struct peer *, json_t *);
 static void	gone(struct peer *, int);
-static int	names_extension(const json_t *);
 
 /* Takes the connections queued on the control socket. */
 static void
@@ -125,13 +119,13 @@ send_progress(evutil_socket_t fd, short what, void *arg)
 	    json_object_set_new(m, "tag", json_string(h->tag)) == -1 ||
 	    report_connections(h, m) == -1 ||
 	    json_object_set_new(m, "remaining_ms",
-	    json_integer(hdrain_remaining(h))) == -1 ||
+	    json_integer(drain_remaining(h))) == -1 ||
 	    json_object_set_new(m, "draining", chain_drainers(h)) == -1) {
 		json_decref(m);
 		return;
 	}
 	/* Progress is best effort: a full socket drops it, not the peer. */
-	if (STAILQ_EMPTY(&p->queue) && peer_queue(p, m) == 0)
+	if (peer_idle(p) && peer_queue(p, m) == 0)
 		peer_flush(p);
 	else
 		json_decref(m);
@@ -163,7 +157,7 @@ on_ready(struct peer *p, json_t *msg)
 	unsigned	 max;
 	char		 changes[HCHANGES_MAX];
 
-	if (!STAILQ_EMPTY(&p->queue) || p->next_batch < h->nbatches) {
+	if (!peer_offer_sent(p)) {
 		peer_refuse(p, MSG_E_UNEXPECTED, "ready before every batch "
 		    "was sent");
 		return;
@@ -179,7 +173,7 @@ on_ready(struct peer *p, json_t *msg)
 	 * moment, and our predecessor must not take that for a crash. */
 	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
 	/* It takes our links to older drainers when we exit. */
-	h->succ_chain = names_extension(msg);
+	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives; what
@@ -198,7 +192,7 @@ on_ready(struct peer *p, json_t *msg)
 		return;		/* gone: rolled back */
 	/* The clock first, so that the first progress says the time left;
 	 * the drain itself once retiring listeners are shut. */
-	hdrain_clock(h, h->drain_timeout);
+	drain_clock(h, h->drain_timeout);
 	if (h->nretiring > 0)
 		retire_watch(h);
 	else
@@ -222,20 +216,6 @@ monotonic_usec(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (unsigned long long)ts.tv_sec * 1000000ULL +
 	    (unsigned long long)ts.tv_nsec / 1000ULL;
-}
-
-/* Does a hello or ready name the chain extension? */
-static int
-names_extension(const json_t *msg)
-{
-	json_t	*v;
-	size_t	 i;
-
-	json_array_foreach(json_object_get(msg, "extensions"), i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v),
-		    CHAIN_EXTENSION) == 0)
-			return 1;
-	return 0;
 }
 
 static void
@@ -276,7 +256,7 @@ on_hello(struct peer *p, json_t *msg)
 	/* Before any of it is sent; successor_gone says when it ends. */
 	chain_tell_takeover(h, p->pid);
 	/* Should we exit before it is ready, it takes our links. */
-	h->succ_chain = names_extension(msg);
+	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;
@@ -388,10 +368,10 @@ rollback(struct handoff *h, int newer)
 	pid_t	pid = h->check_gone;
 
 	if (newer) {
-		hdrain_begin(h, h->hold_left);
+		retire_then_drain(h, h->hold_left);
 		return;
 	}
-	hdrain_cancel(h);
+	drain_cancel(h);
 	h->hstate = HS_SERVING;
 	retire_cancel(h);
 	retire_listen_again(h);
@@ -444,11 +424,11 @@ incumbent_offer_sent(const struct handoff *h)
 	const struct peer	*p = h->successor;
 
 	return p != NULL && p->state == PEER_OFFERED &&
-	    STAILQ_EMPTY(&p->queue) && p->next_batch >= h->nbatches;
+	    peer_offer_sent(p);
 }
 
 /* A stop while a successor is between hello and ready: refuse it. */
-void
+static void
 incumbent_abort_takeover(struct handoff *h, const char *why)
 {
 	struct peer	*p = h->successor;
@@ -470,12 +450,22 @@ incumbent_stop(struct handoff *h)
 		chain_check_cancel(h);
 		h->superseded = 1;
 		hlog(h, "stopping: no rollback");
-		hdrain_begin(h, h->hold_left);
+		retire_then_drain(h, h->hold_left);
 		return 0;
 	}
 	switch (h->hstate) {
 	case HS_STOPPING:
+		return 0;
 	case HS_DRAINING:
+		/* Told to stop: it must not serve again, whatever becomes of
+		 * the successor. */
+		if (!h->superseded) {
+			h->superseded = 1;
+			hlog(h, "stop requested while draining: no rollback "
+			    "from now on; draining on, %u ms left",
+			    drain_remaining(h));
+			hevent(h, HANDOFF_SUPERSEDED);
+		}
 		return 0;
 	case HS_NEW:
 	case HS_STARTED:
@@ -496,7 +486,7 @@ incumbent_stop(struct handoff *h)
 	 * so it hammers none (but with a cap of 0). */
 	chain_tell(h, 0, h->max_draining, h->max_draining);
 	hevent(h, HANDOFF_PAUSE);
-	hdrain_begin(h, h->drain_timeout);
+	retire_then_drain(h, h->drain_timeout);
 	/* No successor, so no rollback: say so to an application that
 	 * would linger for one. */
 	if (h->hstate == HS_STOPPING)

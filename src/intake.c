@@ -291,35 +291,17 @@ intake_control(struct handoff *h, struct adopt_set *o)
 	return 1;
 }
 
-/* Does the offer's optional "extensions" array name ext? */
+/* Hello, with the fds we have room for. */
 static int
-offers_extension(const json_t *offer, const char *ext)
+send_hello(struct handoff *h, const struct fd_room *room)
 {
-	json_t	*v;
-	size_t	 i;
+	json_t	*hello;
 
-	json_array_foreach(json_object_get(offer, "extensions"), i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), ext) == 0)
-			return 1;
-	return 0;
-}
-
-/* Hello, the offer and its batches: o holds what came, checked. */
-int
-intake_offer(struct handoff *h, struct adopt_set *o)
-{
-	struct fd_room	 room;
-	json_t		*hello, *offer;
-	json_int_t	 count, batches;
-	int		 fds[WIRE_MAX_FDS];
-	size_t		 nfds;
-
-	fd_room(&room);
 	hello = msg_new("hello");
 	if (hello == NULL || json_object_set_new(hello, "pid",
 	    json_integer(getpid())) == -1 || json_object_set_new(hello, "tag",
 	    json_string(h->tag)) == -1 || json_object_set_new(hello,
-	    "max_fds", json_integer(room.headroom)) == -1 ||
+	    "max_fds", json_integer(room->headroom)) == -1 ||
 	    json_object_set_new(hello, "extensions",
 	    json_pack("[s]", CHAIN_EXTENSION)) == -1) {
 		json_decref(hello);
@@ -328,6 +310,22 @@ intake_offer(struct handoff *h, struct adopt_set *o)
 	if (msg_send(h->pred_fd, hello, SEND_WAIT_MS) == -1)
 		return herr(h, "cannot send hello to pid %ld: %s",
 		    (long)h->predecessor, strerror(errno));
+	return 0;
+}
+
+/* Hello, the offer and its batches: o holds what came, checked. */
+int
+intake_offer(struct handoff *h, struct adopt_set *o)
+{
+	struct fd_room	 room;
+	json_t		*offer;
+	json_int_t	 count, batches;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds;
+
+	fd_room(&room);
+	if (send_hello(h, &room) == -1)
+		return -1;
 	if ((offer = recv_msg(h, "offer", fds, &nfds, &room)) == NULL)
 		return -1;
 	wire_close_fds(fds, nfds);
@@ -339,7 +337,7 @@ intake_offer(struct handoff *h, struct adopt_set *o)
 	batches = json_integer_value(json_object_get(offer, "batches"));
 	h->generation = (unsigned)json_integer_value(json_object_get(offer,
 	    "generation")) + 1;
-	h->pred_chain = offers_extension(offer, CHAIN_EXTENSION);
+	h->pred_chain = msg_has_extension(offer, CHAIN_EXTENSION);
 	if (json_is_object(json_object_get(offer, "state")))
 		h->pred_state = json_dumps(json_object_get(offer, "state"),
 		    JSON_COMPACT);

@@ -169,6 +169,17 @@ same_cell(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* The start of an "fds" message, up to its columns; its length. */
+static size_t
+fds_head(char *buf, size_t len, size_t batch)
+{
+	int	n;
+
+	n = snprintf(buf, len, "{\"type\":\"fds\",\"proto\":%d,\"batch\":"
+	    "%zu,\"listeners\":{", MSG_PROTO, batch);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
 char *
 msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
     size_t *len)
@@ -183,9 +194,7 @@ msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
 	o.len = 0;
 	o.cap = WIRE_MAX_MSG;
 	o.bad = rows == 0 ? EINVAL : 0;
-	snprintf(head, sizeof(head), "{\"type\":\"fds\",\"proto\":%d,"
-	    "\"batch\":%zu,\"listeners\":{", MSG_PROTO, batch);
-	put(&o, head, strlen(head));
+	put(&o, head, fds_head(head, sizeof(head), batch));
 	for (k = 0; k < MSG_NCOLUMNS; k++) {
 		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
 		put(&o, msg_column(k), strlen(msg_column(k)));
@@ -287,8 +296,7 @@ msg_fds_frame_len(size_t batch)
 	char	head[96];
 	size_t	k, n;
 
-	n = (size_t)snprintf(head, sizeof(head), "{\"type\":\"fds\","
-	    "\"proto\":%d,\"batch\":%zu,\"listeners\":{", MSG_PROTO, batch);
+	n = fds_head(head, sizeof(head), batch);
 	for (k = 0; k < MSG_NCOLUMNS; k++)	/* ,"key":[] */
 		n += (k > 0) + strlen(msg_column(k)) + 3 + 2;
 	return n + 2;				/* }} */
@@ -351,33 +359,14 @@ msg_list_item_len(const char *s)
 	return 2 + msg_escaped_len(s) + 1;
 }
 
-/* What came on the control socket; one message is handled at a time. */
-static char	inbuf[WIRE_MAX_MSG];
-
-/*
- * Receives one message, if one is queued on non-blocking sock. Returns it
- * (MSG_OK) with its fds in fds[*nfds], the caller's; with fds or nfds
- * NULL, any that come are closed and the message is refused as malformed. NULL
- * otherwise, every fd closed and f saying why: MSG_NONE, nothing queued;
- * MSG_CLOSED, the peer closed (ECONNRESET too); MSG_BAD, f->code the
- * error code to answer with and f->err the reason.
- */
-json_t *
-msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+/* The rest of msg_recv, once wire_recv returned n with got[ngot]. */
+static json_t *
+msg_recv_parse(const char *buf, ssize_t n, int *got, size_t ngot, int *fds,
+    size_t *nfds, struct msg_fail *f)
 {
-	int		 got[WIRE_MAX_FDS];
-	size_t		 ngot;
-	ssize_t		 n;
 	json_t		*msg;
 	const char	*code;
 
-	f->why = MSG_BAD;
-	f->error = 0;
-	f->err[0] = '\0';
-	snprintf(f->code, sizeof(f->code), "%s", MSG_E_MALFORMED);
-	if (nfds != NULL)
-		*nfds = 0;
-	n = wire_recv(sock, inbuf, sizeof(inbuf), got, WIRE_MAX_FDS, &ngot);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		f->why = MSG_NONE;
 		return NULL;
@@ -391,6 +380,7 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 	}
 	if (n == -1) {
 		/* wire_recv has closed whatever fds came with it. */
+		f->error = errno;
 		if (errno == EMSGSIZE)
 			snprintf(f->err, sizeof(f->err), "receive failed: "
 			    "message over %d bytes", WIRE_MAX_MSG);
@@ -409,7 +399,7 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 		    ngot, ngot == 1 ? "" : "s");
 		return NULL;
 	}
-	if ((msg = msg_parse_code(inbuf, (size_t)n, &code, f->err,
+	if ((msg = msg_parse_code(buf, (size_t)n, &code, f->err,
 	    sizeof(f->err))) == NULL) {
 		wire_close_fds(got, ngot);
 		snprintf(f->code, sizeof(f->code), "%s", code);
@@ -423,14 +413,36 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 	return msg;
 }
 
-/*
- * Waits at most wait_ms for a message of type want on sock and receives
- * it, as msg_recv. Besides msg_recv's failures: MSG_TIMEOUT, nothing in
- * time; MSG_REFUSED, an "error" came (f->code and f->err are the peer's);
- * MSG_UNEXPECTED, another type (f->err names it). A read that shows
- * ECONNRESET is tried once more: a peer that closed with something of
- * ours unread may have queued its answer first (PROTOCOL.md 2.8).
- */
+/* See message.h. The buffer is the call's own: handles may live in
+ * threads of their own. */
+json_t *
+msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+{
+	int		 got[WIRE_MAX_FDS];
+	size_t		 ngot;
+	ssize_t		 n;
+	json_t		*msg;
+	char		*buf;
+
+	f->why = MSG_BAD;
+	f->error = 0;
+	f->err[0] = '\0';
+	snprintf(f->code, sizeof(f->code), "%s", MSG_E_MALFORMED);
+	if (nfds != NULL)
+		*nfds = 0;
+	if ((buf = malloc(WIRE_MAX_MSG)) == NULL) {
+		f->error = ENOMEM;
+		snprintf(f->err, sizeof(f->err), "receive failed: %s",
+		    strerror(ENOMEM));
+		return NULL;
+	}
+	n = wire_recv(sock, buf, WIRE_MAX_MSG, got, WIRE_MAX_FDS, &ngot);
+	msg = msg_recv_parse(buf, n, got, ngot, fds, nfds, f);
+	free(buf);
+	return msg;
+}
+
+/* See message.h. */
 json_t *
 msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
     struct msg_fail *f)
@@ -451,7 +463,7 @@ msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
 	if (msg == NULL && f->why == MSG_CLOSED && f->error == ECONNRESET)
 		msg = msg_recv(sock, fds, nfds, f);
 	if (msg == NULL && f->why == MSG_NONE) {
-		/* Woken by the reset read above, with nothing behind it. */
+		/* Readable, yet nothing queued: as a reset. */
 		f->why = MSG_CLOSED;
 		f->error = ECONNRESET;
 		snprintf(f->err, sizeof(f->err), "%s", strerror(ECONNRESET));
@@ -477,4 +489,16 @@ msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
 	}
 	json_decref(msg);
 	return NULL;
+}
+
+int
+msg_has_extension(const json_t *msg, const char *ext)
+{
+	json_t	*v;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(msg, "extensions"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), ext) == 0)
+			return 1;
+	return 0;
 }

@@ -83,8 +83,29 @@ size_t		 msg_list_item_len(const char *);
 /* A listener entry from a row of cells, and its encoded size. */
 json_t		*msg_entry(const char *const [MSG_NCOLUMNS]);
 size_t		 msg_entry_len(const char *const [MSG_NCOLUMNS]);
+/*
+ * msg_recv receives one message if one is queued on a non-blocking
+ * socket. It returns the message (MSG_OK), with the fds that came with it
+ * in fds[*nfds] (fds holds WIRE_MAX_FDS): the caller's from then on. With
+ * fds or nfds NULL, fds that come are closed and the message is refused
+ * as malformed. NULL otherwise, with every fd that came closed and f
+ * saying why: MSG_NONE, nothing queued; MSG_CLOSED, the peer closed
+ * (error 0) or reset (ECONNRESET); MSG_BAD, f->code is the error code to
+ * answer with and f->err the reason, f->error the errno when the receive
+ * itself failed (0 when what came was not a valid message).
+ *
+ * msg_expect waits at most wait_ms for a message of type want and
+ * receives it as msg_recv does. Besides msg_recv's failures: MSG_TIMEOUT,
+ * nothing in time; MSG_REFUSED, an "error" came (f->code and f->err are
+ * the peer's); MSG_UNEXPECTED, another type came (f->err names it). A
+ * read that shows ECONNRESET is tried once more: a peer that closed with
+ * something of ours unread may have queued its answer first
+ * (PROTOCOL.md 2.8).
+ */
 json_t		*msg_recv(int, int *, size_t *, struct msg_fail *);
 json_t		*msg_expect(int, const char *, int, int *, size_t *,
 		    struct msg_fail *);
+/* Does msg's "extensions" array name ext? */
+int		 msg_has_extension(const json_t *, const char *);
 
 #endif

@@ -7,8 +7,6 @@
  */
 #include "config.h"
 
-#include <sys/socket.h>
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +22,12 @@
 #define FORBIDDEN_TEXT	"uid not allowed on this control socket"
 /* Messages read from a successor gone while we sent: its socket's worth. */
 #define LAST_WORDS_MAX	1024
+
+struct outmsg {
+	STAILQ_ENTRY(outmsg)	 entry;
+	char			*buf;
+	size_t			 len;
+};
 
 static void	peer_read(evutil_socket_t, short, void *);
 static void	peer_write(evutil_socket_t, short, void *);
@@ -240,10 +244,14 @@ peer_last_words(struct peer *p)
 {
 	struct msg_fail	 f;
 	json_t		*msg;
-	size_t		 i;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 nfds, i;
 
+	/* Fds that came with them are not ours to keep, but the words
+	 * count: closed, and the message read. */
 	for (i = 0; i < LAST_WORDS_MAX; i++) {
-		if ((msg = msg_recv(p->fd, NULL, NULL, &f)) != NULL) {
+		if ((msg = msg_recv(p->fd, fds, &nfds, &f)) != NULL) {
+			wire_close_fds(fds, nfds);
 			p->dispatch(p, msg);
 			json_decref(msg);
 		} else if (f.why != MSG_BAD)
@@ -325,4 +333,18 @@ peer_free_all(struct handoff *h)
 
 	while ((p = LIST_FIRST(&h->peers)) != NULL)
 		peer_free(p, 0);
+}
+
+/* Nothing queued for p: all it was sent is written. */
+int
+peer_idle(const struct peer *p)
+{
+	return STAILQ_EMPTY(&p->queue);
+}
+
+/* Every message and batch of the offer written to p. */
+int
+peer_offer_sent(const struct peer *p)
+{
+	return peer_idle(p) && p->next_batch >= p->h->nbatches;
 }

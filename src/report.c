@@ -12,7 +12,6 @@
 #include "message.h"
 #include "wire.h"
 
-
 /*
  * "connections", and "counted": false when the application does not
  * count them (handoff-exec): the 0 then means nothing, and a reader

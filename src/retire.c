@@ -107,7 +107,7 @@ retire_refuse(struct handoff *h, json_t *ready)
  * after a hold): from HANDOFF_DRAIN on nothing is accepted. What is still
  * queued then is reset, and said.
  */
-void
+static void
 retire_shut(struct handoff *h)
 {
 	struct hlistener	*l;
@@ -241,9 +241,9 @@ retire_listen_again(struct handoff *h)
  * was still retiring is shut first.
  */
 void
-hdrain_begin(struct handoff *h, unsigned ms)
+retire_then_drain(struct handoff *h, unsigned ms)
 {
-	hdrain_clock(h, ms);
+	drain_clock(h, ms);
 	retire_shut(h);
 	hevent(h, HANDOFF_DRAIN);
 }

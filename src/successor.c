@@ -1,30 +1,25 @@
 /*
- * successor: the client side of a takeover. Says hello, receives the
- * offer and its batches of fds, checks every fd against its entry, then
- * adopts, binds or retires listeners by name and address. Until ready is
+ * successor: the state machine of the client side of a takeover. Has the
+ * offer taken in (intake.c), then adopts, binds or retires listeners by
+ * name and address, says ready and waits for released. Until ready is
  * sent, any failure closes everything received and leaves the incumbent
  * serving.
  */
 #include "config.h"
 
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "adopt.h"
-#include "check.h"
 #include "handoff-int.h"
 #include "message.h"
 #include "systemd.h"
@@ -32,7 +27,6 @@
 
 /* How long a predecessor that closed on us may take to finish exiting. */
 #define EXIT_WAIT_MS	1000
-
 
 /* A closed connection alone could be a bug; a missing process is not. */
 static int
@@ -230,7 +224,7 @@ successor_abort(struct handoff *h, const char *why)
 	h->hstate = HS_STOPPING;
 	hevent(h, HANDOFF_PAUSE);
 	hevent(h, HANDOFF_ABORT);
-	hdrain_begin(h, h->drain_timeout);
+	retire_then_drain(h, h->drain_timeout);
 }
 
 /* The incumbent is gone or silent while we wait for released. */
@@ -298,12 +292,13 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if ((msg = msg_recv(fd, fds, &nfds, &f)) == NULL) {
-		if (f.why == MSG_BAD)
+		/* A bad message is logged; a failed receive ends it. */
+		if (f.why == MSG_BAD && f.error == 0)
 			hlog(h, "predecessor pid %ld: %s", (long)h->predecessor,
 			    f.err);
-		else if (f.why == MSG_CLOSED && h->hstate == HS_WAITING)
+		else if (f.why != MSG_NONE && h->hstate == HS_WAITING)
 			wait_failed(h, "it closed the connection");
-		else if (f.why == MSG_CLOSED)
+		else if (f.why != MSG_NONE)
 			predecessor_closed(h, "has exited");
 		return;
 	}
@@ -395,8 +390,10 @@ successor_ready(struct handoff *h)
 	/* Watching for released is set up first: a failure after ready
 	 * would leave us serving beside a live incumbent, or make it roll
 	 * back; before it, the incumbent serves on. */
-	if ((h->pred_ev = event_new(h->base, h->pred_fd, EV_READ | EV_PERSIST,
-	    predecessor_read, h)) == NULL || (ready = build_ready(h)) == NULL)
+	if (h->pred_ev == NULL)
+		h->pred_ev = event_new(h->base, h->pred_fd,
+		    EV_READ | EV_PERSIST, predecessor_read, h);
+	if (h->pred_ev == NULL || (ready = build_ready(h)) == NULL)
 		return herr(h, "out of memory; pid %ld keeps serving",
 		    (long)h->predecessor);
 	if (msg_send(h->pred_fd, ready, SEND_WAIT_MS) == -1) {
@@ -409,6 +406,8 @@ successor_ready(struct handoff *h)
 		hlog(h, "predecessor pid %ld died before ready: serving",
 		    (long)h->predecessor);
 		chain_take_links(h);
+		event_free(h->pred_ev);
+		h->pred_ev = NULL;
 		close(h->pred_fd);
 		h->pred_fd = -1;
 		become_incumbent(h);

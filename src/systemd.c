@@ -212,11 +212,15 @@ hnotify(struct handoff *h, const char *fmt, ...)
 {
 	char	text[1024];
 	va_list	ap;
+	int	n;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (systemd_notify("%s", text) == -1)
+	if (n < 0 || (size_t)n >= sizeof(text))
+		hlog(h, "NOTIFY_SOCKET %s: a line of %d bytes is too long; "
+		    "not sent", getenv("NOTIFY_SOCKET"), n);
+	else if (systemd_notify("%s", text) == -1)
 		hlog(h, "NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
 		    strerror(errno));
 }

@@ -24,5 +24,8 @@ int	systemd_notify(const char *, ...)
 int	systemd_listen_fds(struct handoff *, struct adopt_set *);
 int	systemd_same_unit(pid_t);
 int	systemd_applies(void);
+/* systemd_notify for the handle: a failure is logged, not returned. */
+void	hnotify(struct handoff *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
 
 #endif

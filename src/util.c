@@ -1,8 +1,8 @@
 /*
  * util: the helpers every module of libhandoff uses: logging with pid
  * and generation, the error text, events to the application, packed
- * strings, and the listener slot. A leaf: it calls no other module but
- * listener's identification.
+ * strings, and the listener slot. A leaf: of the other modules it calls
+ * only listener.c, for what a listener is and its names.
  */
 #include "config.h"
 

@@ -1181,7 +1181,10 @@ class Sequence:
             return
         end = now() + PROMPT_BOUND
         while True:
-            want = {g.pid for g in self.draining(e) if g.stopped_since is None}
+            # Not those a killed middle generation cut off (the
+            # README's limit): nobody tells the newest of them.
+            want = {g.pid for g in self.draining(e) if g.stopped_since is
+                    None and not self.chain_cut(g, e)}
             st = self.status()
             self.note_status(st)
             listed = {d.get("pid") for d in (st or {}).get("draining", [])}

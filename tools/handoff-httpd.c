@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -35,13 +36,17 @@
 #define MAX_DRAINING	4
 /* Out of fds, the HTTP listeners pause this long before trying again. */
 #define ACCEPT_RETRY_MS	100
+/* A datagram's bytes at most, and how many are answered a turn. */
+#define UDP_MAX		65536
+#define UDP_BATCH	64
 
 struct httpd {
 	struct event_base	*base;
 	struct evhttp		*http;
 	struct handoff		*h;
-	struct evconnlistener	**lev;
-	size_t			 nlev;
+	struct evconnlistener	**lev;		/* per listener; NULL: udp */
+	struct event		**udp;		/* per udp:// listener */
+	size_t			 nlev;		/* listeners watched */
 	const char		*tag;
 	unsigned		 conns;
 	int			 draining;
@@ -82,7 +87,8 @@ usage(FILE *f)
 "  --control PATH           control socket (default $RUNTIME_DIRECTORY/handoff-httpd.sock,\n"
 "                           /run/handoff-httpd/control.sock as root, else\n"
 "                           $XDG_RUNTIME_DIR or /tmp/handoff-httpd-UID)\n"
-"  --listen [NAME=]SPEC     tcp://HOST:PORT, tcp://[V6]:PORT or unix:PATH;\n"
+"  --listen [NAME=]SPEC     tcp://HOST:PORT, tcp://[V6]:PORT, unix:PATH or\n"
+"                           udp://HOST:PORT (datagrams echoed with pid=...);\n"
 "                           repeatable (default http=tcp://0.0.0.0:8080)\n"
 "  --tag TEXT               version label shown in responses and status\n"
 "  --drain-timeout SECONDS  hammer after this long draining (default 30)\n"
@@ -107,7 +113,14 @@ update_accepting(struct httpd *d)
 	size_t	i;
 
 	for (i = 0; i < d->nlev; i++) {
-		if (!d->accept_err && (!d->paused ||
+		if (d->udp[i] != NULL) {
+			/* From released on, what is queued is the
+			 * successor's to read. */
+			if (!d->paused)
+				event_add(d->udp[i], NULL);
+			else
+				event_del(d->udp[i]);
+		} else if (!d->accept_err && (!d->paused ||
 		    handoff_listener_retiring(d->h, i)))
 			evconnlistener_enable(d->lev[i]);
 		else
@@ -352,6 +365,38 @@ route(struct evhttp_request *req, void *arg)
 		slow(d, req);
 	else
 		respond(d, req, 404, "Not Found", "not found\n");
+}
+
+/*
+ * A datagram on a udp:// listener gets one back: "pid=P tag=T gen=G "
+ * and its own bytes. A batch at a time, so that TCP is served too.
+ */
+static void
+udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd		*d = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	static char		 in[UDP_MAX], out[UDP_MAX];
+	ssize_t			 n;
+	int			 head, i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		len = sizeof(ss);
+		n = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT,
+		    (struct sockaddr *)&ss, &len);
+		if (n == -1)
+			return;		/* EAGAIN, or an ICMP error: next */
+		head = snprintf(out, sizeof(out), "pid=%ld tag=%s gen=%u ",
+		    (long)getpid(), d->tag, handoff_generation(d->h));
+		if (head < 0 || (size_t)head >= sizeof(out))
+			continue;
+		if ((size_t)n > sizeof(out) - (size_t)head)
+			n = (ssize_t)(sizeof(out) - (size_t)head);
+		memcpy(out + head, in, (size_t)n);
+		sendto(fd, out, (size_t)head + (size_t)n, MSG_DONTWAIT,
+		    (struct sockaddr *)&ss, len);
+	}
 }
 
 static void
@@ -625,6 +670,16 @@ fail:
 	return -1;
 }
 
+static int
+is_dgram(int fd)
+{
+	int		type;
+	socklen_t	len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_DGRAM;
+}
+
 /* evhttp on every listener of the handoff: 0, or -1 after saying why. */
 static int
 httpd_serve(struct httpd *d)
@@ -635,16 +690,30 @@ httpd_serve(struct httpd *d)
 	d->accept_ev = evtimer_new(d->base, accept_retry, d);
 	d->http = evhttp_new(d->base);
 	d->lev = calloc(handoff_listener_count(d->h), sizeof(*d->lev));
+	d->udp = calloc(handoff_listener_count(d->h), sizeof(*d->udp));
 	the_httpd = d;
 	if (d->fresh_ev == NULL || d->accept_ev == NULL || d->http == NULL ||
-	    d->lev == NULL) {
+	    d->lev == NULL || d->udp == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
 		return -1;
 	}
 	evhttp_set_bevcb(d->http, new_bev, d);
 	evhttp_set_gencb(d->http, route, d);
 	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	for (i = 0; i < handoff_listener_count(d->h); i++) {
+	for (i = 0; i < handoff_listener_count(d->h); i++, d->nlev++) {
+		if (is_dgram(handoff_listener_fd(d->h, i))) {
+			d->udp[i] = event_new(d->base,
+			    handoff_listener_fd(d->h, i), EV_READ | EV_PERSIST,
+			    udp_read, d);
+			if (d->udp[i] == NULL || event_add(d->udp[i],
+			    NULL) == -1) {
+				fprintf(stderr, "handoff-httpd: cannot watch "
+				    "listener %s\n",
+				    handoff_listener_name(d->h, i));
+				return -1;
+			}
+			continue;
+		}
 		/* Backlog 0: the socket already listens; the library owns it. */
 		d->lev[i] = evconnlistener_new(d->base, NULL, NULL,
 		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d->h, i));
@@ -662,10 +731,10 @@ httpd_serve(struct httpd *d)
 			return -1;
 		}
 		evconnlistener_set_error_cb(d->lev[i], accept_failed);
-		d->nlev++;
 	}
 	return 0;
 }
+
 
 static int
 httpd_watch_signals(struct httpd *d)
@@ -733,6 +802,7 @@ static void
 httpd_free(struct httpd *d)
 {
 	struct slow	*s;
+	size_t		 i;
 
 	/* The connections evhttp_free closes are not a drain. */
 	d->exiting = 1;
@@ -742,6 +812,10 @@ httpd_free(struct httpd *d)
 	while ((s = LIST_FIRST(&d->slows)) != NULL)
 		slow_free(s);
 	free(d->lev);
+	for (i = 0; d->udp != NULL && i < handoff_listener_count(d->h); i++)
+		if (d->udp[i] != NULL)
+			event_free(d->udp[i]);
+	free(d->udp);
 	free(d->fresh);
 	if (d->fresh_ev != NULL)
 		event_free(d->fresh_ev);

@@ -26,7 +26,6 @@
 
 #include "message.h"
 #include "toolutil.h"
-#include "wire.h"
 
 /* Exit codes, documented in --help. */
 #define EX_OK		0
@@ -155,7 +154,8 @@ ctl_request(int fd, const char *type, const char *want, const char *path,
 		*code = EX_REFUSED;
 		break;
 	case MSG_UNEXPECTED:
-		ctl_warn("%s answered %s with \"%s\"\n", path, type, f.err);
+		ctl_warn("%s answered %s with \"%s\": is the server of "
+		    "another version than handoffctl?\n", path, type, f.err);
 		break;
 	default:
 		ctl_warn("bad answer from %s: %s\n", path, f.err);
@@ -266,23 +266,81 @@ cmd_status(const char *path, int as_json)
 }
 
 /*
+ * The NSpid line of /proc/PID/status (or of self for 0): how many pid
+ * namespaces the process is in, and its pid in the innermost; 0 if it
+ * cannot be read.
+ */
+static int
+nspid(pid_t pid, long long *inner)
+{
+	char	 path[64], line[256], *p, *end;
+	FILE	*f;
+	int	 n = 0;
+
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "NSpid:", 6) != 0)
+			continue;
+		for (p = line + 6; ; p = end, n++) {
+			*inner = strtoll(p, &end, 10);
+			if (end == p)
+				break;
+		}
+		break;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Our pid for the server that answered `stopping` as pid, which is its
+ * pid in its own namespace: SO_PEERCRED names the process that created
+ * the shared control socket (in our namespace), which is the server or
+ * an older generation still alive (draining, or serving again after a
+ * rollback). That process is the server if its innermost pid is the one
+ * answered (a server in a container, say); else the answer is ours to use
+ * only when that process shares our pid namespace. 0 if it cannot be
+ * known.
+ */
+static pid_t
+server_pid(int fd, long long pid)
+{
+	struct ucred	cred;
+	socklen_t	len = sizeof(cred);
+	long long	inner, mine;
+	int		n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    cred.pid <= 0 || (n = nspid(cred.pid, &inner)) == 0)
+		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+	if (inner == pid)
+		return cred.pid;
+	return n == nspid(0, &mine) && pid > 0 && pid <= INT32_MAX ?
+	    (pid_t)pid : 0;
+}
+
+/*
  * A pidfd of the server that answered `stopping` as pid, on connection
- * fd; -1 if the kernel has none or the server is outside our pid
- * namespace. Not SO_PEERCRED: that names whoever created the shared
- * control socket, possibly an older generation still alive (draining, or
- * serving again after a rollback), whose exit is not the one awaited. The
- * server holds fd open until it exits, so while fd shows no end of file
- * after the pidfd is opened, the pid was not reused under us.
+ * fd; -1 if the kernel has none or its pid is not known here
+ * (server_pid). The server holds fd open until it exits, so while fd
+ * shows no end of file after the pidfd is opened, the pid was not reused
+ * under us.
  */
 static int
 server_pidfd(int fd, long long pid)
 {
 	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
 	char		c;
+	pid_t		ours;
 	int		pidfd;
 
-	if (pid <= 0 || pid > INT32_MAX ||
-	    (pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0)) == -1)
+	if ((ours = server_pid(fd, pid)) == 0 ||
+	    (pidfd = (int)syscall(SYS_pidfd_open, ours, 0)) == -1)
 		return -1;
 	if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_PEEK) == 0) {
 		close(pidfd);	/* gone already: end of file says so */

@@ -1,6 +1,7 @@
 /*
  * toolutil: small helpers shared by the programs in tools/.
- * tool_seconds and tool_count return 0, or -1 after printing "PROG: OPT: why" on stderr;
+ * tool_seconds and tool_count return 0, or -1 after printing
+ * "PROG: OPT: why" on stderr;
  * tool_append grows an array of argv strings.
  */
 #ifndef HANDOFF_TOOLUTIL_H
