@@ -107,7 +107,10 @@ int		 handoff_set_state(struct handoff *, const char *);
 const char	*handoff_predecessor_state(const struct handoff *);
 
 /* Asks for a listener: NAME and tcp://HOST:PORT, tcp://[V6]:PORT,
- * udp://HOST:PORT or unix:PATH. */
+ * udp://HOST:PORT or unix:PATH; or, with "fd:", for the fd the
+ * predecessor passed as NAME (handoff_pass_fd), whatever it is: after
+ * handoff_start handoff_fd(NAME) is it, or -1 if none was passed (a
+ * fresh start), and it is offered on as the listeners are. */
 int		 handoff_listen(struct handoff *, const char *, const char *);
 
 /* Takes over from the incumbent or binds fresh. Blocks, bounded by the
@@ -132,7 +135,18 @@ int		 handoff_listener_fd(const struct handoff *, size_t);
  * otherwise.
  */
 int		 handoff_listener_retiring(const struct handoff *, size_t);
+/* The fd of a listener, or of an fd kept or passed, by name; -1 if none.
+ * The library's: never close it. */
 int		 handoff_fd(const struct handoff *, const char *);
+/*
+ * Offers any fd to successors under NAME (a memfd, a pipe, an eventfd, a
+ * connected socket): after handoff_start, not during a takeover. Takes
+ * the fd, even on failure; one already passed or kept by that name is
+ * closed and replaced. A successor asks for it with "fd:". What is
+ * checked on the way is what the kernel says of it (its /proc/self/fd
+ * link for a non-socket).
+ */
+int		 handoff_pass_fd(struct handoff *, const char *, int);
 
 /* The application serves: tell the predecessor, open the control socket. */
 int		 handoff_ready(struct handoff *);

@@ -151,41 +151,51 @@ note(json_t *changes, size_t counts[], size_t *bytes, int k,
 
 /*
  * Adopt what matches by name and address (or by address alone), bind the
- * rest, retire what nobody asked for. On failure what was adopted or bound
- * so far stays in h->listeners (h->nlisteners of them) for the caller to
- * close; the set keeps, and frees, the rest.
+ * rest, retire what nobody asked for; an fd: request takes the offered fd
+ * of its name into h->kept, or nothing. On failure what was adopted or
+ * bound so far stays in h->listeners and h->kept for the caller to close;
+ * the set keeps, and frees, the rest.
  */
 int
 adopt_match(struct handoff *h, struct adopt_set *o)
 {
-	struct request	*r;
-	ssize_t		 j;
-	size_t		 i, counts[3] = { 0, 0, 0 }, bytes = 0;
-	int		 fd;
+	struct request		*r;
+	struct hlistener	*l;
+	ssize_t			 j;
+	size_t			 i, counts[3] = { 0, 0, 0 }, bytes = 0;
+	int			 fd;
 
 	h->changes = json_pack("{s:[], s:[], s:[]}", "adopted", "added",
 	    "retired");
 	h->listeners = calloc(h->nrequests + 1, sizeof(*h->listeners));
-	if (h->changes == NULL || h->listeners == NULL)
+	h->kept = calloc(h->nrequests + 1, sizeof(*h->kept));
+	h->capkept = h->nrequests + 1;
+	if (h->changes == NULL || h->listeners == NULL || h->kept == NULL)
 		return herr(h, "out of memory");
 	for (i = 0; i < h->nrequests; i++) {
 		r = &h->requests[i];
-		if ((j = find_by_name(o, r)) == -1)
+		if ((j = find_by_name(o, r)) == -1 &&
+		    r->ls.kind != LISTENER_FD)
 			j = find_by_address(o, r);
+		l = r->ls.kind == LISTENER_FD ? &h->kept[h->nkept] :
+		    &h->listeners[h->nlisteners];
 		if (j >= 0) {
-			adopt_take(o, (size_t)j, &h->listeners[i], r->name,
-			    r->spec);
-			h->nlisteners++;
-			if (h->listeners[i].name == NULL || note(h->changes,
+			adopt_take(o, (size_t)j, l, r->name, r->spec);
+			if (r->ls.kind == LISTENER_FD)
+				h->nkept++;
+			else
+				h->nlisteners++;
+			if (l->name == NULL || note(h->changes,
 			    counts, &bytes, ADOPTED, r->name) == -1)
 				return herr(h, "out of memory");
 			continue;
 		}
+		if (r->ls.kind == LISTENER_FD)
+			continue;	/* not offered: the application's call */
 		fd = listener_bind(&r->ls, r->spec, h->err, sizeof(h->err));
 		if (fd == -1)
 			return -1;
-		if (hlistener_set(&h->listeners[i], r->name, r->spec,
-		    fd, NULL) == -1)
+		if (hlistener_set(l, r->name, r->spec, fd, NULL) == -1)
 			return herr(h, "%s: cannot identify the bound socket",
 			    r->spec);
 		h->nlisteners++;

@@ -127,6 +127,8 @@ struct handoff {
 	size_t			 caprequests;
 	struct hlistener	*listeners;
 	size_t			 nlisteners;
+	struct hlistener	*kept;		/* other fds (fd:, pass_fd) */
+	size_t			 nkept, capkept;
 	struct hlistener	 control;
 	struct hbatch		*batches;	/* the offer, planned once */
 	size_t			 nbatches;
@@ -201,6 +203,9 @@ void	 hlistener_close(struct hlistener *);
 int	 hlistener_set(struct hlistener *, const char *, const char *, int,
 	    const struct listener_id *);
 void	 hlistener_cells(const struct hlistener *, const char *[MSG_NCOLUMNS]);
+size_t	 hentries(const struct handoff *);
+void	 hlisteners_close(struct handoff *);
+struct hlistener *hentry(struct handoff *, size_t);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
 

@@ -119,8 +119,7 @@ handoff_free(struct handoff *h)
 		event_free(h->pred_ev);
 	if (h->pred_fd >= 0)
 		close(h->pred_fd);
-	for (i = 0; i < h->nlisteners; i++)
-		hlistener_close(&h->listeners[i]);
+	hlisteners_close(h);
 	hlistener_close(&h->control);
 	if (h->spare_fd >= 0)
 		close(h->spare_fd);
@@ -128,6 +127,7 @@ handoff_free(struct handoff *h)
 		free(h->requests[i].name);
 	control_unlock(h);
 	free(h->listeners);
+	free(h->kept);
 	free(h->requests);
 	json_decref(h->state);
 	json_decref(h->changes);
@@ -331,8 +331,7 @@ start_fresh(struct handoff *h)
 	r = adopt_index(h, &set) == -1 ? -1 : adopt_match(h, &set);
 	adopt_free(&set);	/* closes what nobody asked for */
 	if (r == -1) {
-		while (h->nlisteners > 0)
-			hlistener_close(&h->listeners[--h->nlisteners]);
+		hlisteners_close(h);
 		return -1;
 	}
 	if (n > 0) {
@@ -465,10 +464,12 @@ handoff_start(struct handoff *h)
 	h->hstate = HS_STARTED;
 	return 0;
 bad:
-	while (h->nlisteners > 0)
-		hlistener_close(&h->listeners[--h->nlisteners]);
+	hlisteners_close(h);
 	free(h->listeners);
 	h->listeners = NULL;
+	free(h->kept);
+	h->kept = NULL;
+	h->capkept = 0;
 	json_decref(h->changes);
 	h->changes = NULL;
 	hlistener_close(&h->control);
@@ -509,7 +510,65 @@ handoff_fd(const struct handoff *h, const char *name)
 	for (i = 0; i < h->nlisteners; i++)
 		if (strcmp(h->listeners[i].name, name) == 0)
 			return h->listeners[i].fd;
+	for (i = 0; i < h->nkept; i++)
+		if (strcmp(h->kept[i].name, name) == 0)
+			return h->kept[i].fd;
 	return -1;
+}
+
+/*
+ * Takes fd, to be offered to successors under name, as the listeners
+ * are: the library owns it from now on (closed on failure too).
+ */
+int
+handoff_pass_fd(struct handoff *h, const char *name, int fd)
+{
+	struct hlistener	 l, *k;
+	size_t			 i, cap;
+
+	memset(&l, 0, sizeof(l));
+	l.fd = fd;
+	if (fd < 0 || name == NULL || !msg_name_valid(name) ||
+	    name[0] == '@') {
+		if (fd >= 0)
+			close(fd);
+		return herr(h, "handoff_pass_fd \"%s\": use 1 to %d of A-Z "
+		    "a-z 0-9 _ . : - (not starting with @) and an open fd",
+		    name ? name : "", MSG_NAME_MAX);
+	}
+	if (h->hstate == HS_NEW || h->hstate == HS_FAILED ||
+	    h->hstate == HS_OFFERING || h->hstate == HS_WAITING) {
+		close(fd);
+		return herr(h, "handoff_pass_fd \"%s\": %s", name,
+		    h->hstate == HS_OFFERING || h->hstate == HS_WAITING ?
+		    "a takeover is under way; try again once it is over" :
+		    "only after handoff_start");
+	}
+	if (listener_identify(fd, &l.id) == -1 ||
+	    (l.name = hnames(name, NULL, &l.spec)) == NULL) {
+		close(fd);
+		return herr(h, "handoff_pass_fd \"%s\": %s", name,
+		    l.name == NULL && errno == ENOMEM ? "out of memory" :
+		    "cannot tell what fd it is");
+	}
+	for (i = 0; i < h->nkept && strcmp(h->kept[i].name, name) != 0; i++)
+		;
+	if (i == h->nkept && h->nkept == h->capkept) {
+		cap = h->capkept ? h->capkept * 2 : 8;
+		if ((k = reallocarray(h->kept, cap, sizeof(*k))) == NULL) {
+			hlistener_close(&l);
+			return herr(h, "out of memory");
+		}
+		h->kept = k;
+		h->capkept = cap;
+	}
+	if (i < h->nkept)
+		hlistener_close(&h->kept[i]);	/* replaced */
+	else
+		h->nkept++;
+	h->kept[i] = l;
+	offer_free(h);		/* the next offer says it */
+	return 0;
 }
 
 int

@@ -223,7 +223,7 @@ on_hello(struct peer *p, json_t *msg)
 {
 	struct handoff	*h = p->h;
 	json_int_t	 max_fds;
-	size_t		 count = h->nlisteners + 1;
+	size_t		 count = hentries(h);
 	int		 nb;
 	char		 text[256];
 

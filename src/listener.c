@@ -140,6 +140,8 @@ listener_spec_parse(const char *spec, struct listener_spec *ls, char *err,
 {
 	if (spec_parse(spec, ls, err, len) == -1)
 		return -1;
+	if (ls->kind == LISTENER_FD)
+		return 0;	/* names no address */
 	listener_format((const struct sockaddr *)&ls->addr, ls->addrlen,
 	    ls->address, sizeof(ls->address));
 	return 0;
@@ -153,6 +155,11 @@ spec_parse(const char *spec, struct listener_spec *ls, char *err,
 	const char		*path;
 
 	memset(ls, 0, sizeof(*ls));
+	if (strcmp(spec, "fd:") == 0) {
+		/* The predecessor's fd of that name, whatever it is. */
+		ls->kind = LISTENER_FD;
+		return 0;
+	}
 	if (strncmp(spec, "tcp://", 6) == 0) {
 		ls->kind = LISTENER_TCP;
 		ls->socktype = SOCK_STREAM;
@@ -181,7 +188,7 @@ spec_parse(const char *spec, struct listener_spec *ls, char *err,
 		return 0;
 	}
 	return fail(err, len, "listen spec \"%s\": expected tcp://HOST:PORT, "
-	    "tcp://[V6]:PORT, udp://HOST:PORT or unix:PATH", spec);
+	    "tcp://[V6]:PORT, udp://HOST:PORT, unix:PATH or fd:", spec);
 }
 
 /*
@@ -388,6 +395,29 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 }
 
 /*
+ * Not a socket (a memfd, a pipe, an eventfd, a file): family and type
+ * "other", and for address what the kernel calls it in /proc/self/fd,
+ * the same in every process that holds it ("pipe:[1234]",
+ * "/memfd:state (deleted)", "anon_inode:[eventfd]"), cut to fit.
+ */
+static int
+identify_other(int fd, struct listener_id *id)
+{
+	char	path[64];
+	ssize_t	n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((n = readlink(path, id->address, sizeof(id->address) - 1)) == -1)
+		return -1;
+	id->address[n] = '\0';
+	for (n--; n >= 0; n--)		/* a message carries UTF-8 only */
+		if ((unsigned char)id->address[n] >= 0x80)
+			id->address[n] = '?';
+	id->family = AF_UNSPEC;
+	return 0;
+}
+
+/*
  * Returns 0, or -1 with errno (ENOTSOCK for a non-socket fd). It runs for
  * every fd a successor receives, so it asks little: getsockname gives the
  * family (as SO_DOMAIN would), and for inet sockets TCP_INFO, which only
@@ -403,7 +433,7 @@ listener_identify(int fd, struct listener_id *id)
 	memset(id, 0, sizeof(*id));
 	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
-		return -1;
+		return errno == ENOTSOCK ? identify_other(fd, id) : -1;
 	id->family = ss.ss_family;
 	listener_format((struct sockaddr *)&ss, sslen, id->address,
 	    sizeof(id->address));
@@ -430,6 +460,8 @@ listener_matches(const struct listener_spec *ls, const struct listener_id *id)
 {
 	const char	*p, *q;
 
+	if (ls->kind == LISTENER_FD)
+		return 1;	/* taken by name alone, whatever it is */
 	if (ls->family != id->family || ls->socktype != id->socktype)
 		return 0;
 	if (!ls->any_port)
@@ -491,7 +523,8 @@ int
 listener_spec_clash(const struct listener_spec *a,
     const struct listener_spec *b)
 {
-	if (listener_spec_cmp(a, b) != 0 || a->any_port || b->any_port)
+	if (listener_spec_cmp(a, b) != 0 || a->any_port || b->any_port ||
+	    a->kind == LISTENER_FD)
 		return 0;
 	if (strcmp(a->address, b->address) == 0)
 		return 1;

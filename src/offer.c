@@ -18,12 +18,6 @@
 /* Keep each batch well under the message limit. */
 #define BATCH_BYTES	(WIRE_MAX_MSG - 4096)
 
-static struct hlistener *
-entry_at(struct handoff *h, size_t i)
-{
-	return i == 0 ? &h->control : &h->listeners[i - 1];
-}
-
 /*
  * Where the batch that starts at entry `first` ends (exclusive): at most
  * WIRE_MAX_FDS fds and BATCH_BYTES of JSON, as message.c measures it.
@@ -34,8 +28,8 @@ batch_end(struct handoff *h, size_t batch, size_t first)
 	const char	*row[MSG_NCOLUMNS];
 	size_t		 i, bytes = msg_fds_frame_len(batch);
 
-	for (i = first; i <= h->nlisteners && i - first < WIRE_MAX_FDS; i++) {
-		hlistener_cells(entry_at(h, i), row);
+	for (i = first; i < hentries(h) && i - first < WIRE_MAX_FDS; i++) {
+		hlistener_cells(hentry(h, i), row);
 		bytes += msg_fds_row_len(row);
 		if (bytes > BATCH_BYTES && i > first)
 			break;
@@ -56,7 +50,7 @@ encode_batch(struct handoff *h, size_t batch, size_t first, size_t end,
 	    sizeof(*cells))) == NULL)
 		return NULL;
 	for (i = first; i < end; i++)
-		hlistener_cells(entry_at(h, i),
+		hlistener_cells(hentry(h, i),
 		    &cells[(i - first) * MSG_NCOLUMNS]);
 	buf = msg_encode_fds(batch, cells, end - first, len);
 	free(cells);
@@ -78,7 +72,7 @@ offer_plan(struct handoff *h)
 	if (h->batches != NULL)
 		return 0;
 	h->nbatches = 0;
-	while (first <= h->nlisteners) {
+	while (first < hentries(h)) {
 		if (h->nbatches == cap) {
 			cap = cap ? cap * 2 : 8;
 			if ((b = reallocarray(h->batches, cap,
@@ -152,7 +146,7 @@ offer_batch(struct handoff *h, size_t i, size_t *len, int *fds,
 		return NULL;
 	}
 	for (k = b->first; k < b->end; k++)
-		fds[k - b->first] = entry_at(h, k)->fd;
+		fds[k - b->first] = hentry(h, k)->fd;
 	*nfds = b->end - b->first;
 	*len = b->len;
 	return b->buf;

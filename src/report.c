@@ -47,7 +47,7 @@ report_build(struct handoff *h)
 	if (r == NULL || json_object_set_new(r, "listeners",
 	    list = json_array()) == -1 || list == NULL ||
 	    json_object_set_new(r, "count",
-	    json_integer((json_int_t)h->nlisteners + 1)) == -1 ||
+	    json_integer((json_int_t)hentries(h))) == -1 ||
 	    json_object_set_new(r, "pid", json_integer(getpid())) == -1 ||
 	    json_object_set_new(r, "generation",
 	    json_integer(h->generation)) == -1 ||
@@ -65,9 +65,8 @@ report_build(struct handoff *h)
 	free(text);
 	/* As many entries as fit beside the rest, measured; "count" says
 	 * how many there are. */
-	for (i = 0; i <= h->nlisteners; i++) {
-		hlistener_cells(i == 0 ? &h->control : &h->listeners[i - 1],
-		    row);
+	for (i = 0; i < hentries(h); i++) {
+		hlistener_cells(hentry(h, i), row);
 		bytes += msg_entry_len(row) + 1;
 		if (bytes > WIRE_MAX_MSG)
 			break;

@@ -94,7 +94,6 @@ successor_takeover(struct handoff *h, int sock)
 	socklen_t	 len = sizeof(cred);
 	const char	*code = MSG_E_MISMATCH;
 	char		 changes[HCHANGES_MAX];
-	size_t		 i;
 	int		 r, other;
 
 	memset(&o, 0, sizeof(o));
@@ -158,9 +157,7 @@ bad:
 	if (sock >= 0)
 		msg_send(sock, msg_error(code, "%s", h->err), SEND_WAIT_MS);
 	adopt_free(&o);
-	for (i = 0; i < h->nlisteners; i++)
-		hlistener_close(&h->listeners[i]);
-	h->nlisteners = 0;
+	hlisteners_close(h);
 	hlistener_close(&h->control);
 	json_decref(h->changes);
 	h->changes = NULL;

@@ -243,3 +243,31 @@ hlistener_cells(const struct hlistener *l, const char *row[MSG_NCOLUMNS])
 	row[MSG_COL_LISTENING] = l->id.listening ? "true" : "false";
 	row[MSG_COL_SPEC] = l->spec;
 }
+
+/* What an offer or a report lists: the control socket, the listeners,
+ * then the other fds kept. */
+size_t
+hentries(const struct handoff *h)
+{
+	return 1 + h->nlisteners + h->nkept;
+}
+
+struct hlistener *
+hentry(struct handoff *h, size_t i)
+{
+	if (i == 0)
+		return &h->control;
+	if (i <= h->nlisteners)
+		return &h->listeners[i - 1];
+	return &h->kept[i - 1 - h->nlisteners];
+}
+
+/* Closes every listener and kept fd; the arrays stay. */
+void
+hlisteners_close(struct handoff *h)
+{
+	while (h->nlisteners > 0)
+		hlistener_close(&h->listeners[--h->nlisteners]);
+	while (h->nkept > 0)
+		hlistener_close(&h->kept[--h->nkept]);
+}
