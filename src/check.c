@@ -27,8 +27,8 @@ check_row(struct hlistener *l, const struct check_claim *c, char *err,
 	struct listener_id	id;
 
 	if (listener_identify(l->fd, &id) == -1) {
-		snprintf(err, len, "listener \"%s\": the fd passed is not a "
-		    "socket we can inspect: %s", l->name, strerror(errno));
+		snprintf(err, len, "listener \"%s\": cannot tell what the fd "
+		    "passed is: %s", l->name, strerror(errno));
 		return -1;
 	}
 	if (strcmp(listener_family_name(id.family), c->family) != 0 ||
@@ -43,7 +43,9 @@ check_row(struct hlistener *l, const struct check_claim *c, char *err,
 		    c->address, c->listening ? " listening" : "");
 		return -1;
 	}
-	if (hnonblock(l->fd) == -1) {
+	/* A socket is made non-blocking; other fds keep their flags, which
+	 * their holders share. */
+	if (id.family != AF_UNSPEC && hnonblock(l->fd) == -1) {
 		snprintf(err, len, "listener \"%s\": cannot make it "
 		    "non-blocking: %s", l->name, strerror(errno));
 		return -1;

@@ -119,11 +119,13 @@ test_parse_bad(void)
 		const char	*spec, *err;
 	} bad[] = {
 		{ "127.0.0.1:8080", "listen spec \"127.0.0.1:8080\": expected "
-		    "tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT or "
-		    "unix:PATH" },
+		    "tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT, "
+		    "unix:PATH or fd:" },
 		{ "http://127.0.0.1:80", "listen spec \"http://127.0.0.1:80\": "
-		    "expected tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT "
-		    "or unix:PATH" },
+		    "expected tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT, "
+		    "unix:PATH or fd:" },
+		{ "fd:x", "listen spec \"fd:x\": expected tcp://HOST:PORT, "
+		    "tcp://[V6]:PORT, udp://HOST:PORT, unix:PATH or fd:" },
 		{ "tcp://127.0.0.1", "listen spec \"tcp://127.0.0.1\": "
 		    "expected HOST:PORT" },
 		{ "tcp://127.0.0.1:", "listen spec \"tcp://127.0.0.1:\": port "
@@ -659,10 +661,24 @@ test_identify_other(void)
 	struct listener_id	id;
 	int			p[2], sv[2];
 
+	/* Not a socket: family and type other, its /proc link, which a
+	 * dup shares. */
 	CHECK_INT(pipe2(p, O_CLOEXEC), 0);
-	errno = 0;
-	CHECK_INT(listener_identify(p[0], &id), -1);
-	CHECK_INT(errno, ENOTSOCK);
+	CHECK_INT(listener_identify(p[0], &id), 0);
+	CHECK_INT(id.family, AF_UNSPEC);
+	CHECK_INT(id.socktype, 0);
+	CHECK_INT(id.listening, 0);
+	CHECK(strncmp(id.address, "pipe:[", 6) == 0);
+	CHECK_STR(listener_kind_name(listener_kind_of(&id)), "fd");
+	CHECK_STR(listener_family_name(id.family), "other");
+	{
+		struct listener_id	id2;
+		int			d = dup(p[1]);
+
+		CHECK_INT(listener_identify(d, &id2), 0);
+		CHECK_STR(id2.address, id.address);
+		close(d);
+	}
 	close(p[0]);
 	close(p[1]);
 
