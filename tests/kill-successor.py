@@ -50,9 +50,15 @@ def socket_inodes(pid):
 def held_connections(pid, port):
     """TCP connections of pid with local port `port` (not the listener),
     from ss(8): its netlink dump is quicker than /proc/net/tcp."""
-    out = subprocess.run(["ss", "-Htne", "state", "connected", "sport", "=",
-                          ":%d" % port], stdout=subprocess.PIPE, check=True,
-                         text=True).stdout
+    # Its stderr is kept out of this helper's result line: where no cgroup2
+    # is mounted (a package build's chroot) ss says "Failed to find
+    # cgroup2 mount" there, and lists the sockets all the same.
+    r = subprocess.run(["ss", "-Htne", "state", "connected", "sport", "=",
+                        ":%d" % port], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("ss exited %d: %s" % (r.returncode, r.stderr.strip()))
+    out = r.stdout
     listed = {w[4:] for w in out.split() if w.startswith("ino:")}
     return len(listed & socket_inodes(pid))
 
