@@ -544,6 +544,13 @@ handoff_pass_fd(struct handoff *h, const char *name, int fd)
 		    "a takeover is under way; try again once it is over" :
 		    "only after handoff_start");
 	}
+	for (i = 0; i < h->nlisteners; i++)
+		if (strcmp(h->listeners[i].name, name) == 0) {
+			close(fd);
+			return herr(h, "handoff_pass_fd \"%s\": a listener "
+			    "has that name; give the fd a name of its own",
+			    name);
+		}
 	if (listener_identify(fd, &l.id) == -1 ||
 	    (l.name = hnames(name, NULL, &l.spec)) == NULL) {
 		close(fd);

@@ -451,6 +451,7 @@ incumbent_stop(struct handoff *h)
 		h->superseded = 1;
 		hlog(h, "stopping: no rollback");
 		retire_then_drain(h, h->hold_left);
+		hevent(h, HANDOFF_SUPERSEDED);	/* as for any stop */
 		return 0;
 	}
 	switch (h->hstate) {

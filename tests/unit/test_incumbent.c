@@ -523,6 +523,41 @@ out:
 	teardown();
 }
 
+/*
+ * handoff_pass_fd: takes the fd even when it refuses; refuses a bad
+ * name, a listener's name, and is counted in the offer and in status.
+ */
+static void
+test_pass_fd(void)
+{
+	json_t	*r;
+	int	 p[2], before;
+
+	if (setup(1, 0, 0) == -1)
+		goto out;
+	before = unit_count_fds();
+	CHECK_INT(pipe2(p, O_CLOEXEC), 0);
+	CHECK_INT(handoff_pass_fd(F.h, wanted[0].name, p[0]), -1);
+	CHECK(strstr(handoff_strerror(F.h), "a listener has that name") !=
+	    NULL);
+	CHECK_INT(handoff_pass_fd(F.h, "@x", p[1]), -1);
+	CHECK_INT(unit_count_fds(), before);	/* both taken, and closed */
+	CHECK_INT(pipe2(p, O_CLOEXEC), 0);
+	CHECK_INT(handoff_pass_fd(F.h, "state", p[0]), 0);
+	CHECK_INT(handoff_fd(F.h, "state"), p[0]);
+	CHECK_INT(handoff_pass_fd(F.h, "state", p[1]), 0);	/* replaced */
+	CHECK_INT(handoff_fd(F.h, "state"), p[1]);
+	CHECK_INT(unit_count_fds(), before + 1);
+	if ((r = status()) != NULL) {
+		CHECK_INT(peer_int(r, "count"), 3);
+		CHECK_STR(peer_str(json_array_get(json_object_get(r,
+		    "listeners"), 2), "kind"), "fd");
+		json_decref(r);
+	}
+out:
+	teardown();
+}
+
 /* What may open a conversation: hello, status, stop; nothing else. */
 static void
 test_opening(void)
@@ -1099,6 +1134,7 @@ main(void)
 	unsetenv("NOTIFY_SOCKET");	/* ours to set, in test_notify */
 	test_takeover_rollback();
 	test_status();
+	test_pass_fd();
 	test_opening();
 	test_hostile();
 	test_gone_before_ready();
