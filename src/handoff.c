@@ -551,6 +551,16 @@ handoff_pass_fd(struct handoff *h, const char *name, int fd)
 			    "has that name; give the fd a name of its own",
 			    name);
 		}
+	/* One the handle holds already is left alone: taking it would
+	 * close it twice. */
+	for (i = 0; i < hentries(h); i++)
+		if (hentry(h, i)->fd == fd)
+			return herr(h, "handoff_pass_fd \"%s\": fd %d is the "
+			    "handle's already (%s); pass a dup of it", name, fd,
+			    hentry(h, i)->name);
+	if (fd == h->spare_fd || fd == h->lock_fd || fd == h->pred_fd)
+		return herr(h, "handoff_pass_fd \"%s\": fd %d is the "
+		    "library's own", name, fd);
 	if (listener_identify(fd, &l.id) == -1 ||
 	    (l.name = hnames(name, NULL, &l.spec)) == NULL) {
 		close(fd);

@@ -279,8 +279,10 @@ listener_bind(const struct listener_spec *ls, const char *spec, char *err,
 		if (bind_unix(ls, fd, spec, err, len) == -1)
 			goto bad;
 	} else {
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-		    sizeof(one)) == -1)
+		/* TCP only: for UDP SO_REUSEADDR lets another process bind
+		 * the same address, and take its datagrams. */
+		if (ls->socktype == SOCK_STREAM && setsockopt(fd, SOL_SOCKET,
+		    SO_REUSEADDR, &one, sizeof(one)) == -1)
 			goto syserr;
 		if (ls->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 		    IPV6_V6ONLY, &one, sizeof(one)) == -1)

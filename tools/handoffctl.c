@@ -251,7 +251,8 @@ cmd_status(const char *path, int as_json)
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
-	r = ctl_request(fd, "status", "report", path, 5000, &code);
+	r = ctl_request(fd, "status", "report", path, 5000,
+	    &code);
 	close(fd);
 	if (r == NULL)
 		return code;
@@ -388,22 +389,24 @@ cmd_stop(const char *path, int ms)
 {
 	json_t		*r;
 	int		 fd, pidfd, code;
-	long long	 pid;
+	long long	 pid, n;
 	char		 conns[64];
 
 	if ((fd = ctl_connect(path)) < 0)
 		return -fd;
-	if ((r = ctl_request(fd, "stop", "stopping", path, 5000, &code)) == NULL) {
+	if ((r = ctl_request(fd, "stop", "stopping", path, 5000,
+	    &code)) == NULL) {
 		close(fd);
 		return code;
 	}
+	n = json_integer_value(json_object_get(r, "connections"));
 	pid = json_integer_value(json_object_get(r, "pid"));
 	pidfd = server_pidfd(fd, pid);
 	if (json_is_false(json_object_get(r, "counted")))
 		snprintf(conns, sizeof(conns), "its connections (not counted)");
 	else
-		snprintf(conns, sizeof(conns), "%lld connections", (long long)
-		    json_integer_value(json_object_get(r, "connections")));
+		snprintf(conns, sizeof(conns), "%lld connection%s", n, n == 1 ?
+		    "" : "s");
 	printf("stopping pid %lld: draining %s, deadline %lld ms\n", pid,
 	    conns, (long long)json_integer_value(json_object_get(r,
 	    "deadline_ms")));

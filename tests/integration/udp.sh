@@ -38,6 +38,17 @@ n2=$(sed -n "s/^pid $v2 tag v2 gen 2: //p" "$T/client.out")
 [ "${n2:-0}" -ge 50 ] || fail "v2 answered ${n2:-0} datagrams, want 50 or more"
 others=$(grep -c "^pid " "$T/client.out")
 [ "$others" = 2 ] || fail "answers from other than v1 and v2: $(cat "$T/client.out")"
+# An unrelated server (another control socket) cannot bind the same
+# UDP address and take its datagrams: it fails as for TCP.
+"$HTTPD" --control "$T/other.sock" --listen "dns=udp://127.0.0.1:$uport" \
+    --tag other >"$T/other.log" 2>&1 &
+other=$!
+PIDS="$PIDS $other"
+reap 30 "$other" "the other server"
+[ "$STATUS" = 1 ] || fail "a second server bound udp port $uport" \
+    "(exit $STATUS): $(tail -n 2 "$T/other.log")"
+grep -q "Address already in use" "$T/other.log" ||
+    fail "the other server: $(tail -n 2 "$T/other.log")"
 grep -Eq "adopted 2 \((dns,http|http,dns)\)" "$T/v2.log" ||
     fail "v2 did not adopt the udp listener: $(grep 'took over' "$T/v2.log")"
 pass

@@ -548,6 +548,15 @@ test_pass_fd(void)
 	CHECK_INT(handoff_pass_fd(F.h, "state", p[1]), 0);	/* replaced */
 	CHECK_INT(handoff_fd(F.h, "state"), p[1]);
 	CHECK_INT(unit_count_fds(), before + 1);
+	/* The handle's own fds are refused, and left open. */
+	CHECK_INT(handoff_pass_fd(F.h, "again", p[1]), -1);
+	CHECK_INT(handoff_pass_fd(F.h, "alias", handoff_listener_fd(F.h, 0)),
+	    -1);
+	CHECK(strstr(handoff_strerror(F.h), "is the handle's already") !=
+	    NULL);
+	CHECK_INT(fcntl(p[1], F_GETFD) != -1, 1);
+	CHECK_INT(fcntl(handoff_listener_fd(F.h, 0), F_GETFD) != -1, 1);
+	CHECK_INT(unit_count_fds(), before + 1);
 	if ((r = status()) != NULL) {
 		CHECK_INT(peer_int(r, "count"), 3);
 		CHECK_STR(peer_str(json_array_get(json_object_get(r,
