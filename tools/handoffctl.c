@@ -274,9 +274,10 @@ cmd_status(const char *path, int as_json)
 static int
 nspid(pid_t pid, long long *inner)
 {
-	char	 path[64], line[256], *p, *end;
-	FILE	*f;
-	int	 n = 0;
+	char		 path[64], line[256], *p, *end;
+	long long	 v;
+	FILE		*f;
+	int		 n = 0;
 
 	if (pid > 0)
 		snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
@@ -287,11 +288,10 @@ nspid(pid_t pid, long long *inner)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (strncmp(line, "NSpid:", 6) != 0)
 			continue;
-		for (p = line + 6; ; p = end, n++) {
-			*inner = strtoll(p, &end, 10);
-			if (end == p)
-				break;
-		}
+		/* The last number read is the innermost pid. */
+		for (p = line + 6; (v = strtoll(p, &end, 10)), end != p;
+		    p = end, n++)
+			*inner = v;
 		break;
 	}
 	fclose(f);
