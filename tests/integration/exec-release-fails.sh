@@ -85,9 +85,14 @@ alive "$c1" || fail "v1's child $c1 was stopped for a failed release"
 answers_pid "$c1" || fail "v1's child no longer answers: $(get "$url")"
 is_serving "$v1" || fail "status does not name v1: $(serving_pid)"
 
-# ---- (a) one that exits 3 within the settle time, not at once
-start_exec fail3 --settle 30 -- sh -c 'sleep 0.5; exit 3'
+# ---- (a) one that exits 3 within the settle time, not at once: it runs
+# until the test has seen it waited for, then exits when told.
+start_exec fail3 --settle 30 -- sh -c \
+    'while [ ! -e "$0" ]; do sleep 0.05; done; exit 3' "$T/fail3.go"
 bad=$LAST_PID
+wait_for 30 logged fail3 "is ready if it runs 30000 ms" ||
+    fail "fail3 did not start its program: $(cat "$T/fail3.log")"
+touch "$T/fail3.go"
 reap 40 "$bad" "a release that exits 3 within the settle time"
 [ "$STATUS" = 3 ] || fail "the failed release exited $STATUS, want 3"
 logged fail3 "exited with status 3 before it was ready (settle time 30000 ms)" ||
@@ -152,7 +157,7 @@ logged v1 "signal 15: no rollback any more" ||
 answers_pid "$c3" || fail "v3's child $c3 does not answer"
 
 # ---- the window ends by itself: v3 (0.5 s) exits after v4 took over
-start_exec v4 --tag v4 --settle 0.5 -- sleep 600
+start_exec v4 --tag v4 --settle 0.5 -- tail -f /dev/null
 v4=$LAST_PID
 wait_for 20 is_serving "$v4" || fail "v4 (pid $v4) never served"
 c4=$(child_of v4)
@@ -178,12 +183,12 @@ w1=$LAST_PID
 wait_for 20 is_serving "$w1" || fail "w1 (pid $w1) never served"
 d1=$(child_of w1)
 PIDS="$PIDS $d1"
-start_exec w2 --tag w2 --settle 0.5 -- sleep 600
+start_exec w2 --tag w2 --settle 0.5 -- tail -f /dev/null
 w2=$LAST_PID
 wait_for 20 is_serving "$w2" || fail "w2 (pid $w2) never served"
 wait_for 20 logged w1 "stopping child pid $d1 with signal" ||
     fail "w1 did not stop its child"
-start_exec w3 --tag w3 --settle 100 -- sleep 600
+start_exec w3 --tag w3 --settle 100 -- tail -f /dev/null
 w3=$LAST_PID
 wait_for 20 logged w1 "successor pid $w2 is being taken over by pid $w3" ||
     fail "w1 did not hear of the takeover of w2 by w3"

@@ -94,17 +94,7 @@ seqpacket_listener(const char *path)
 static int
 count_tasks(void)
 {
-	struct dirent	*e;
-	DIR		*d;
-	int		 n = 0;
-
-	if ((d = opendir("/proc/self/task")) == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
+	return unit_count_entries("/proc/self/task");
 }
 
 /* Polls (bounded by ms) until the process has at most want tasks. */

@@ -52,21 +52,28 @@ unit_done(const char *name)
 	return unit_failures == 0 && unit_checks > 0 ? 0 : 1;
 }
 
-/* Open fds of this process, for leak checks; -1 if /proc is missing. */
+/* Entries of a /proc directory, its own fd aside; -1 if missing. */
 static inline int
-unit_count_fds(void)
+unit_count_entries(const char *path)
 {
 	DIR		*d;
 	struct dirent	*e;
 	int		 n = 0;
 
-	if ((d = opendir("/proc/self/fd")) == NULL)
+	if ((d = opendir(path)) == NULL)
 		return -1;
 	while ((e = readdir(d)) != NULL)
 		if (e->d_name[0] != '.')
 			n++;
 	closedir(d);
 	return n;
+}
+
+/* Open fds of this process, for leak checks; -1 if /proc is missing. */
+static inline int
+unit_count_fds(void)
+{
+	return unit_count_entries("/proc/self/fd");
 }
 
 /* Raises the soft fd limit to the hard one; returns the new soft limit. */
