@@ -417,6 +417,26 @@ check_answer(struct handoff *h, short what)
 }
 
 /*
+ * Did a generation newer than our vanished successor serve? Then it came
+ * through the successor, and no rollback may come, even if it has stopped
+ * since and nobody answers on the control socket.
+ */
+static int
+check_served(struct handoff *h)
+{
+	unsigned	gen;
+	long		pid;
+
+	if ((gen = control_last_serving(h, &pid)) <= h->generation + 1)
+		return 0;
+	hlog(h, "pid %ld (generation %u) served after successor pid %ld, as "
+	    "%s says: no rollback; draining on", pid, gen,
+	    (long)h->check_gone, h->lock_path);
+	check_end(h, 1);
+	return 1;
+}
+
+/*
  * A start under way holds the lock (from before its probe to its ready or
  * released), and may become the newest generation without us: wait for
  * it. Then whoever serves accepts on the control socket, and answers.
@@ -440,6 +460,8 @@ check_step(evutil_socket_t fd, short what, void *arg)
 		check_arm(h, -1, CHECK_POLL_MS);
 		return;
 	}
+	if (holder == 0 && check_served(h))
+		return;
 	if ((h->check_fd = control_connect(h)) == -1) {
 		if (errno == EAGAIN && check_before_end(h)) {
 			check_arm(h, -1, CHECK_POLL_MS);

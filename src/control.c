@@ -210,6 +210,53 @@ control_unlock(struct handoff *h)
 }
 
 /*
+ * The end of a start that serves. Before letting go, "serving PID
+ * GENERATION" goes into PATH.lock: an older generation holding for a
+ * vanished successor learns from it that a newer one served, even one
+ * that has stopped since and so answers no status (chain.c). Best
+ * effort: a reader that finds no whole line asks on the control socket.
+ */
+void
+control_unlock_serving(struct handoff *h)
+{
+	char	line[CONTROL_SERVING_LEN];
+	int	n;
+
+	n = snprintf(line, sizeof(line), "serving %ld %u\n", (long)getpid(),
+	    h->generation);
+	if (h->lock_fd >= 0 && (pwrite(h->lock_fd, line, (size_t)n, 0) != n ||
+	    ftruncate(h->lock_fd, n) == -1))
+		hlog(h, "cannot note in %s that we serve: %s", h->lock_path,
+		    strerror(errno));
+	control_unlock(h);
+}
+
+/*
+ * The generation the last start that served noted in PATH.lock, and its
+ * pid (as it saw itself); 0 if there is no such note.
+ */
+unsigned
+control_last_serving(struct handoff *h, long *pid)
+{
+	char		buf[CONTROL_SERVING_LEN];
+	ssize_t		n;
+	unsigned	gen;
+	int		fd;
+
+	if ((fd = open(h->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return 0;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (strchr(buf, '\n') == NULL ||
+	    sscanf(buf, "serving %ld %u\n", pid, &gen) != 2)
+		return 0;
+	return gen;
+}
+
+/*
  * A non-blocking connection to the control path, or -1 with errno: a
  * full backlog must not hang a start (EAGAIN).
  */

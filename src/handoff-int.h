@@ -27,6 +27,8 @@ struct adopt_set;
 /* The longest control path: what sun_path holds, its NUL aside. */
 #define CONTROL_PATH_MAX \
 	((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+/* "serving PID GENERATION\n" in PATH.lock: two numbers and the words. */
+#define CONTROL_SERVING_LEN	64
 #define HANDOFF_MAX_ALLOW	16
 #define HANDOFF_ERR_MAX		512
 /* A log line's worth of hchanges: a few names of each kind. */
@@ -221,6 +223,8 @@ int	 control_connect(struct handoff *);
 pid_t	 control_lock_holder(struct handoff *);
 int	 control_lock(struct handoff *);
 void	 control_unlock(struct handoff *);
+void	 control_unlock_serving(struct handoff *);
+unsigned control_last_serving(struct handoff *, long *);
 int	 control_probe(struct handoff *, int *);
 int	 control_bind(struct handoff *);
 int	 control_listen(struct handoff *, event_callback_fn);

@@ -597,7 +597,7 @@ handoff_ready(struct handoff *h)
 		return successor_ready(h);
 	if (incumbent_listen(h) == -1)
 		return -1;
-	control_unlock(h);
+	control_unlock_serving(h);
 	h->hstate = HS_SERVING;
 	hlog(h, "ready: serving, tag \"%s\"", h->tag);
 	hnotify(h, "READY=1\nSTATUS=serving, generation %u, tag %s",

@@ -202,7 +202,7 @@ become_incumbent(struct handoff *h)
 	h->hstate = HS_SERVING;
 	if (incumbent_listen(h) == -1)
 		hlog(h, "%s", h->err);
-	control_unlock(h);
+	control_unlock_serving(h);
 }
 
 /*

@@ -1891,7 +1891,10 @@ class Run:
                 out("FAIL sequence seed %d, step %d (%s): %s"
                     % (seq.seed, seq.step_no, seq.doing, x))
                 seq.dump()
-                out("replay: " + self.replay(seq.seed, max(seq.step_no, 1)))
+                # A failure at the final stop replays the whole sequence:
+                # one step more would be another sequence.
+                out("replay: " + self.replay(
+                    seq.seed, min(max(seq.step_no, 1), seq.nsteps)))
                 self.failures.append((seq.seed, seq.step_no,
                                       "(%s) %s" % (seq.doing, x)))
                 if not self.keep_going:

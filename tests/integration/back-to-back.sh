@@ -22,11 +22,18 @@ port=$(free_port)
 url="http://127.0.0.1:$port"
 listen="http=tcp://127.0.0.1:$port"
 
+# serve_holding TAG: a fresh start of TAG holding one request of ours in
+# flight; its pid in $LAST_PID, the held connection in $HELD.
+serve_holding() {
+	serve "$1" --listen "$listen" --tag "$1" --drain-timeout 60
+	hold HELD
+	wait_for 30 has_connections 1 ||
+	    fail "the held request never reached $1"
+}
+
 # 1. Two upgrades inside one drain window.
-serve v1 --listen "$listen" --tag v1 --drain-timeout 60
-v1=$LAST_PID
-hold held1
-wait_for 30 has_connections 1 || fail "the held request never reached v1"
+serve_holding v1
+v1=$LAST_PID held1=$HELD
 ctl_upgrade v2 --listen "$listen" --drain-timeout 60
 v2=$NEW_PID
 ctl_upgrade v3 --listen "$listen" --drain-timeout 60
@@ -63,10 +70,8 @@ logged v4 "rolled back" && fail "v4 rolled back after a stop"
 refuses "$url/" || fail "something still answers after the stop"
 
 # 4. The successor vanishes while a takeover of it is under way.
-serve v6 --listen "$listen" --tag v6 --drain-timeout 60
-v6=$LAST_PID
-hold held6
-wait_for 30 has_connections 1 || fail "the held request never reached v6"
+serve_holding v6
+v6=$LAST_PID held6=$HELD
 ctl_upgrade v7 --listen "$listen" --drain-timeout 60
 v7=$NEW_PID
 $PEER successor --control "$CONTROL" --lock --stop-after batch --then hang --hold 120 \
@@ -88,4 +93,39 @@ wait_exit "$peer"
 wait_for 30 logged v6 "rolled back: successor pid $v7 vanished" ||
     fail "v6 did not roll back once nobody answered"
 only_newest "$v6"
+"$CTL" stop --control "$CONTROL" --timeout 30 >"$T/stop6.out" 2>&1 ||
+    fail "stop of v6: $(cat "$T/stop6.out")"
+reap_ok 30 "$v6" "v6, stopped"
+
+# 5. A newer generation served and stopped while the holder looked away.
+serve_holding v8
+v8=$LAST_PID held8=$HELD
+ctl_upgrade v9 --listen "$listen" --drain-timeout 60
+v9=$NEW_PID
+kill -STOP "$v8"
+# v10's program says READY=1 once $T/go exists (bounded: 60 s).
+"$top_builddir/tools/handoff-exec" --control "$CONTROL" --listen "$listen" \
+    --tag v10 --notify --ready-timeout 90 -- /bin/sh -c \
+    'n=0; while [ ! -e "$0" ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; exec "$@"' \
+    "$T/go" "$HTTPD" --control "$T/child.sock" --tag v10 --listen "$listen" \
+    >"$T/v10.log" 2>&1 &
+v10=$!
+PIDS="$PIDS $v10"
+wait_for 30 logged v10 "took over from pid $v9" ||
+    fail "v10 never took over from v9"
+kill -KILL "$v9"
+touch "$T/go"
+wait_for 30 logged v10 "predecessor pid $v9 died before ready: serving" ||
+    fail "v10 did not serve after v9 died"
+"$CTL" stop --control "$CONTROL" --timeout 30 >"$T/stop10.out" 2>&1 ||
+    fail "stop of v10: $(cat "$T/stop10.out")"
+reap_ok 30 "$v10" "v10, stopped"
+kill -CONT "$v8"
+wait_for 30 logged v8 "holding until we know" || fail "v8 did not hold"
+wait_for 30 logged v8 "served after successor pid $v9, as .* says: no rollback" ||
+    fail "v8 did not learn that a newer generation served"
+logged v8 "rolled back" && fail "v8 rolled back after the newest was stopped"
+release "$held8" "$v8"
+reap_ok 30 "$v8" "v8, drained"
+refuses "$url/" || fail "something answers after the newest was stopped"
 pass
