@@ -433,8 +433,10 @@ listener_addr_parse(const char *s, struct sockaddr_storage *ss,
 			return -1;
 		port = end + 1;
 	}
+	/* getaddrinfo takes port 65536 for 0. */
 	if ((n = (size_t)(end - s)) == 0 || n >= sizeof(host) ||
-	    *port == '\0' || strspn(port, "0123456789") != strlen(port))
+	    *port == '\0' || strspn(port, "0123456789") != strlen(port) ||
+	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535)
 		return -1;
 	memcpy(host, s, n);
 	host[n] = '\0';

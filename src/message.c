@@ -543,9 +543,10 @@ b64_value(char c)
 }
 
 /*
- * Decodes padded base64 s into out (room for max bytes): the length, or
- * -1 if s is not base64 (a character outside the alphabet, a length that
- * is not a multiple of 4, padding anywhere but at the end) or too long.
+ * Decodes padded base64 s into out (room for max bytes; NULL only checks
+ * s): the length, or -1 if s is not base64 (a character outside the
+ * alphabet, a length that is not a multiple of 4, padding anywhere but
+ * at the end) or decodes to more than max bytes.
  */
 ssize_t
 msg_b64_decode(const char *s, void *out, size_t max)
@@ -568,6 +569,10 @@ msg_b64_decode(const char *s, void *out, size_t max)
 		}
 		if (n + 3 - (size_t)pad > max)
 			return -1;
+		if (o == NULL) {
+			n += 3 - (size_t)pad;
+			continue;
+		}
 		o[n++] = (unsigned char)(c[0] << 2 | c[1] >> 4);
 		if (pad < 2)
 			o[n++] = (unsigned char)((c[1] & 15) << 4 | c[2] >> 2);

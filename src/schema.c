@@ -635,5 +635,9 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 	    need_str(o, t, "data", MSG_B64_LEN(MSG_DATAGRAM_MAX), 0, err,
 	    len) == -1)
 		return -1;
+	if (msg_b64_decode(json_string_value(json_object_get(o, "data")),
+	    NULL, MSG_DATAGRAM_MAX) == -1)
+		return fail(err, len, "%s: field \"data\" is not base64 (RFC "
+		    "4648, padded)", t);
 	return 0;
 }
