@@ -216,8 +216,6 @@ unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
 
 /* flow.c: datagrams to and from the neighbours */
-int	 flow_send(struct handoff *, enum handoff_way, const char *,
-	    const struct sockaddr *, socklen_t, const void *, size_t);
 void	 flow_receive(struct handoff *, enum handoff_way, pid_t,
 	    const json_t *);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
 #include "message.h"
 #include "wire.h"
 
@@ -632,10 +633,10 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 		return fail(err, len, "%s: field \"listener\" is not a valid "
 		    "listener name", t);
 	if (need_str(o, t, "peer", MSG_ADDR_MAX, 0, err, len) == -1 ||
-	    need_str(o, t, "data", MSG_B64_LEN(MSG_DATAGRAM_MAX), 0, err,
+	    need_str(o, t, "data", B64_LEN(MSG_DATAGRAM_MAX), 0, err,
 	    len) == -1)
 		return -1;
-	if (msg_b64_decode(json_string_value(json_object_get(o, "data")),
+	if (b64_decode(json_string_value(json_object_get(o, "data")),
 	    NULL, MSG_DATAGRAM_MAX) == -1)
 		return fail(err, len, "%s: field \"data\" is not base64 (RFC "
 		    "4648, padded)", t);
