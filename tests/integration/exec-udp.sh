@@ -15,13 +15,10 @@
 
 EXEC="$top_builddir/tools/handoff-exec"
 ECHO="$top_builddir/tests/progs/udpecho"
-SEQ="$top_builddir/tests/progs/udpseq"
-[ -x "$ECHO" ] && [ -x "$SEQ" ] ||
-    fail "$ECHO or $SEQ is not built (make check builds them)"
+[ -x "$ECHO" ] && [ -x "$top_builddir/tests/progs/udpseq" ] ||
+    fail "tests/progs/udpecho or udpseq is not built (make check builds them)"
 
-uport=$(python3 -c 'import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+uport=$(free_udp_port)
 
 # start_exec NAME: handoff-exec (--notify, no rollback window) running
 # udpecho on dns=udp://127.0.0.1:$uport; pid in $LAST_PID.
@@ -37,12 +34,6 @@ child_of() {
 	sed -n 's/.*started child pid \([0-9]*\):.*/\1/p' "$T/$1.log" | tail -n 1
 }
 
-# answered_by PID N: the sender's log has N answers or more from PID.
-answered_by() {
-	[ "$(awk -v p="$1" '$2 == p { n++ } END { print n + 0 }' \
-	    "$T/answers")" -ge "$2" ]
-}
-
 start_exec v1
 prev=$LAST_PID
 wait_for 60 is_serving "$prev" || fail "v1 (pid $prev) never served"
@@ -52,10 +43,7 @@ children=$child
 logged v1 "udpecho: pid $child serves 1 datagram sockets (dns)" ||
     fail "v1's child did not get the udp listener as LISTEN_FDS"
 
-"$SEQ" -r 2000 -w 16 -n 100000 -s "$T/stop" -a 500 -t 10000 \
-    -l "$T/answers" 127.0.0.1 "$uport" >"$T/seq.out" 2>"$T/seq.log" &
-sender=$!
-PIDS="$PIDS $sender"
+start_udpseq "$uport" 16
 wait_for 60 answered_by "$child" 20 || fail "no answers from v1's child"
 
 for v in v2 v3 v4; do
@@ -70,21 +58,16 @@ for v in v2 v3 v4; do
 	# The new child alone reads from here: it answers before the next.
 	wait_for 60 answered_by "$child" 20 ||
 	    fail "$v's child (pid $child) answers nothing"
-	alive "$sender" || fail "the sender ended before $v: $(cat "$T/seq.log")"
+	alive "$SENDER" || fail "the sender ended before $v: $(cat "$T/udpseq.log")"
 	prev=$new
 done
 
-touch "$T/stop"
-reap 120 "$sender" "udpseq"
-[ "$STATUS" = 0 ] || fail "udpseq exited $STATUS: $(cat "$T/seq.log")"
-log "$(tr '\n' ';' <"$T/seq.out")"
-grep -q '^sent [0-9]* answered [0-9]* lost 0 duplicate 0 wrong 0 ' \
-    "$T/seq.out" || fail "datagrams lost or answered twice: $(cat "$T/seq.out")"
+udpseq_done
 for c in $children; do
 	answered_by "$c" 1 || fail "child $c answered nothing"
 done
-[ "$(grep -c '^pid ' "$T/seq.out")" = 4 ] ||
-    fail "answers from other than the 4 children: $(cat "$T/seq.out")"
+[ "$(grep -c '^pid ' "$T/udpseq.out")" = 4 ] ||
+    fail "answers from other than the 4 children: $(cat "$T/udpseq.out")"
 for v in v1 v2 v3; do
 	c=$(child_of "$v")
 	logged "$v" "udpecho: pid $c stops" || fail "$v's child did not stop"
