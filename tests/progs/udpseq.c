@@ -406,7 +406,7 @@ drain_answers(struct seq *s, int64_t ns)
 }
 
 static void
-report(struct seq *s, int64_t took_ns)
+report(struct seq *s, int64_t took_ns, int64_t send_ns)
 {
 	size_t	i;
 
@@ -415,9 +415,10 @@ report(struct seq *s, int64_t took_ns)
 		    s->src[i].gen, s->src[i].n);
 	printf("sent %" PRIu64 " answered %" PRIu64 " lost %" PRIu64
 	    " duplicate %" PRIu64 " wrong %" PRIu64 " client-drops %" PRIu32
-	    " ms %" PRId64 " late-ms %" PRId64 "\n", s->sent, s->answered,
-	    s->sent - s->answered, s->dup, s->wrong, s->drops,
-	    took_ns / 1000000, s->late_ns / 1000000);
+	    " ms %" PRId64 " send-ms %" PRId64 " late-ms %" PRId64 "\n",
+	    s->sent, s->answered, s->sent - s->answered, s->dup, s->wrong,
+	    s->drops, took_ns / 1000000, send_ns / 1000000,
+	    s->late_ns / 1000000);
 }
 
 static void
@@ -435,7 +436,7 @@ main(int argc, char *argv[])
 	struct sigaction	 sa;
 	sigset_t		 usr1;
 	const char		*stop = NULL, *logpath = NULL;
-	int64_t			 start, stall_ms = 5000;
+	int64_t			 start, sent_at, stall_ms = 5000;
 	int			 c, code = 0;
 
 	memset(&s, 0, sizeof(s));
@@ -480,8 +481,9 @@ main(int argc, char *argv[])
 		start = now_ns();
 		if (send_all(&s, stop, stall_ms * 1000000LL) == -1)
 			code = 1;
+		sent_at = now_ns();
 		drain_answers(&s, stall_ms * 1000000LL);
-		report(&s, now_ns() - start);
+		report(&s, now_ns() - start, sent_at - start);
 	}
 	if (s.log != NULL)
 		fclose(s.log);
