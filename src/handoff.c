@@ -88,6 +88,7 @@ handoff_free(struct handoff *h)
 	    incumbent_offer_sent(h)))
 		chain_pass_links(h, h->successor->fd);
 	peer_free_all(h);
+	conn_free(h);
 	chain_check_cancel(h);
 	if (h->check_ev != NULL)
 		event_free(h->check_ev);

@@ -18,6 +18,7 @@
 #define MSG_TEXT_MAX	1024
 #define MSG_DRAINERS_MAX	64	/* generations listed as draining */
 #define MSG_DATAGRAM_MAX	32768	/* bytes of a datagram, before base64 */
+#define MSG_CONN_DATA_MAX	16384	/* a connection's unread bytes, before base64 */
 
 /* Error codes carried by "error" messages. */
 #define MSG_E_FORBIDDEN		"forbidden"
