@@ -67,6 +67,8 @@ struct httpd {
 	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
 	struct sess_set		*sess;		/* sessions first seen here */
 	int			 sess_full;	/* said once */
+	unsigned long		 sess_dropped;	/* neighbour full, not said */
+	time_t			 sess_said;	/* when drops were last said */
 };
 
 struct slow {
@@ -400,6 +402,33 @@ sess_take(struct httpd *d, const char *id)
 }
 
 /*
+ * A session datagram to a neighbour: 1 if it went, or was dropped because
+ * the neighbour has not read what we sent (as the network may drop one:
+ * answering it here would move the session); 0 if there is no such
+ * neighbour for it, and the caller keeps it.
+ */
+static int
+sess_pass(struct httpd *d, enum handoff_way to, const char *name,
+    const struct sockaddr *sa, socklen_t salen, const void *in, size_t n)
+{
+	time_t	now;
+
+	if (handoff_flow_send(d->h, to, name, sa, salen, in, n) == 0)
+		return 1;
+	if (errno != EAGAIN)
+		return 0;
+	d->sess_dropped++;
+	if ((now = time(NULL)) != d->sess_said) {
+		handoff_log(d->h, "%lu session datagram%s dropped: %s",
+		    d->sess_dropped, d->sess_dropped == 1 ? "" : "s",
+		    handoff_strerror(d->h));
+		d->sess_dropped = 0;
+		d->sess_said = now;
+	}
+	return 1;
+}
+
+/*
  * A datagram read here, or one our predecessor says is not its own: a
  * session it does not know goes to the predecessor while one drains
  * (the generation that first saw it answers), else it is ours.
@@ -412,8 +441,8 @@ udp_serve(struct httpd *d, const char *name, int fd,
 	char	id[SESS_ID_MAX + 1];
 
 	if (sess_id(in, n, id) && !sess_owned(d->sess, id)) {
-		if (!returned && handoff_flow_send(d->h, HANDOFF_PREDECESSOR,
-		    name, sa, salen, in, n) == 0)
+		if (!returned && sess_pass(d, HANDOFF_PREDECESSOR, name, sa,
+		    salen, in, n))
 			return;
 		sess_take(d, id);
 	}
@@ -470,15 +499,14 @@ on_flow(struct handoff *h, enum handoff_way from, const char *name, int fd,
 			udp_answer(d, fd, sa, salen, in, n);
 			return;
 		}
-		if (handoff_flow_send(h, HANDOFF_PREDECESSOR, name, sa, salen,
-		    in, n) == 0 || handoff_flow_send(h, HANDOFF_SUCCESSOR,
-		    name, sa, salen, in, n) == 0)
+		if (sess_pass(d, HANDOFF_PREDECESSOR, name, sa, salen, in, n) ||
+		    sess_pass(d, HANDOFF_SUCCESSOR, name, sa, salen, in, n))
 			return;
 		udp_answer(d, fd, sa, salen, in, n);
 		return;
 	}
-	if (d->paused && handoff_flow_send(h, HANDOFF_SUCCESSOR, name, sa,
-	    salen, in, n) == 0)
+	if (d->paused && sess_pass(d, HANDOFF_SUCCESSOR, name, sa, salen, in,
+	    n))
 		return;
 	udp_serve(d, name, fd, sa, salen, in, n, 1);
 }
