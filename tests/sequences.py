@@ -92,9 +92,8 @@ START_BOUND = 40        # a start or an upgrade is over, one way or another
 SETTLE_BOUND = 30       # every process has served or exited
 PROMPT_BOUND = 10       # a drained generation exits, the cap is enforced
 REQUEST_BOUND = 15      # a fresh request is answered
-HOLD_MAX_AGE = 20       # held requests are released before the read timeout
-READ_TIMEOUT_AGE = 45   # after this, the server's 50 s read timeout may close
-                        # a held (half-sent) request
+HOLD_MAX_AGE = 20       # held requests are released before evhttp's timeout
+READ_TIMEOUT_AGE = 45   # after this, evhttp itself may close a held request
 FRESH_PER_LISTENER = 6  # fresh requests on each listener at each check
 DOWN_PROBE = 0.5        # how long an unwanted answer is waited for
 POLL = 0.02             # the pause between two polls of a bounded loop

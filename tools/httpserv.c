@@ -127,7 +127,6 @@ hs_new(struct event_base *base, hs_request_cb *cb, void *arg)
 	TAILQ_INIT(&srv->conns);
 	TAILQ_INIT(&srv->requests);
 	TAILQ_INIT(&srv->listeners);
-	hs_set_timeouts(srv, HS_READ_TIMEOUT_MS, HS_WRITE_TIMEOUT_MS);
 	return srv;
 }
 

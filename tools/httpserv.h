@@ -16,7 +16,7 @@
  *   - an accepted connection's fd is the server's, closed when the
  *     connection ends or by hs_free;
  *   - hs_adopt takes the fd when it succeeds; when it fails the fd is
- *     still the caller's, open;
+ *     still the caller's, open (perhaps made non-blocking);
  *   - hs_detach_idle gives the fd back: from then on it is the caller's,
  *     and the server has forgotten the connection.
  *
@@ -39,10 +39,6 @@ struct hs_request;
 /* Limits: a larger request head is answered 431, a larger body 413. */
 #define HS_MAX_HEAD		8192
 #define HS_MAX_BODY		16384
-/* evhttp's defaults, kept: an idle or half-sent request, or a response
- * the client does not read, is closed after this long. */
-#define HS_READ_TIMEOUT_MS	50000
-#define HS_WRITE_TIMEOUT_MS	50000
 
 /*
  * A complete request: answer it with hs_respond, now or later (once,
@@ -73,7 +69,12 @@ void			 hs_set_conn_cb(struct hs_server *, hs_conn_cb *,
 			    void *);
 void			 hs_set_accept_error_cb(struct hs_server *,
 			    hs_accept_error_cb *, void *);
-/* Milliseconds; 0 for none. For connections made from then on. */
+/*
+ * Milliseconds without a byte from the client while it owes us one (idle,
+ * or a request half sent), and without progress writing to it; 0 for
+ * none, the default (evhttp's, as handoff-httpd used it: a drain's
+ * deadline bounds an idle connection). For connections made from then on.
+ */
 void			 hs_set_timeouts(struct hs_server *, unsigned,
 			    unsigned);
 /* On: every response from now on says Connection: close and its
