@@ -32,6 +32,9 @@
 #define CONN_MSG_HEAD	256
 /* A full socket: how soon the rest is tried again. */
 #define CONN_RETRY_MS	20
+/* Of the fds our successor said it had room for, those left to it for
+ * what it accepts and opens itself. */
+#define CONN_FDS_SPARE	64
 
 _Static_assert(B64_LEN(HANDOFF_CONN_DATA_MAX) + 1024 < CONN_ENTRY_MAX,
     "an entry with the most data fits");
@@ -174,6 +177,17 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	if (h->nconns >= CONN_HELD_MAX)
 		return herr(h, "%d connections given are not taken yet: give "
 		    "more once some are", CONN_HELD_MAX);
+	/* One it cannot receive would be lost in its fd table's full
+	 * receive: we keep the rest. */
+	if (h->conn_sent + CONN_FDS_SPARE >= h->conn_room)
+		return herr(h, "successor pid %ld said it had room for %zu "
+		    "more fds: connections stay here from now on (raise its "
+		    "RLIMIT_NOFILE)", (long)p->pid, h->conn_room);
+	/* Superseded, our successor's link may be another's now, which
+	 * reads no connections from it. */
+	if (h->superseded)
+		return herr(h, "our successor has handed over in its turn, or "
+		    "stops: connections stay here");
 	if (h->nconns == h->capconns) {
 		cap = h->capconns ? h->capconns * 2 : 64;
 		if ((c = reallocarray(h->conns, cap, sizeof(*c))) == NULL)
@@ -186,6 +200,7 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	    state)) == NULL)
 		return -1;
 	c = &h->conns[h->nconns++];
+	h->conn_sent++;
 	c->id = ++h->conn_next;
 	c->fd = fd;
 	c->entry = e;

@@ -137,6 +137,8 @@ struct handoff {
 	struct hconn		*conns;		/* given, not yet taken */
 	size_t			 nconns, capconns;
 	long			 conn_next;	/* the last id given */
+	size_t			 conn_room;	/* fds our successor said it had */
+	size_t			 conn_sent;	/* connections given it, all told */
 	struct event		*conn_ev;	/* sends what was given */
 
 	json_t			*state;		/* ours, offered */

@@ -245,6 +245,9 @@ on_hello(struct peer *p, json_t *msg)
 		peer_refuse(p, MSG_E_TOOMANYFDS, text);
 		return;
 	}
+	/* What is left of it for the connections we may give. */
+	h->conn_room = (size_t)(max_fds - (json_int_t)count);
+	h->conn_sent = 0;
 	if (offer_plan(h) == -1) {
 		peer_refuse(p, MSG_E_INTERNAL, "cannot plan the offer: out of "
 		    "memory");

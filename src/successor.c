@@ -290,9 +290,11 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if ((msg = msg_recv(fd, fds, &nfds, &f)) == NULL) {
 		/* A bad message is logged; a failed receive ends it. */
-		if (f.why == MSG_BAD && f.error == 0)
-			hlog(h, "predecessor pid %ld: %s", (long)h->predecessor,
-			    f.err);
+		/* Only its end ends it: a message we could not take (our fd
+		 * table full, say) is logged, and the link stays. */
+		if (f.why == MSG_BAD)
+			hlog(h, "predecessor pid %ld: %s; ignored",
+			    (long)h->predecessor, f.err);
 		else if (f.why != MSG_NONE && h->hstate == HS_WAITING)
 			wait_failed(h, "it closed the connection");
 		else if (f.why != MSG_NONE) {

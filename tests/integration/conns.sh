@@ -13,6 +13,9 @@
 # 3. A successor that refuses them: served again by v2.
 # 4. A successor without the extension (connkeeper -n): v2 keeps its
 #    connections and drains them itself.
+# 5. A successor with room for few fds (ulimit -n 150): v4 gives it no
+#    more than its hello said it could take, keeps the rest and serves
+#    them; nothing is lost, nobody rolls back, and v5 serves.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -101,4 +104,25 @@ answered c4 second "$v2" 2
 reap_ok 30 "$v2" "v2, drained"
 kill -TERM "$v3"
 reap_ok 30 "$v3" "v3, stopped"
+
+# ---- 5. a successor with room for few fds
+keeper v4
+v4=$LAST_PID
+clients c5
+(ulimit -n 150 && exec "$KEEPER" "$CONTROL" v5 "$listen") >"$T/v5.log" 2>&1 &
+v5=$!
+PIDS="$PIDS $v5"
+wait_for 30 logged v5 "ready: serving" || fail "v5 never served: $(tail -n 3 "$T/v5.log")"
+wait_for 30 logged v4 "successor pid $v5 took [0-9]* connection" ||
+    fail "v4 gave v5 nothing: $(tail -n 3 "$T/v4.log")"
+finish c5
+[ "$(grep -c '^[0-9]* second [0-9]* 2 ' "$T/c5.out")" = "$N" ] ||
+    fail "not every connection was answered once: $(grep -v ' 2 ' "$T/c5.out" | head -n 3)"
+grep -q "^[0-9]* second $v5 2 " "$T/c5.out" || fail "v5 answered none of them"
+grep -q "^[0-9]* second $v4 2 " "$T/c5.out" || fail "v4 kept none of them"
+logged v4 "rolled back" && fail "v4 rolled back beside v5"
+is_serving "$v5" || fail "status does not name v5"
+reap_ok 30 "$v4" "v4, drained"
+kill -TERM "$v5"
+reap_ok 30 "$v5" "v5, stopped"
 pass
