@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "handoff.h"
+#include "httpd-state.h"
 #include "toolutil.h"
 
 #define SLOW_MAX_MS	600000
@@ -64,6 +65,9 @@ struct httpd {
 	size_t			 nfresh, capfresh;
 	struct event		*fresh_ev;
 	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
+	struct state		*state;		/* served=; NULL: --no-state */
+	unsigned		 state_mb;	/* --state-mb */
+	int			 no_state;	/* --no-state */
 };
 
 struct slow {
@@ -79,7 +83,7 @@ usage(FILE *f)
 	fprintf(f,
 "usage: handoff-httpd [--control PATH] [--listen [NAME=]SPEC]... [--tag TEXT]\n"
 "                     [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
-"                     [--max-draining N]\n"
+"                     [--max-draining N] [--state-mb N | --no-state]\n"
 "\n"
 "Serves HTTP/1.1. If another handoff-httpd serves on the same control\n"
 "socket, takes its listeners over; it then drains and exits 0.\n"
@@ -95,9 +99,14 @@ usage(FILE *f)
 "  --ready-timeout SECONDS  how long a successor may take (default 30)\n"
 "  --max-draining N         at most N older generations drain at once; a\n"
 "                           takeover hammers the oldest first (default 4)\n"
+"  --state-mb N             make a new state of N MiB (default one page);\n"
+"                           a successor keeps its predecessor's\n"
+"  --no-state               keep no served= count and hand none over, as\n"
+"                           versions before it (to compare, to test)\n"
 "  --help, --version\n"
 "\n"
-"GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
+"GET / answers pid=, tag=, gen= and served= (GET / answered by this and\n"
+"every earlier generation); GET /slow?ms=N answers after N ms.\n");
 }
 
 /*
@@ -282,13 +291,18 @@ respond(struct httpd *d, struct evhttp_request *req, int code,
 		evbuffer_free(buf);
 }
 
+/* The body of GET / (counted) and of GET /slow (not counted). */
 static void
-hello(struct httpd *d, struct evhttp_request *req)
+hello(struct httpd *d, struct evhttp_request *req, int counted)
 {
-	char	body[512];
+	char	body[512], served[32] = "";
 
-	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u\n",
-	    (long)getpid(), d->tag, handoff_generation(d->h));
+	if (d->state != NULL)
+		snprintf(served, sizeof(served), " served=%llu",
+		    (unsigned long long)(counted ? state_count(d->state) :
+		    state_served(d->state)));
+	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u%s\n",
+	    (long)getpid(), d->tag, handoff_generation(d->h), served);
 	respond(d, req, 200, "OK", body);
 }
 
@@ -305,7 +319,7 @@ slow_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct slow	*s = arg;
 
-	hello(s->d, s->req);
+	hello(s->d, s->req, 0);
 	slow_free(s);
 }
 
@@ -360,7 +374,7 @@ route(struct evhttp_request *req, void *arg)
 
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (path == NULL || strcmp(path, "/") == 0)
-		hello(d, req);
+		hello(d, req, 1);
 	else if (strcmp(path, "/slow") == 0)
 		slow(d, req);
 	else
@@ -558,22 +572,37 @@ raise_nofile(void)
 	}
 }
 
+/* handoff-httpd's own long options, past any short option's letter. */
+enum { OPT_STATE_MB = 256, OPT_NO_STATE };
+
 /*
- * The command line into o: 0 to run, or -1 with the exit status in *code
- * (0 after --help or --version, 2 after a usage error said on stderr, 1
- * out of memory).
+ * The command line into o and d's own options: 0 to run, or -1 with the
+ * exit status in *code (0 after --help or --version, 2 after a usage
+ * error said on stderr, 1 out of memory).
  */
 static int
-httpd_parse(struct tool_server_opts *o, int argc, char *argv[], int *code)
+httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
+    char *argv[], int *code)
 {
 	static const struct option opts[] = {
 		TOOL_SERVER_LONGOPTS,
+		{ "state-mb",	required_argument,	NULL, OPT_STATE_MB },
+		{ "no-state",	no_argument,		NULL, OPT_NO_STATE },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	c;
 
 	while ((c = getopt_long(argc, argv, TOOL_SERVER_SHORTOPTS "m:", opts,
 	    NULL)) != -1) {
+		if (c == OPT_STATE_MB && tool_count(o->prog, "--state-mb",
+		    optarg, STATE_MB_MAX, &d->state_mb) == -1) {
+			*code = 2;
+			return -1;
+		}
+		if (c == OPT_NO_STATE)
+			d->no_state = 1;
+		if (c == OPT_STATE_MB || c == OPT_NO_STATE)
+			continue;
 		switch (tool_server_option(o, c, optarg, code)) {
 		case TOOL_OPT_TAKEN:
 			break;
@@ -584,6 +613,12 @@ httpd_parse(struct tool_server_opts *o, int argc, char *argv[], int *code)
 			*code = 2;
 			return -1;
 		}
+	}
+	if (d->no_state && d->state_mb > 0) {
+		fprintf(stderr, "handoff-httpd: --state-mb and --no-state "
+		    "exclude each other\n");
+		*code = 2;
+		return -1;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "handoff-httpd: unexpected argument \"%s\"\n",
@@ -631,7 +666,7 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
     const char *control)
 {
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
-	char		**listens = o->listens, state[128];
+	char		**listens = o->listens, state[128], state_err[256];
 	size_t		  nlisten = o->nlisten, i;
 	unsigned	  n = 0;
 
@@ -658,8 +693,15 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
 	for (i = 0; i < nlisten; i++)
 		if (add_listen(d->h, listens[i], &n) == -1)
 			goto fail;
+	if (!d->no_state && state_listen(d->h) == -1)
+		goto fail;
 	if (handoff_start(d->h) == -1)
 		goto fail;
+	if (!d->no_state && (d->state = state_open(d->h, d->state_mb,
+	    state_err, sizeof(state_err))) == NULL) {
+		fprintf(stderr, "handoff-httpd: %s\n", state_err);
+		return -1;
+	}
 	/* The state carries when generation 1 started, across upgrades. */
 	snprintf(state, sizeof(state), "{\"server\":\"handoff-httpd\","
 	    "\"first_started\":%lld}", first_started(d->h));
@@ -827,6 +869,7 @@ httpd_free(struct httpd *d)
 		event_free(d->sigint);
 	if (d->sighup != NULL)
 		event_free(d->sighup);
+	state_close(d->state);
 	handoff_free(d->h);
 	if (d->base != NULL)
 		event_base_free(d->base);
@@ -843,7 +886,7 @@ main(int argc, char *argv[])
 	memset(&d, 0, sizeof(d));
 	LIST_INIT(&d.slows);
 	tool_server_init(&o, "handoff-httpd", usage);
-	if (httpd_parse(&o, argc, argv, &code) == 0)
+	if (httpd_parse(&d, &o, argc, argv, &code) == 0)
 		code = httpd_setup(&d, &o) == 0 ? httpd_run(&d) : 1;
 	httpd_free(&d);
 	tool_server_clear(&o);
