@@ -13,7 +13,8 @@ Roles:
              --stop-after STEP; after released, the chain messages asked
              for (--takeover, --superseded, --send-after-released) in
              command-line order, then --hammer; then --then close|hang|stay
-  incumbent  bind a control socket and listeners, take one real successor
+  incumbent  bind a control socket and listeners (and --pass-fd: a pipe or a
+             memfd offered as kind fd), take one real successor
              through hello, offer (announcing --extensions, by default
              "superseded"), fds, ready, released; with --then stay, read
              what the successor says while we "drain": takeover and
@@ -367,6 +368,46 @@ def bind_listener(arg, blocking):
     return name, spec, s
 
 
+class PassedFd:
+    """A non-socket fd offered as kind fd (--pass-fd): the entry says what
+    the kernel calls it, as the library's does."""
+
+    def __init__(self, fd, others=()):
+        self.fd, self.others = fd, list(others)
+
+    def fileno(self):
+        return self.fd
+
+    def entry(self):
+        return {"kind": "fd", "family": "other", "socktype": "other",
+                "address": os.readlink("/proc/self/fd/%d" % self.fd), "listening": False}
+
+    def close(self):
+        for fd in [self.fd] + self.others:
+            os.close(fd)
+        self.fd, self.others = -1, []
+
+
+def passed_fd(arg):
+    """NAME=pipe (its read end) or NAME=memfd:SIZE[:sealed][:HEX] (a memfd
+    called NAME of SIZE bytes, HEX written at offset 0; sealed: against
+    growing, shrinking and more seals)."""
+    name, _, what = arg.partition("=")
+    if what == "pipe":
+        r, w = os.pipe()
+        return name, None, PassedFd(r, [w])
+    parts = what.split(":")
+    if parts[0] != "memfd" or len(parts) < 2 or not parts[1].isdigit():
+        raise SystemExit("peer.py: --pass-fd %s: use NAME=pipe or NAME=memfd:SIZE[:sealed][:HEX]" % arg)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, int(parts[1]))
+    data = bytes.fromhex(parts[-1]) if len(parts) > 2 and parts[-1] != "sealed" else b""
+    os.pwrite(fd, data, 0)
+    if "sealed" in parts[2:]:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+    return name, None, PassedFd(fd)
+
+
 def run_incumbent(a, schemas):
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -375,12 +416,13 @@ def run_incumbent(a, schemas):
         ctl.setblocking(a.blocking)
         listeners = [] if a.no_control else [("@control", None, ctl)]
         listeners += [bind_listener(x, a.blocking) for x in a.listen]
+        listeners += [passed_fd(x) for x in a.pass_fd]
     except OSError as e:
         emit("bind-failed", error=str(e))
         raise PeerExit(3)
     entries = []
     for name, spec, s in listeners:
-        e = dict(name=name, **identify(s))
+        e = dict(name=name, **(s.entry() if isinstance(s, PassedFd) else identify(s)))
         if spec is not None:
             e["spec"] = spec
         entries.append(e)
@@ -540,6 +582,9 @@ def parse_args():
     s.add_argument("--lock", action="store_true", help="hold CONTROL.lock as a real successor does")
     i = sub.choices["incumbent"]
     i.add_argument("--listen", action="append", default=[], help="NAME=tcp://HOST:PORT or NAME=unix:PATH")
+    i.add_argument("--pass-fd", action="append", default=[], metavar="NAME=WHAT",
+                   help="also offer a non-socket fd of kind fd: NAME=pipe, or "
+                        "NAME=memfd:SIZE[:sealed][:HEX] (HEX written at offset 0)")
     i.add_argument("--generation", type=int, default=1)
     i.add_argument("--extensions", default=CHAIN,
                    help="comma-separated extensions announced in the offer "

@@ -31,9 +31,10 @@
 #endif
 
 /*
- * At offset 0 of the memfd, checked field by field before anything in it
- * is trusted. A later layout gets another version: an older successor
- * then starts a new count instead of misreading it.
+ * At offset 0 of the memfd, in host byte order (it never leaves the
+ * machine), checked field by field before anything in it is trusted. A
+ * later layout gets another version: an older successor then starts a
+ * new count instead of misreading it.
  */
 struct state_header {
 	char		magic[8];	/* STATE_MAGIC, no NUL */
@@ -92,8 +93,8 @@ state_check_fd(int fd, size_t *size, char *why, size_t len)
 	}
 	if ((uintmax_t)st.st_size < sizeof(struct state_header) ||
 	    (uintmax_t)st.st_size > (uintmax_t)STATE_MB_MAX * MIB) {
-		snprintf(why, len, "%lld bytes, not from the %zu-byte header "
-		    "to %d MiB", (long long)st.st_size,
+		snprintf(why, len, "%lld bytes: not between the %zu-byte "
+		    "header and %d MiB", (long long)st.st_size,
 		    sizeof(struct state_header), STATE_MB_MAX);
 		return -1;
 	}
