@@ -28,7 +28,7 @@ Exit status: 0 done, 1 protocol or validation failure, 2 usage, 3 cannot
 connect or bind, 4 the other side sent "error", 5 lock held by another
 process, 6 timed out.
 """
-import argparse, array, fcntl, json, os, select, signal, socket, sys, time
+import argparse, array, errno, fcntl, json, os, select, signal, socket, sys, time
 
 import jsonschema
 
@@ -182,11 +182,42 @@ def identify(sock):
             "listening": bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))}
 
 
-def verify(entry, fd):
-    """Checks fd against its entry; returns the socket, which owns fd."""
+class PassedFd:
+    """A non-socket fd offered as kind fd (--pass-fd): the entry says what
+    the kernel calls it, as the library's does."""
+
+    def __init__(self, fd, others=()):
+        self.fd, self.others = fd, list(others)
+
+    def fileno(self):
+        return self.fd
+
+    def entry(self):
+        return {"kind": "fd", "family": "other", "socktype": "other",
+                "address": os.readlink("/proc/self/fd/%d" % self.fd), "listening": False}
+
+    def close(self):
+        for fd in [self.fd] + self.others:
+            os.close(fd)
+        self.fd, self.others = -1, []
+
+
+def adopt_fd(fd):
+    """A socket owning fd, or for an fd of another kind a PassedFd."""
     try:
-        sock = socket.socket(fileno=fd)
-        got = identify(sock)
+        return socket.socket(fileno=fd)
+    except OSError as e:
+        if e.errno != errno.ENOTSOCK:
+            raise
+        return PassedFd(fd)
+
+
+def verify(entry, fd):
+    """Checks fd against its entry; returns the socket or PassedFd, which
+    owns fd."""
+    try:
+        sock = adopt_fd(fd)
+        got = sock.entry() if isinstance(sock, PassedFd) else identify(sock)
     except OSError as e:
         os.close(fd)
         emit("verify", name=entry.get("name"), ok=False, error=e.strerror)
@@ -306,7 +337,7 @@ def run_successor(a, schemas):
                    "max_fds": a.max_fds})
     if stop >= 2:
         offer, fds = conn.expect("offer")
-        held += [socket.socket(fileno=fd) for fd in fds]
+        held += [adopt_fd(fd) for fd in fds]
     names = []
     for b in range(offer["batches"] if stop >= 3 else 0):
         msg, fds = conn.expect("fds")
@@ -315,7 +346,7 @@ def run_successor(a, schemas):
             emit("unexpected", want="batch %d with one fd per entry" % b)
             raise PeerExit(1)
         for e, fd in zip(entries, fds):
-            held.append(verify(e, fd) if a.verify else socket.socket(fileno=fd))
+            held.append(verify(e, fd) if a.verify else adopt_fd(fd))
             names.append(e["name"])
     if stop >= 4 and a.ready_when:
         # The test decides when ready goes: once it has set the scene.
@@ -366,26 +397,6 @@ def bind_listener(arg, blocking):
     s.listen(128)
     s.setblocking(blocking)
     return name, spec, s
-
-
-class PassedFd:
-    """A non-socket fd offered as kind fd (--pass-fd): the entry says what
-    the kernel calls it, as the library's does."""
-
-    def __init__(self, fd, others=()):
-        self.fd, self.others = fd, list(others)
-
-    def fileno(self):
-        return self.fd
-
-    def entry(self):
-        return {"kind": "fd", "family": "other", "socktype": "other",
-                "address": os.readlink("/proc/self/fd/%d" % self.fd), "listening": False}
-
-    def close(self):
-        for fd in [self.fd] + self.others:
-            os.close(fd)
-        self.fd, self.others = -1, []
 
 
 def passed_fd(arg):
