@@ -189,6 +189,10 @@ state_fill(int fd, size_t from, size_t size)
 				continue;
 			return -1;
 		}
+		if (w == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
 		from += (size_t)w;
 	}
 	return 0;
@@ -205,8 +209,13 @@ state_create(struct state *s, struct handoff *h, unsigned mb, char *err,
 	size_t	page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t	size = mb > 0 ? (size_t)mb * MIB : page;
 	char	text[32], why[128];
-	int	fd, rc = -1;
+	int	fd = -1, rc = -1;
 
+	if ((uintmax_t)mb * MIB > SIZE_MAX) {
+		snprintf(err, errlen, "state: --state-mb %u is more than this "
+		    "machine can map; ask for less", mb);
+		goto out;
+	}
 	fd = memfd_create(STATE_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd == -1) {
 		snprintf(err, errlen, "state: memfd_create: %s",
