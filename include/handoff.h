@@ -27,6 +27,7 @@
 #define HANDOFF_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -60,12 +61,28 @@ enum handoff_event {
 			 * its HANDOFF_DRAIN); no rollback can come any
 			 * more, so an application that lingers after its
 			 * drain for one may exit */
+	HANDOFF_PREDECESSOR_GONE, /* after a takeover: the predecessor has
+			 * exited, its drain over; what belonged to it
+			 * (datagrams of its flows) is ours from now on,
+			 * and handoff_flow_send() to it fails */
+};
+
+/* Which of the two neighbours a datagram goes to, or came from. */
+enum handoff_way {
+	HANDOFF_PREDECESSOR,	/* the generation we took over from */
+	HANDOFF_SUCCESSOR,	/* the one that took over from us */
 };
 
 typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,
 		    void *);
 typedef void	(*handoff_log_cb)(const char *, void *);
 typedef unsigned (*handoff_count_cb)(void *);
+/* A datagram from a neighbour (handoff_set_flow_cb): the listener it was
+ * read on, by name, and our own fd of that socket, to answer on; the
+ * peer's address; the bytes. All borrowed for the call. */
+typedef void	(*handoff_flow_cb)(struct handoff *, enum handoff_way,
+		    const char *, int, const struct sockaddr *, socklen_t,
+		    const void *, size_t, void *);
 
 /* Takes no ownership of base; copies control_path. */
 struct handoff	*handoff_new(struct event_base *, const char *);
@@ -147,6 +164,29 @@ int		 handoff_fd(const struct handoff *, const char *);
  * link for a non-socket).
  */
 int		 handoff_pass_fd(struct handoff *, const char *, int);
+
+/*
+ * Flows that belong to another generation: a session, or a QUIC
+ * connection id, that a draining predecessor created. After a takeover,
+ * while the two still speak (from the successor's ready until the
+ * predecessor exits), either may send the other a datagram it read on a
+ * UDP (or Unix datagram) listener they share: the successor one that
+ * belongs to its predecessor, the predecessor one that is not its own
+ * after all. The receiver gets it through the flow callback, with its
+ * own fd of the same socket, and answers the peer on it. Both sides must
+ * speak the "datagrams" extension (proto/PROTOCOL.md 6.8). A datagram of
+ * more than HANDOFF_FLOW_MAX bytes is refused; one that finds its
+ * neighbour's socket full is dropped (-1), as the network may drop it.
+ * handoff_flow_send fails (-1, handoff_strerror says why) with no such
+ * neighbour, or one that does not speak the extension, or gone
+ * (HANDOFF_PREDECESSOR_GONE said so).
+ */
+#define HANDOFF_FLOW_MAX	32768
+void		 handoff_set_flow_cb(struct handoff *, handoff_flow_cb,
+		    void *);
+int		 handoff_flow_send(struct handoff *, enum handoff_way,
+		    const char *, const struct sockaddr *, socklen_t,
+		    const void *, size_t);
 
 /* The application serves: tell the predecessor, open the control socket. */
 int		 handoff_ready(struct handoff *);

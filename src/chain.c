@@ -10,10 +10,7 @@
  */
 #include "config.h"
 
-#include <sys/ioctl.h>
 #include <sys/time.h>
-
-#include <linux/sockios.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -35,15 +32,6 @@
 
 static void	check_step(evutil_socket_t, short, void *);
 static void	tell_links(struct handoff *, pid_t, unsigned, unsigned);
-
-/* Bytes we sent our predecessor that it has not read yet. */
-static int
-unread_by_predecessor(const struct handoff *h)
-{
-	int	n;
-
-	return ioctl(h->pred_fd, SIOCOUTQ, &n) == -1 ? 0 : n;
-}
 
 static void
 chain_retry(evutil_socket_t fd, short what, void *arg)
@@ -76,7 +64,7 @@ chain_flush(struct handoff *h, int wait_ms)
 			continue;
 		}
 		if ((k == CHAIN_TAKEOVER && wait_ms == 0 &&
-		    unread_by_predecessor(h) > CHAIN_UNREAD_MAX) ||
+		    wire_unread(h->pred_fd) > CHAIN_UNREAD_MAX) ||
 		    msg_send(h->pred_fd, json_incref(m), wait_ms) == -1) {
 			if (h->chain_ev == NULL)
 				h->chain_ev = evtimer_new(h->base, chain_retry,

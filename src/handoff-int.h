@@ -120,6 +120,8 @@ struct handoff {
 	void			*log_arg;
 	handoff_count_cb	 count_cb;
 	void			*count_arg;
+	handoff_flow_cb		 flow_cb;
+	void			*flow_arg;
 
 	json_t			*state;		/* ours, offered */
 	char			*pred_state;	/* the predecessor's, as text */
@@ -169,6 +171,8 @@ struct handoff {
 	int			 pred_fd;	/* successor side */
 	struct event		*pred_ev;
 	int			 pred_chain;	/* it understands superseded */
+	int			 pred_flows;	/* it takes datagrams */
+	int			 succ_flows;	/* our successor takes them */
 
 	/* The line of succession (chain.c). */
 	int			 superseded;	/* no rollback can come now */
@@ -210,6 +214,12 @@ void	 hlisteners_close(struct handoff *);
 struct hlistener *hentry(struct handoff *, size_t);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
+
+/* flow.c: datagrams to and from the neighbours */
+int	 flow_send(struct handoff *, enum handoff_way, const char *,
+	    const struct sockaddr *, socklen_t, const void *, size_t);
+void	 flow_receive(struct handoff *, enum handoff_way, pid_t,
+	    const json_t *);
 
 /* drain.c: the drain clock (the drain itself begins in retire.c) */
 void	 drain_clock(struct handoff *, unsigned);
@@ -254,6 +264,8 @@ int	 peer_offer_sent(const struct peer *);
 
 /* chain.c */
 #define CHAIN_EXTENSION	"superseded"
+/* Datagrams of flows another generation owns (flow.c). */
+#define FLOW_EXTENSION	"datagrams"
 #define CHAIN_TAKEOVER		0	/* chain_out[]: sent in this order */
 #define CHAIN_SUPERSEDED	1
 #define CHAIN_NOUT		2

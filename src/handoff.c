@@ -235,6 +235,22 @@ handoff_set_count_cb(struct handoff *h, handoff_count_cb cb, void *arg)
 }
 
 void
+handoff_set_flow_cb(struct handoff *h, handoff_flow_cb cb, void *arg)
+{
+	h->flow_cb = cb;
+	h->flow_arg = arg;
+}
+
+int
+handoff_flow_send(struct handoff *h, enum handoff_way way, const char *name,
+    const struct sockaddr *sa, socklen_t salen, const void *data, size_t len)
+{
+	if (name == NULL || (data == NULL && len > 0))
+		return herr(h, "handoff_flow_send: no listener name or no data");
+	return flow_send(h, way, name, sa, salen, data, len);
+}
+
+void
 handoff_set_serve_retired(struct handoff *h, int on)
 {
 	h->serve_retired = on != 0;

@@ -174,6 +174,7 @@ on_ready(struct peer *p, json_t *msg)
 	chain_tell(h, p->pid, max > 0 ? max - 1 : 0, max);
 	/* It takes our links to older drainers when we exit. */
 	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
+	h->succ_flows = msg_has_extension(msg, FLOW_EXTENSION);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives; what
@@ -257,6 +258,7 @@ on_hello(struct peer *p, json_t *msg)
 	chain_tell_takeover(h, p->pid);
 	/* Should we exit before it is ready, it takes our links. */
 	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
+	h->succ_flows = msg_has_extension(msg, FLOW_EXTENSION);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;
@@ -347,6 +349,8 @@ dispatch(struct peer *p, json_t *msg)
 				hevent(p->h, HANDOFF_HAMMER);
 		} else if (strcmp(type, "takeover") == 0)
 			chain_on_takeover(p->h, p->pid, msg);
+		else if (strcmp(type, "datagram") == 0)
+			flow_receive(p->h, HANDOFF_SUCCESSOR, p->pid, msg);
 		else
 			hlog(p->h, "successor pid %ld sent \"%s\" while we "
 			    "drain: ignored", (long)p->pid, type);

@@ -397,6 +397,66 @@ listener_format(const struct sockaddr *sa, socklen_t salen, char *buf,
 }
 
 /*
+ * An address as listener_format wrote it ("1.2.3.4:53", "[::1]:53",
+ * "[fe80::1%eth0]:53", "/path", "@abstract"), for sendto: numeric only,
+ * never resolved. 0, or -1 if s is not one.
+ */
+int
+listener_addr_parse(const char *s, struct sockaddr_storage *ss,
+    socklen_t *sslen)
+{
+	struct addrinfo		 hints, *res = NULL;
+	struct sockaddr_un	*sun = (struct sockaddr_un *)ss;
+	char			 host[LISTENER_ADDR_MAX];
+	const char		*end, *port;
+	size_t			 n;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '/' || s[0] == '@') {
+		if ((n = strlen(s)) >= sizeof(sun->sun_path))
+			return -1;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, s, n);
+		if (s[0] == '@')
+			sun->sun_path[0] = '\0';
+		*sslen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		    n + (s[0] == '/'));
+		return 0;
+	}
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL || end[1] != ':')
+			return -1;
+		port = end + 2;
+		s++;
+	} else {
+		if ((end = strrchr(s, ':')) == NULL)
+			return -1;
+		port = end + 1;
+	}
+	/* getaddrinfo takes port 65536 for 0. */
+	if ((n = (size_t)(end - s)) == 0 || n >= sizeof(host) ||
+	    *port == '\0' || strspn(port, "0123456789") != strlen(port) ||
+	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL ||
+	    res->ai_addrlen > sizeof(*ss)) {
+		if (res != NULL)
+			freeaddrinfo(res);
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/*
  * Not a socket (a memfd, a pipe, an eventfd, a file): family and type
  * "other", and for address what the kernel calls it in /proc/self/fd,
  * the same in every process that holds it ("pipe:[1234]",

@@ -55,6 +55,8 @@ int		 listener_spec_clash(const struct listener_spec *,
 		    const struct listener_spec *);
 void		 listener_format(const struct sockaddr *, socklen_t, char *,
 		    size_t);
+int		 listener_addr_parse(const char *, struct sockaddr_storage *,
+		    socklen_t *);
 const char	*listener_kind_name(enum listener_kind);
 const char	*listener_family_name(int);
 const char	*listener_socktype_name(int);

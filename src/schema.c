@@ -29,6 +29,7 @@ static int	check_superseded(const json_t *, const char *, char *, size_t);
 static int	check_takeover(const json_t *, const char *, char *, size_t);
 static int	check_predecessors(const json_t *, const char *, char *,
 		    size_t);
+static int	check_datagram(const json_t *, const char *, char *, size_t);
 
 static const struct {
 	const char	*type;
@@ -49,6 +50,7 @@ static const struct {
 	{ "superseded",	check_superseded },
 	{ "takeover",	check_takeover },
 	{ "predecessors", check_predecessors },
+	{ "datagram",	check_datagram },
 };
 
 /* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
@@ -616,4 +618,26 @@ json_t *
 msg_parse(const char *buf, size_t len, char *err, size_t errlen)
 {
 	return msg_parse_code(buf, len, NULL, err, errlen);
+}
+
+static int
+check_datagram(const json_t *o, const char *t, char *err, size_t len)
+{
+	const json_t	*v = json_object_get(o, "listener");
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_str(o, t, "listener", MSG_NAME_MAX, 0, err, len) == -1)
+		return -1;
+	if (!msg_name_valid(json_string_value(v)))
+		return fail(err, len, "%s: field \"listener\" is not a valid "
+		    "listener name", t);
+	if (need_str(o, t, "peer", MSG_ADDR_MAX, 0, err, len) == -1 ||
+	    need_str(o, t, "data", MSG_B64_LEN(MSG_DATAGRAM_MAX), 0, err,
+	    len) == -1)
+		return -1;
+	if (msg_b64_decode(json_string_value(json_object_get(o, "data")),
+	    NULL, MSG_DATAGRAM_MAX) == -1)
+		return fail(err, len, "%s: field \"data\" is not base64 (RFC "
+		    "4648, padded)", t);
+	return 0;
 }

@@ -295,8 +295,10 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 			    f.err);
 		else if (f.why != MSG_NONE && h->hstate == HS_WAITING)
 			wait_failed(h, "it closed the connection");
-		else if (f.why != MSG_NONE)
+		else if (f.why != MSG_NONE) {
 			predecessor_closed(h, "has exited");
+			hevent(h, HANDOFF_PREDECESSOR_GONE);
+		}
 		return;
 	}
 	type = msg_type(msg);
@@ -308,6 +310,8 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		on_released(h, msg);
 	else if (strcmp(type, "predecessors") == 0)
 		;	/* its fds were taken above */
+	else if (strcmp(type, "datagram") == 0 && h->hstate != HS_WAITING)
+		flow_receive(h, HANDOFF_PREDECESSOR, h->predecessor, msg);
 	else if (strcmp(type, "progress") == 0) {
 		json_decref(h->pred_progress);
 		h->pred_progress = json_incref(msg);
@@ -369,7 +373,7 @@ build_ready(struct handoff *h)
 	    json_boolean(truncated)) == -1 || json_object_set_new(ready,
 	    "max_draining", json_integer(h->max_draining)) == -1 ||
 	    json_object_set_new(ready, "extensions",
-	    json_pack("[s]", CHAIN_EXTENSION)) == -1)
+	    json_pack("[s,s]", CHAIN_EXTENSION, FLOW_EXTENSION)) == -1)
 		goto bad;
 	return ready;
 bad:

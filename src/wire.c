@@ -4,8 +4,11 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -183,4 +186,12 @@ wire_wait(int sock, short events, int ms)
 		return -1;
 	}
 	return r == -1 ? -1 : 0;
+}
+
+int
+wire_unread(int sock)
+{
+	int	n;
+
+	return ioctl(sock, SIOCOUTQ, &n) == -1 ? 0 : n;
 }

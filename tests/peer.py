@@ -11,8 +11,10 @@ Roles:
              getsockname/SO_DOMAIN/SO_TYPE/SO_ACCEPTCONN), ready (once
              --ready-when FILE exists, if given), released;
              --stop-after STEP; after released, the chain messages asked
-             for (--takeover, --superseded, --send-after-released) in
-             command-line order, then --hammer; then --then close|hang|stay
+             for (--takeover, --superseded, --send-after-released, e.g. a
+             datagram) in command-line order, then --hammer; then --then
+             close|hang|stay (what comes then is printed: a datagram
+             returned to us, with --announce datagrams)
   incumbent  bind a control socket and listeners (and --pass-fd: a pipe or a
              memfd offered as kind fd), take one real successor
              through hello, offer (announcing --extensions, by default
@@ -333,8 +335,11 @@ def run_successor(a, schemas):
     conn = Conn(connect(a.control), schemas, a.timeout)
     held, stop = [], STEPS.index(a.stop_after)
     if stop >= 1:
-        conn.send({"type": "hello", "proto": 1, "pid": a.pid or os.getpid(), "tag": a.tag,
-                   "max_fds": a.max_fds})
+        hello = {"type": "hello", "proto": 1, "pid": a.pid or os.getpid(), "tag": a.tag,
+                 "max_fds": a.max_fds}
+        if a.announce:
+            hello["extensions"] = a.announce.split(",")
+        conn.send(hello)
     if stop >= 2:
         offer, fds = conn.expect("offer")
         held += [adopt_fd(fd) for fd in fds]
@@ -363,6 +368,8 @@ def run_successor(a, schemas):
                  "added": a.add, "retired": [n for n in offered if n in a.retire]}
         if a.max_draining is not None:
             ready["max_draining"] = a.max_draining
+        if a.announce:
+            ready["extensions"] = a.announce.split(",")
         conn.send(ready)
     if stop >= 5:
         conn.expect("released")
@@ -386,15 +393,18 @@ def bind_listener(arg, blocking):
     if spec.startswith("unix:"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(spec[5:])
-    elif spec.startswith("tcp://"):
+    elif spec.startswith(("tcp://", "udp://")):
         host, _, port = spec[6:].rpartition(":")
         v6 = host.startswith("[")
-        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                          socket.SOCK_STREAM if spec[0] == "t" else socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host.strip("[]"), int(port)))
     else:
-        raise SystemExit("peer.py: --listen %s: use NAME=tcp://HOST:PORT or NAME=unix:PATH" % arg)
-    s.listen(128)
+        raise SystemExit("peer.py: --listen %s: use NAME=tcp://HOST:PORT, "
+                         "NAME=udp://HOST:PORT or NAME=unix:PATH" % arg)
+    if s.type == socket.SOCK_STREAM:
+        s.listen(128)
     s.setblocking(blocking)
     return name, spec, s
 
@@ -591,8 +601,12 @@ def parse_args():
     s.add_argument("--hammer", action="store_true",
                    help="send hammer after released (and after the messages above)")
     s.add_argument("--lock", action="store_true", help="hold CONTROL.lock as a real successor does")
+    s.add_argument("--announce", metavar="LIST", default="",
+                   help="comma-separated extensions named in hello and ready (default: none), "
+                   "e.g. datagrams to be sent datagram messages")
     i = sub.choices["incumbent"]
-    i.add_argument("--listen", action="append", default=[], help="NAME=tcp://HOST:PORT or NAME=unix:PATH")
+    i.add_argument("--listen", action="append", default=[],
+                   help="NAME=tcp://HOST:PORT, NAME=udp://HOST:PORT or NAME=unix:PATH")
     i.add_argument("--pass-fd", action="append", default=[], metavar="NAME=WHAT",
                    help="also offer a non-socket fd of kind fd: NAME=pipe, or "
                         "NAME=memfd:SIZE[:sealed][:HEX] (HEX written at offset 0)")

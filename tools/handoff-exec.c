@@ -895,6 +895,8 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 	case HANDOFF_RESUME:
 		roll_back(x);
 		break;
+	case HANDOFF_PREDECESSOR_GONE:
+		break;		/* the child has no flows of ours */
 	case HANDOFF_HAMMER:
 		kill_children(x, "hammer");
 		finish(x, x->aborted ? 1 : 0);

@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "handoff.h"
+#include "httpd-sess.h"
 #include "httpd-state.h"
 #include "toolutil.h"
 
@@ -65,6 +66,8 @@ struct httpd {
 	size_t			 nfresh, capfresh;
 	struct event		*fresh_ev;
 	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
+	struct sess_set		*sess;		/* sessions first seen here */
+	int			 sess_full;	/* said once */
 	struct state		*state;		/* served=; NULL: --no-state */
 	unsigned		 state_mb;	/* --state-mb */
 	int			 no_state;	/* --no-state */
@@ -381,6 +384,56 @@ route(struct evhttp_request *req, void *arg)
 		respond(d, req, 404, "Not Found", "not found\n");
 }
 
+/* One datagram back on fd: "pid=P tag=T gen=G " and the bytes. */
+static void
+udp_answer(struct httpd *d, int fd, const struct sockaddr *sa,
+    socklen_t salen, const void *in, size_t n)
+{
+	static char	out[UDP_MAX];
+	int		head;
+
+	head = snprintf(out, sizeof(out), "pid=%ld tag=%s gen=%u ",
+	    (long)getpid(), d->tag, handoff_generation(d->h));
+	if (head < 0 || (size_t)head >= sizeof(out))
+		return;
+	if (n > sizeof(out) - (size_t)head)
+		n = sizeof(out) - (size_t)head;
+	memcpy(out + head, in, n);
+	sendto(fd, out, (size_t)head + n, MSG_DONTWAIT, sa, salen);
+}
+
+/* Session id now ours: answered here from now on. */
+static void
+sess_take(struct httpd *d, const char *id)
+{
+	if (sess_claim(d->sess, id) == -1 && !d->sess_full) {
+		d->sess_full = 1;
+		handoff_log(d->h, "%zu sessions: no room for more; new ones "
+		    "are answered but not kept", sess_count(d->sess));
+	}
+}
+
+/*
+ * A datagram read here, or one our predecessor says is not its own: a
+ * session it does not know goes to the predecessor while one drains
+ * (the generation that first saw it answers), else it is ours.
+ */
+static void
+udp_serve(struct httpd *d, const char *name, int fd,
+    const struct sockaddr *sa, socklen_t salen, const void *in, size_t n,
+    int returned)
+{
+	char	id[SESS_ID_MAX + 1];
+
+	if (sess_id(in, n, id) && !sess_owned(d->sess, id)) {
+		if (!returned && handoff_flow_send(d->h, HANDOFF_PREDECESSOR,
+		    name, sa, salen, in, n) == 0)
+			return;
+		sess_take(d, id);
+	}
+	udp_answer(d, fd, sa, salen, in, n);
+}
+
 /*
  * A datagram on a udp:// listener gets one back: "pid=P tag=T gen=G "
  * and its own bytes. A batch at a time, so that TCP is served too.
@@ -391,26 +444,57 @@ udp_read(evutil_socket_t fd, short what, void *arg)
 	struct httpd		*d = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
-	static char		 in[UDP_MAX], out[UDP_MAX];
+	static char		 in[UDP_MAX];
+	const char		*name;
 	ssize_t			 n;
-	int			 head, i;
+	size_t			 k;
+	int			 i;
 
+	for (k = 0; k < handoff_listener_count(d->h); k++)
+		if (handoff_listener_fd(d->h, k) == fd)
+			break;
+	name = handoff_listener_name(d->h, k);
 	for (i = 0; i < UDP_BATCH; i++) {
 		len = sizeof(ss);
 		n = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT,
 		    (struct sockaddr *)&ss, &len);
 		if (n == -1)
 			return;		/* EAGAIN, or an ICMP error: next */
-		head = snprintf(out, sizeof(out), "pid=%ld tag=%s gen=%u ",
-		    (long)getpid(), d->tag, handoff_generation(d->h));
-		if (head < 0 || (size_t)head >= sizeof(out))
-			continue;
-		if ((size_t)n > sizeof(out) - (size_t)head)
-			n = (ssize_t)(sizeof(out) - (size_t)head);
-		memcpy(out + head, in, (size_t)n);
-		sendto(fd, out, (size_t)head + (size_t)n, MSG_DONTWAIT,
-		    (struct sockaddr *)&ss, len);
+		udp_serve(d, name, fd, (struct sockaddr *)&ss, len, in,
+		    (size_t)n, 0);
 	}
+}
+
+/*
+ * A datagram from a neighbour. From our successor, one of a session it
+ * did not know: answered if the session is ours, else handed further
+ * back, else returned (nobody older has it). From our predecessor, one
+ * it returned: ours if we serve, else on to our successor.
+ */
+static void
+on_flow(struct handoff *h, enum handoff_way from, const char *name, int fd,
+    const struct sockaddr *sa, socklen_t salen, const void *in, size_t n,
+    void *arg)
+{
+	struct httpd	*d = arg;
+	char		 id[SESS_ID_MAX + 1];
+
+	if (from == HANDOFF_SUCCESSOR) {
+		if (sess_id(in, n, id) && sess_owned(d->sess, id)) {
+			udp_answer(d, fd, sa, salen, in, n);
+			return;
+		}
+		if (handoff_flow_send(h, HANDOFF_PREDECESSOR, name, sa, salen,
+		    in, n) == 0 || handoff_flow_send(h, HANDOFF_SUCCESSOR,
+		    name, sa, salen, in, n) == 0)
+			return;
+		udp_answer(d, fd, sa, salen, in, n);
+		return;
+	}
+	if (d->paused && handoff_flow_send(h, HANDOFF_SUCCESSOR, name, sa,
+	    salen, in, n) == 0)
+		return;
+	udp_serve(d, name, fd, sa, salen, in, n, 1);
 }
 
 static void
@@ -442,6 +526,11 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		d->draining = 0;
 		break;
 	case HANDOFF_SUPERSEDED:
+		break;
+	case HANDOFF_PREDECESSOR_GONE:
+		handoff_log(h, "predecessor pid %ld has gone: the sessions it "
+		    "owned are answered here from now on",
+		    (long)handoff_predecessor(h));
 		break;
 	case HANDOFF_HAMMER:
 		event_base_loopexit(d->base, NULL);
@@ -678,6 +767,7 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
 	handoff_set_ident(d->h, "handoff-httpd");
 	handoff_set_event_cb(d->h, on_event, d);
 	handoff_set_count_cb(d->h, count_conns, d);
+	handoff_set_flow_cb(d->h, on_flow, d);
 	handoff_set_drain_timeout(d->h, o->drain_ms);
 	handoff_set_ready_timeout(d->h, o->ready_ms);
 	handoff_set_max_draining(d->h, o->max_draining_set ?
@@ -810,6 +900,10 @@ httpd_setup(struct httpd *d, const struct tool_server_opts *o)
 		    strerror(errno));
 		return -1;
 	}
+	if ((d->sess = sess_new()) == NULL) {
+		fprintf(stderr, "handoff-httpd: out of memory\n");
+		return -1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Until on_hangup is watched: a takeover may take seconds. */
 	signal(SIGHUP, SIG_IGN);
@@ -859,6 +953,7 @@ httpd_free(struct httpd *d)
 			event_free(d->udp[i]);
 	free(d->udp);
 	free(d->fresh);
+	sess_free(d->sess);
 	if (d->fresh_ev != NULL)
 		event_free(d->fresh_ev);
 	if (d->accept_ev != NULL)

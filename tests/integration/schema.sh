@@ -70,7 +70,7 @@ no_invalid succ
 [ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/succ.out")" = 4 ] ||
     fail "peer did not verify 4 fds (@control, http, sock, state): $(grep verify "$T/succ.out")"
 [ "$(field succ offer msg.count)" = 4 ] || fail "offer count is not 4"
-[ "$(field succ offer msg.extensions)" = '["superseded"]' ] ||
+[ "$(field succ offer msg.extensions)" = '["superseded","datagrams"]' ] ||
     fail "offer.extensions: $(field succ offer msg.extensions)"
 [ "$(field succ released msg.pid)" = "$v1" ] || fail "released pid is not $v1"
 [ "$(field succ released msg.connections)" = 1 ] || fail "released does not count the slow request"
@@ -302,6 +302,14 @@ cat >"$T/invalid.jsonl" <<EOF
 {"type":"superseded","proto":1,"pid":1,"by":0,"keep":-1}
 {"type":"superseded","proto":1,"pid":1,"by":0,"keep":"1"}
 {"type":"superseded","proto":1,"pid":1,"by":0,"keep":1,"max_draining":-1}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","data":"eA=="}
+{"type":"datagram","proto":1,"pid":0,"listener":"dns","peer":"1.2.3.4:5","data":"eA=="}
+{"type":"datagram","proto":1,"pid":1,"listener":"a b","peer":"1.2.3.4:5","data":"eA=="}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":"eA="}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":"e=A="}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":"eA*="}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":7}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":"$(head -c 32770 /dev/zero | base64 -w0)"}
 EOF
 cat >"$T/valid.jsonl" <<EOF
 {"type":"offer","proto":1,"pid":1,"generation":1,"tag":"","count":0,"batches":0,"state":null,"extra":[1]}
@@ -323,6 +331,9 @@ cat >"$T/valid.jsonl" <<EOF
 {"type":"takeover","proto":1,"pid":2147483647,"by":2147483647}
 {"type":"superseded","proto":1,"pid":1,"by":0,"keep":0}
 {"type":"superseded","proto":1,"pid":1,"by":5,"keep":3,"max_draining":4}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"1.2.3.4:5","data":""}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"[::1]:53","data":"eHk=","more":1}
+{"type":"datagram","proto":1,"pid":1,"listener":"dns","peer":"@abstract","data":"$(head -c 32768 /dev/zero | base64 -w0)"}
 EOF
 $PEER check --expect invalid --control "$CONTROL" <"$T/invalid.jsonl" \
     >"$T/check-invalid.out" ||
@@ -330,8 +341,8 @@ $PEER check --expect invalid --control "$CONTROL" <"$T/invalid.jsonl" \
 $PEER check --expect valid --control "$CONTROL" <"$T/valid.jsonl" \
     >"$T/check-valid.out" ||
     fail "schemas or library reject: $(grep '"ok":false' "$T/check-valid.out")"
-[ "$(grep -c '"ok":true' "$T/check-invalid.out")" = 58 ] ||
-    fail "not all 58 invalid lines were checked"
-[ "$(grep -c '"library":"unexpected"' "$T/check-valid.out")" = 19 ] ||
-    fail "the library did not answer unexpected to all 19 valid lines"
+[ "$(grep -c '"ok":true' "$T/check-invalid.out")" = 66 ] ||
+    fail "not all 66 invalid lines were checked"
+[ "$(grep -c '"library":"unexpected"' "$T/check-valid.out")" = 22 ] ||
+    fail "the library did not answer unexpected to all 22 valid lines"
 pass

@@ -766,6 +766,30 @@ test_names(void)
 	CHECK_INT(listener_kind_of(&id), LISTENER_FD);
 }
 
+/* A peer's address, written by listener_format, read back for sendto. */
+static void
+test_addr_parse(void)
+{
+	static const char *const good[] = { "127.0.0.1:53", "[::1]:5353",
+	    "0.0.0.0:0", "/run/x.sock", "@abstract", "[::ffff:1.2.3.4]:9" };
+	static const char *const bad[] = { "", "127.0.0.1", "localhost:53",
+	    "127.0.0.1:x", "[::1]53", "[::1]:", ":53", "1.2.3.4:65536",
+	    "@" "0123456789012345678901234567890123456789012345678901234567"
+	    "890123456789012345678901234567890123456789012345678" };
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	char			buf[LISTENER_ADDR_MAX];
+	size_t			i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK_INT(listener_addr_parse(good[i], &ss, &len), 0);
+		listener_format((struct sockaddr *)&ss, len, buf, sizeof(buf));
+		CHECK_STR(buf, good[i]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(listener_addr_parse(bad[i], &ss, &len), -1);
+}
+
 int
 main(void)
 {
@@ -789,6 +813,7 @@ main(void)
 	test_unix_stale_busy();
 	test_matches_by_hand();
 	test_format();
+	test_addr_parse();
 	test_clash();
 	test_identify_other();
 	test_names();

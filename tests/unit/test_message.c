@@ -823,10 +823,52 @@ test_sizes(void)
 		}
 }
 
+/* Base64 both ways (RFC 4648 section 10 vectors), and what is refused. */
+static void
+test_base64(void)
+{
+	static const char *const vec[][2] = { { "", "" }, { "f", "Zg==" },
+	    { "fo", "Zm8=" }, { "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
+	    { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" } };
+	static const char *const bad[] = { "Zg=", "Z===", "Zg==Zg==", "Zm9*",
+	    "=Zm9", "Zm=v", "Zg\n==" };
+	unsigned char	 bin[256], out[256];
+	char		*s;
+	size_t		 i, n;
+
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		s = msg_b64_encode(vec[i][0], strlen(vec[i][0]));
+		CHECK_STR(s, vec[i][1]);
+		free(s);
+		CHECK_INT(msg_b64_decode(vec[i][1], out, sizeof(out)),
+		    strlen(vec[i][0]));
+		CHECK(memcmp(out, vec[i][0], strlen(vec[i][0])) == 0);
+		CHECK_INT(msg_b64_decode(vec[i][1], NULL, 6),
+		    strlen(vec[i][0]));
+	}
+	for (i = 0; i < sizeof(bin); i++)
+		bin[i] = (unsigned char)(i * 7 + 3);
+	for (n = 0; n <= sizeof(bin); n++) {
+		s = msg_b64_encode(bin, n);
+		CHECK(s != NULL && strlen(s) == MSG_B64_LEN(n));
+		CHECK_INT(msg_b64_decode(s, out, n), n);
+		CHECK(memcmp(out, bin, n) == 0);
+		/* One byte short of room: refused, nothing written past it. */
+		if (n > 0) {
+			out[n - 1] = 0xa5;
+			CHECK_INT(msg_b64_decode(s, out, n - 1), -1);
+		}
+		free(s);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(msg_b64_decode(bad[i], out, sizeof(out)), -1);
+}
+
 int
 main(void)
 {
 	test_valid();
+	test_base64();
 	test_envelope();
 	test_error_text_ascii();
 	test_invalid_json();
