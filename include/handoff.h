@@ -65,6 +65,10 @@ enum handoff_event {
 			 * exited, its drain over; what belonged to it
 			 * (datagrams of its flows) is ours from now on,
 			 * and handoff_flow_send() to it fails */
+	HANDOFF_CONNS_SETTLED, /* while draining: every connection given
+			 * with handoff_conn_give() has been taken by the
+			 * successor or came back through the connection
+			 * callback; none is pending */
 };
 
 /* Which of the two neighbours a datagram goes to, or came from. */
@@ -77,6 +81,14 @@ typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,
 		    void *);
 typedef void	(*handoff_log_cb)(const char *, void *);
 typedef unsigned (*handoff_count_cb)(void *);
+/* A connection arrives (handoff_set_conn_cb): on a successor, one its
+ * predecessor gave; on a draining incumbent, one it gave that came back.
+ * fd is the application's if it returns 0 (it serves the connection,
+ * beginning with the data bytes, already read from it, then the socket);
+ * the library closes it on -1. listener names where it was accepted;
+ * state is the giver's JSON text or NULL. All but fd borrowed. */
+typedef int	(*handoff_conn_cb)(struct handoff *, int, const char *,
+		    const void *, size_t, const char *, void *);
 /* A datagram from a neighbour (handoff_set_flow_cb): the listener it was
  * read on, by name, and our own fd of that socket, to answer on; the
  * peer's address; the bytes. All borrowed for the call. */
@@ -187,6 +199,29 @@ void		 handoff_set_flow_cb(struct handoff *, handoff_flow_cb,
 int		 handoff_flow_send(struct handoff *, enum handoff_way,
 		    const char *, const struct sockaddr *, socklen_t,
 		    const void *, size_t);
+
+/*
+ * Established connections migrate: while we drain, the application may
+ * give a connection it holds, idle or with bytes read and not consumed,
+ * to the successor, which serves it from there (no reconnect, nothing
+ * read lost). Both sides must speak the "conns" extension, which the
+ * library announces when a connection callback is set before
+ * handoff_start (proto/PROTOCOL.md 6.9). handoff_conn_give takes the fd
+ * on success (not on failure: -1, handoff_strerror says why, and the
+ * application serves it itself); until the successor takes it the
+ * library keeps it, and if the successor refuses it or goes away first,
+ * it comes back through the connection callback: nothing is lost. data
+ * (at most HANDOFF_CONN_DATA_MAX bytes) is what was read and not
+ * consumed; state a JSON object as text, or NULL. handoff_conns_pending
+ * says how many are given and not yet settled: a draining application
+ * waits for 0 (HANDOFF_CONNS_SETTLED) as for its own connections.
+ */
+#define HANDOFF_CONN_DATA_MAX	16384
+void		 handoff_set_conn_cb(struct handoff *, handoff_conn_cb,
+		    void *);
+int		 handoff_conn_give(struct handoff *, int, const char *,
+		    const void *, size_t, const char *);
+size_t		 handoff_conns_pending(const struct handoff *);
 
 /* The application serves: tell the predecessor, open the control socket. */
 int		 handoff_ready(struct handoff *);

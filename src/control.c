@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -238,9 +239,9 @@ control_unlock_serving(struct handoff *h)
 unsigned
 control_last_serving(struct handoff *h, long *pid)
 {
-	char		buf[CONTROL_SERVING_LEN];
+	char		buf[CONTROL_SERVING_LEN], *p, *end;
+	unsigned long	gen;
 	ssize_t		n;
-	unsigned	gen;
 	int		fd;
 
 	if ((fd = open(h->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
@@ -250,10 +251,16 @@ control_last_serving(struct handoff *h, long *pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	if (strchr(buf, '\n') == NULL ||
-	    sscanf(buf, "serving %ld %u\n", pid, &gen) != 2)
+	if (strncmp(buf, "serving ", 8) != 0)
 		return 0;
-	return gen;
+	errno = 0;
+	*pid = strtol(buf + 8, &p, 10);
+	if (p == buf + 8 || *p != ' ')
+		return 0;
+	gen = strtoul(p + 1, &end, 10);
+	if (end == p + 1 || *end != '\n' || errno != 0 || gen > UINT_MAX)
+		return 0;
+	return (unsigned)gen;
 }
 
 /*

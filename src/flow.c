@@ -3,7 +3,8 @@
  * the neighbour that owns them, over the control connection that stays
  * open while the predecessor drains ("datagrams" extension, PROTOCOL.md
  * 6.8), and handed to the application's flow callback with the
- * receiver's own fd of the same socket, to answer on.
+ * receiver's own fd of the same socket, to answer on. Its two public
+ * functions are here, beside what they do.
  */
 #include "config.h"
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "handoff-int.h"
+#include "b64.h"
 #include "message.h"
 #include "wire.h"
 
@@ -48,7 +50,7 @@ flow_msg(const char *name, const struct sockaddr *sa, socklen_t salen,
 	json_t	*m;
 
 	listener_format(sa, salen, addr, sizeof(addr));
-	if ((b64 = msg_b64_encode(data, len)) == NULL)
+	if ((b64 = b64_encode(data, len)) == NULL)
 		return NULL;
 	if ((m = msg_new("datagram")) != NULL && (json_object_set_new(m,
 	    "pid", json_integer(getpid())) == -1 || json_object_set_new(m,
@@ -98,13 +100,23 @@ flow_to(struct handoff *h, enum handoff_way way)
 	return STAILQ_EMPTY(&p->queue) ? p->fd : -2;
 }
 
+void
+handoff_set_flow_cb(struct handoff *h, handoff_flow_cb cb, void *arg)
+{
+	h->flow_cb = cb;
+	h->flow_arg = arg;
+}
+
 int
-flow_send(struct handoff *h, enum handoff_way way, const char *name,
+handoff_flow_send(struct handoff *h, enum handoff_way way, const char *name,
     const struct sockaddr *sa, socklen_t salen, const void *data, size_t len)
 {
 	json_t	*m;
 	int	 fd;
 
+	if (name == NULL || (data == NULL && len > 0))
+		return herr(h, "handoff_flow_send: no listener name or no "
+		    "data");
 	if (len > HANDOFF_FLOW_MAX)
 		return herr(h, "a datagram of %zu bytes cannot be sent to a "
 		    "neighbour: at most %d", len, HANDOFF_FLOW_MAX);
@@ -174,7 +186,7 @@ flow_receive(struct handoff *h, enum handoff_way from, pid_t pid,
 		    who, (long)pid);
 		return;
 	}
-	if ((n = msg_b64_decode(json_string_value(json_object_get(msg,
+	if ((n = b64_decode(json_string_value(json_object_get(msg,
 	    "data")), buf, HANDOFF_FLOW_MAX)) == -1)
 		hlog(h, "%s pid %ld sent a datagram whose data is not base64 "
 		    "of at most %d bytes: dropped", who, (long)pid,

@@ -67,6 +67,14 @@ enum hstate {
 
 struct outmsg;		/* peer.c's queue */
 
+/* A connection given to our successor, ours until taken (conn.c). */
+struct hconn {
+	long			 id;
+	int			 fd;
+	json_t			*entry;		/* as sent, data and state */
+	int			 sent;
+};
+
 /* One "fds" message of the offer, encoded once for every successor. */
 struct hbatch {
 	char			*buf;
@@ -122,6 +130,12 @@ struct handoff {
 	void			*count_arg;
 	handoff_flow_cb		 flow_cb;
 	void			*flow_arg;
+	handoff_conn_cb		 conn_cb;
+	void			*conn_arg;
+	struct hconn		*conns;		/* given, not yet taken */
+	size_t			 nconns, capconns;
+	long			 conn_next;	/* the last id given */
+	struct event		*conn_ev;	/* sends what was given */
 
 	json_t			*state;		/* ours, offered */
 	char			*pred_state;	/* the predecessor's, as text */
@@ -173,6 +187,8 @@ struct handoff {
 	int			 pred_chain;	/* it understands superseded */
 	int			 pred_flows;	/* it takes datagrams */
 	int			 succ_flows;	/* our successor takes them */
+	int			 pred_conns;	/* it gives connections */
+	int			 succ_conns;	/* our successor takes them */
 
 	/* The line of succession (chain.c). */
 	int			 superseded;	/* no rollback can come now */
@@ -201,6 +217,7 @@ void	 hlog(struct handoff *, const char *, ...)
 int	 herr(struct handoff *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 hevent(struct handoff *, enum handoff_event);
+json_t	*hextensions(const struct handoff *);
 void	 hchanges(const json_t *, char *, size_t);
 char	*hpack(const char *const [], char *[], size_t);
 char	*hnames(const char *, const char *, char **);
@@ -215,9 +232,14 @@ struct hlistener *hentry(struct handoff *, size_t);
 unsigned hcount(struct handoff *);
 int	 huid_allowed(const struct handoff *, uid_t);
 
+/* conn.c: connections given to the successor, and taken */
+void	 conn_flush(struct handoff *);
+void	 conn_on_taken(struct handoff *, pid_t, const json_t *);
+void	 conn_all_back(struct handoff *, const char *);
+void	 conn_receive(struct handoff *, const json_t *, int *, size_t);
+void	 conn_free(struct handoff *);
+
 /* flow.c: datagrams to and from the neighbours */
-int	 flow_send(struct handoff *, enum handoff_way, const char *,
-	    const struct sockaddr *, socklen_t, const void *, size_t);
 void	 flow_receive(struct handoff *, enum handoff_way, pid_t,
 	    const json_t *);
 
@@ -266,6 +288,8 @@ int	 peer_offer_sent(const struct peer *);
 #define CHAIN_EXTENSION	"superseded"
 /* Datagrams of flows another generation owns (flow.c). */
 #define FLOW_EXTENSION	"datagrams"
+/* Established connections given to the successor (conn.c). */
+#define CONN_EXTENSION	"conns"
 #define CHAIN_TAKEOVER		0	/* chain_out[]: sent in this order */
 #define CHAIN_SUPERSEDED	1
 #define CHAIN_NOUT		2

@@ -88,6 +88,7 @@ handoff_free(struct handoff *h)
 	    incumbent_offer_sent(h)))
 		chain_pass_links(h, h->successor->fd);
 	peer_free_all(h);
+	conn_free(h);
 	chain_check_cancel(h);
 	if (h->check_ev != NULL)
 		event_free(h->check_ev);
@@ -232,22 +233,6 @@ handoff_set_count_cb(struct handoff *h, handoff_count_cb cb, void *arg)
 {
 	h->count_cb = cb;
 	h->count_arg = arg;
-}
-
-void
-handoff_set_flow_cb(struct handoff *h, handoff_flow_cb cb, void *arg)
-{
-	h->flow_cb = cb;
-	h->flow_arg = arg;
-}
-
-int
-handoff_flow_send(struct handoff *h, enum handoff_way way, const char *name,
-    const struct sockaddr *sa, socklen_t salen, const void *data, size_t len)
-{
-	if (name == NULL || (data == NULL && len > 0))
-		return herr(h, "handoff_flow_send: no listener name or no data");
-	return flow_send(h, way, name, sa, salen, data, len);
 }
 
 void

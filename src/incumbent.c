@@ -175,6 +175,7 @@ on_ready(struct peer *p, json_t *msg)
 	/* It takes our links to older drainers when we exit. */
 	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
 	h->succ_flows = msg_has_extension(msg, FLOW_EXTENSION);
+	h->succ_conns = msg_has_extension(msg, CONN_EXTENSION);
 	p->state = PEER_RELEASED;
 	h->hstate = HS_DRAINING;
 	/* Stop accepting first, so released is true when it arrives; what
@@ -259,6 +260,7 @@ on_hello(struct peer *p, json_t *msg)
 	/* Should we exit before it is ready, it takes our links. */
 	h->succ_chain = msg_has_extension(msg, CHAIN_EXTENSION);
 	h->succ_flows = msg_has_extension(msg, FLOW_EXTENSION);
+	h->succ_conns = msg_has_extension(msg, CONN_EXTENSION);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
 	h->successor = p;
@@ -351,6 +353,8 @@ dispatch(struct peer *p, json_t *msg)
 			chain_on_takeover(p->h, p->pid, msg);
 		else if (strcmp(type, "datagram") == 0)
 			flow_receive(p->h, HANDOFF_SUCCESSOR, p->pid, msg);
+		else if (strcmp(type, "conns_taken") == 0)
+			conn_on_taken(p->h, p->pid, msg);
 		else
 			hlog(p->h, "successor pid %ld sent \"%s\" while we "
 			    "drain: ignored", (long)p->pid, type);
@@ -410,6 +414,7 @@ successor_gone(struct handoff *h, pid_t pid)
 		return;
 	if (h->progress_ev != NULL)
 		evtimer_del(h->progress_ev);
+	conn_all_back(h, "our successor went away");
 	if (h->superseded)
 		hlog(h, "successor pid %ld has exited, after it handed over "
 		    "or stopped: draining on", (long)pid);

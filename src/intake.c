@@ -303,7 +303,7 @@ send_hello(struct handoff *h, const struct fd_room *room)
 	    json_string(h->tag)) == -1 || json_object_set_new(hello,
 	    "max_fds", json_integer(room->headroom)) == -1 ||
 	    json_object_set_new(hello, "extensions",
-	    json_pack("[s,s]", CHAIN_EXTENSION, FLOW_EXTENSION)) == -1) {
+	    hextensions(h)) == -1) {
 		json_decref(hello);
 		return herr(h, "out of memory");
 	}
@@ -339,6 +339,7 @@ intake_offer(struct handoff *h, struct adopt_set *o)
 	    "generation")) + 1;
 	h->pred_chain = msg_has_extension(offer, CHAIN_EXTENSION);
 	h->pred_flows = msg_has_extension(offer, FLOW_EXTENSION);
+	h->pred_conns = msg_has_extension(offer, CONN_EXTENSION);
 	if (json_is_object(json_object_get(offer, "state")))
 		h->pred_state = json_dumps(json_object_get(offer, "state"),
 		    JSON_COMPACT);

@@ -9,8 +9,6 @@
 #ifndef HANDOFF_MESSAGE_H
 #define HANDOFF_MESSAGE_H
 
-#include <sys/types.h>
-
 #include <jansson.h>
 #include <stddef.h>
 
@@ -20,6 +18,7 @@
 #define MSG_TEXT_MAX	1024
 #define MSG_DRAINERS_MAX	64	/* generations listed as draining */
 #define MSG_DATAGRAM_MAX	32768	/* bytes of a datagram, before base64 */
+#define MSG_CONN_DATA_MAX	16384	/* a connection's unread bytes, before base64 */
 
 /* Error codes carried by "error" messages. */
 #define MSG_E_FORBIDDEN		"forbidden"
@@ -110,10 +109,5 @@ json_t		*msg_expect(int, const char *, int, int *, size_t *,
 		    struct msg_fail *);
 /* Does msg's "extensions" array name ext? */
 int		 msg_has_extension(const json_t *, const char *);
-
-/* Base64 (RFC 4648, padded) of n bytes: its length, without the NUL. */
-#define MSG_B64_LEN(n)	(((n) + 2) / 3 * 4)
-char		*msg_b64_encode(const void *, size_t);
-ssize_t		 msg_b64_decode(const char *, void *, size_t);
 
 #endif

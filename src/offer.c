@@ -118,7 +118,7 @@ offer_build(struct handoff *h, size_t count, int nb)
 	    json_object_set_new(offer, "batches", json_integer(nb)) == -1 ||
 	    json_object_set(offer, "state", h->state != NULL ? h->state :
 	    json_null()) == -1 || json_object_set_new(offer, "extensions",
-	    json_pack("[s,s]", CHAIN_EXTENSION, FLOW_EXTENSION)) == -1) {
+	    hextensions(h)) == -1) {
 		json_decref(offer);
 		return NULL;
 	}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
 #include "message.h"
 #include "wire.h"
 
@@ -30,6 +31,9 @@ static int	check_takeover(const json_t *, const char *, char *, size_t);
 static int	check_predecessors(const json_t *, const char *, char *,
 		    size_t);
 static int	check_datagram(const json_t *, const char *, char *, size_t);
+static int	check_conns(const json_t *, const char *, char *, size_t);
+static int	check_conns_taken(const json_t *, const char *, char *,
+		    size_t);
 
 static const struct {
 	const char	*type;
@@ -51,6 +55,8 @@ static const struct {
 	{ "takeover",	check_takeover },
 	{ "predecessors", check_predecessors },
 	{ "datagram",	check_datagram },
+	{ "conns",	check_conns },
+	{ "conns_taken", check_conns_taken },
 };
 
 /* At most len - 1 bytes of s, cut at a UTF-8 character boundary. */
@@ -632,12 +638,79 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 		return fail(err, len, "%s: field \"listener\" is not a valid "
 		    "listener name", t);
 	if (need_str(o, t, "peer", MSG_ADDR_MAX, 0, err, len) == -1 ||
-	    need_str(o, t, "data", MSG_B64_LEN(MSG_DATAGRAM_MAX), 0, err,
+	    need_str(o, t, "data", B64_LEN(MSG_DATAGRAM_MAX), 0, err,
 	    len) == -1)
 		return -1;
-	if (msg_b64_decode(json_string_value(json_object_get(o, "data")),
+	if (b64_decode(json_string_value(json_object_get(o, "data")),
 	    NULL, MSG_DATAGRAM_MAX) == -1)
 		return fail(err, len, "%s: field \"data\" is not base64 (RFC "
 		    "4648, padded)", t);
+	return 0;
+}
+
+static int
+check_conns(const json_t *o, const char *t, char *err, size_t len)
+{
+	const json_t	*list = json_object_get(o, "conns"), *e, *v;
+	char		 where[32];
+	size_t		 i;
+
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1)
+		return -1;
+	if (!json_is_array(list) || json_array_size(list) > WIRE_MAX_FDS)
+		return fail(err, len, "%s: field \"conns\" must be an array "
+		    "of at most %d connections", t, WIRE_MAX_FDS);
+	json_array_foreach(list, i, e) {
+		snprintf(where, sizeof(where), "%s: conns[%zu]", t, i);
+		if (!json_is_object(e))
+			return fail(err, len, "%s must be an object", where);
+		if (need_int(e, where, "id", 1, INT64_MAX / 2, err, len) ==
+		    -1 || need_str(e, where, "listener", MSG_NAME_MAX, 0, err,
+		    len) == -1 || need_str(e, where, "peer", MSG_ADDR_MAX, 0,
+		    err, len) == -1 || need_str(e, where, "local",
+		    MSG_ADDR_MAX, 0, err, len) == -1 || need_str(e, where,
+		    "data", B64_LEN(MSG_CONN_DATA_MAX), 0, err, len) == -1)
+			return -1;
+		if (!msg_name_valid(json_string_value(json_object_get(e,
+		    "listener"))))
+			return fail(err, len, "%s: field \"listener\" is not a "
+			    "valid listener name", where);
+		if (b64_decode(json_string_value(json_object_get(e, "data")),
+		    NULL, MSG_CONN_DATA_MAX) == -1)
+			return fail(err, len, "%s: field \"data\" is not base64 "
+			    "of at most %d bytes", where, MSG_CONN_DATA_MAX);
+		if ((v = json_object_get(e, "state")) != NULL &&
+		    !json_is_object(v))
+			return fail(err, len, "%s: field \"state\" must be an "
+			    "object", where);
+	}
+	return 0;
+}
+
+/* An array of at most WIRE_MAX_FDS connection ids. */
+static int
+need_ids(const json_t *o, const char *t, const char *key, char *err,
+    size_t len)
+{
+	const json_t	*v = json_object_get(o, key), *e;
+	size_t		 i;
+
+	if (!json_is_array(v) || json_array_size(v) > WIRE_MAX_FDS)
+		return fail(err, len, "%s: field \"%s\" must be an array of at "
+		    "most %d connection ids", t, key, WIRE_MAX_FDS);
+	json_array_foreach(v, i, e)
+		if (!json_is_integer(e) || json_integer_value(e) < 1)
+			return fail(err, len, "%s: %s[%zu] is not a connection "
+			    "id", t, key, i);
+	return 0;
+}
+
+static int
+check_conns_taken(const json_t *o, const char *t, char *err, size_t len)
+{
+	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    need_ids(o, t, "taken", err, len) == -1 ||
+	    need_ids(o, t, "refused", err, len) == -1)
+		return -1;
 	return 0;
 }

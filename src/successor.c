@@ -305,6 +305,10 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	/* Links to older drainers, handed to us as it exits: ours then. */
 	if (nfds > 0 && strcmp(type, "predecessors") == 0)
 		chain_adopt_links(h, fds, nfds);
+	else if (strcmp(type, "conns") == 0 && h->hstate != HS_WAITING) {
+		conn_receive(h, msg, fds, nfds);	/* takes the fds */
+		nfds = 0;
+	}
 	wire_close_fds(fds, nfds);
 	if (h->hstate == HS_WAITING && strcmp(type, "released") == 0)
 		on_released(h, msg);
@@ -312,6 +316,8 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		;	/* its fds were taken above */
 	else if (strcmp(type, "datagram") == 0 && h->hstate != HS_WAITING)
 		flow_receive(h, HANDOFF_PREDECESSOR, h->predecessor, msg);
+	else if (strcmp(type, "conns") == 0 && h->hstate != HS_WAITING)
+		;	/* taken above */
 	else if (strcmp(type, "progress") == 0) {
 		json_decref(h->pred_progress);
 		h->pred_progress = json_incref(msg);
@@ -373,7 +379,7 @@ build_ready(struct handoff *h)
 	    json_boolean(truncated)) == -1 || json_object_set_new(ready,
 	    "max_draining", json_integer(h->max_draining)) == -1 ||
 	    json_object_set_new(ready, "extensions",
-	    json_pack("[s,s]", CHAIN_EXTENSION, FLOW_EXTENSION)) == -1)
+	    hextensions(h)) == -1)
 		goto bad;
 	return ready;
 bad:

@@ -121,6 +121,16 @@ hevent(struct handoff *h, enum handoff_event ev)
 		h->event_cb(h, ev, h->event_arg);
 }
 
+/* The extensions we speak, for hello, offer and ready: connections only
+ * if the application takes them. A new reference, or NULL. */
+json_t *
+hextensions(const struct handoff *h)
+{
+	return h->conn_cb != NULL ? json_pack("[s,s,s]", CHAIN_EXTENSION,
+	    FLOW_EXTENSION, CONN_EXTENSION) : json_pack("[s,s]",
+	    CHAIN_EXTENSION, FLOW_EXTENSION);
+}
+
 unsigned
 hcount(struct handoff *h)
 {

@@ -293,3 +293,40 @@ exec_sleeper() {
 	LAST_PID=$!
 	PIDS="$PIDS $LAST_PID"
 }
+
+# free_udp_port: a UDP port on 127.0.0.1 that nobody has bound right now.
+free_udp_port() {
+	python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_udpseq PORT WINDOW: tests/progs/udpseq to 127.0.0.1:PORT, 2000
+# numbered datagrams a second, at most WINDOW unanswered, until
+# udpseq_done (then 500 more; 100000 at most); each answer "SEQ PID GEN"
+# in $T/answers. Pid in $SENDER.
+start_udpseq() {
+	"$top_builddir/tests/progs/udpseq" -r 2000 -w "$2" -n 100000 \
+	    -s "$T/stop-udpseq" -a 500 -t 10000 -l "$T/answers" \
+	    127.0.0.1 "$1" >"$T/udpseq.out" 2>"$T/udpseq.log" &
+	SENDER=$!
+	PIDS="$PIDS $SENDER"
+}
+
+# answered_by PID N: the sender's log has N answers or more from PID.
+answered_by() {
+	[ "$(awk -v p="$1" '$2 == p { n++ } END { print n + 0 }' \
+	    "$T/answers")" -ge "$2" ]
+}
+
+# udpseq_done: stops the sender and fails unless every datagram it sent
+# was answered exactly once (its summary line: lost 0 duplicate 0 wrong 0).
+udpseq_done() {
+	touch "$T/stop-udpseq"
+	reap 120 "$SENDER" "udpseq"
+	[ "$STATUS" = 0 ] || fail "udpseq exited $STATUS: $(cat "$T/udpseq.log")"
+	log "$(tr '\n' ';' <"$T/udpseq.out")"
+	grep -q '^sent [0-9]* answered [0-9]* lost 0 duplicate 0 wrong 0 ' \
+	    "$T/udpseq.out" ||
+	    fail "datagrams lost or answered twice: $(cat "$T/udpseq.out")"
+}

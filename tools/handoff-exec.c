@@ -896,7 +896,8 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		roll_back(x);
 		break;
 	case HANDOFF_PREDECESSOR_GONE:
-		break;		/* the child has no flows of ours */
+	case HANDOFF_CONNS_SETTLED:
+		break;		/* the child has no flows or connections of ours */
 	case HANDOFF_HAMMER:
 		kill_children(x, "hammer");
 		finish(x, x->aborted ? 1 : 0);

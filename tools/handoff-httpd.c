@@ -526,6 +526,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		d->draining = 0;
 		break;
 	case HANDOFF_SUPERSEDED:
+	case HANDOFF_CONNS_SETTLED:
 		break;
 	case HANDOFF_PREDECESSOR_GONE:
 		handoff_log(h, "predecessor pid %ld has gone: the sessions it "

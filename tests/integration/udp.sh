@@ -8,9 +8,7 @@
 . "$(dirname "$0")/../load.sh"
 
 port=$(free_port)
-uport=$(python3 -c 'import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+uport=$(free_udp_port)
 serve v1 --listen "http=tcp://127.0.0.1:$port" \
     --listen "dns=udp://127.0.0.1:$uport" --tag v1
 v1=$LAST_PID

@@ -321,7 +321,7 @@ take_offer(int fd, int *fds)
 	CHECK_INT(peer_int(offer, "count"), F.n + 1);
 	CHECK_INT(peer_int(offer, "batches"), 1);
 	CHECK_STR(peer_list(offer, "extensions", list, sizeof(list)),
-	    "superseded");
+	    "superseded,datagrams");
 	state = json_loads(STATE, 0, NULL);
 	CHECK(json_equal(json_object_get(offer, "state"), state));
 	json_decref(state);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "b64.h"
 #include "message.h"
 #include "wire.h"
 #include "unit.h"
@@ -837,31 +838,31 @@ test_base64(void)
 	size_t		 i, n;
 
 	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-		s = msg_b64_encode(vec[i][0], strlen(vec[i][0]));
+		s = b64_encode(vec[i][0], strlen(vec[i][0]));
 		CHECK_STR(s, vec[i][1]);
 		free(s);
-		CHECK_INT(msg_b64_decode(vec[i][1], out, sizeof(out)),
+		CHECK_INT(b64_decode(vec[i][1], out, sizeof(out)),
 		    strlen(vec[i][0]));
 		CHECK(memcmp(out, vec[i][0], strlen(vec[i][0])) == 0);
-		CHECK_INT(msg_b64_decode(vec[i][1], NULL, 6),
+		CHECK_INT(b64_decode(vec[i][1], NULL, 6),
 		    strlen(vec[i][0]));
 	}
 	for (i = 0; i < sizeof(bin); i++)
 		bin[i] = (unsigned char)(i * 7 + 3);
 	for (n = 0; n <= sizeof(bin); n++) {
-		s = msg_b64_encode(bin, n);
-		CHECK(s != NULL && strlen(s) == MSG_B64_LEN(n));
-		CHECK_INT(msg_b64_decode(s, out, n), n);
+		s = b64_encode(bin, n);
+		CHECK(s != NULL && strlen(s) == B64_LEN(n));
+		CHECK_INT(b64_decode(s, out, n), n);
 		CHECK(memcmp(out, bin, n) == 0);
 		/* One byte short of room: refused, nothing written past it. */
 		if (n > 0) {
 			out[n - 1] = 0xa5;
-			CHECK_INT(msg_b64_decode(s, out, n - 1), -1);
+			CHECK_INT(b64_decode(s, out, n - 1), -1);
 		}
 		free(s);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK_INT(msg_b64_decode(bad[i], out, sizeof(out)), -1);
+		CHECK_INT(b64_decode(bad[i], out, sizeof(out)), -1);
 }
 
 int

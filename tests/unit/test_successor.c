@@ -300,7 +300,7 @@ check_hello(void)
 	CHECK_STR(peer_str(F.hello, "tag"), "v2");
 	CHECK(peer_int(F.hello, "max_fds") > 0);
 	CHECK_STR(peer_list(F.hello, "extensions", list, sizeof(list)),
-	    "superseded");
+	    "superseded,datagrams");
 }
 
 /* The fake's part after ready: reads it and answers released. */
@@ -318,7 +318,7 @@ release(long long connections)
 	CHECK_STR(peer_list(ready, "retired", list, sizeof(list)), "old");
 	CHECK_INT(peer_int(ready, "max_draining"), 4);
 	CHECK_STR(peer_list(ready, "extensions", list, sizeof(list)),
-	    "superseded");
+	    "superseded,datagrams");
 	json_decref(ready);
 	CHECK_INT(peer_send(F.conn, peer_msg("{s:s, s:i, s:i, s:I, s:i}",
 	    "type", "released", "proto", 1, "pid", (int)getpid(),

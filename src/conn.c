@@ -1,0 +1,452 @@
+/*
+ * conn: established connections given to the successor while we drain
+ * ("conns" extension, PROTOCOL.md 6.9). The incumbent's application
+ * gives a connection and the bytes it read and did not consume; the
+ * library sends it, keeps its copy until the successor says it took it,
+ * and hands back through the connection callback every one the
+ * successor refused or did not answer for before it went: nothing is
+ * lost on any path. On the successor, each connection is checked
+ * against what the kernel says of its fd, offered to the application,
+ * and answered for. Its public functions are here, beside what they do.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "b64.h"
+#include "handoff-int.h"
+#include "listener.h"
+#include "message.h"
+#include "wire.h"
+
+/* Given and not yet taken, at once: the fds the library holds. */
+#define CONN_HELD_MAX	65536
+/* One entry, state and all, once encoded. */
+#define CONN_ENTRY_MAX	(WIRE_MAX_MSG / 2)
+/* What a "conns" message holds besides its entries. */
+#define CONN_MSG_HEAD	256
+/* A full socket: how soon the rest is tried again. */
+#define CONN_RETRY_MS	20
+
+_Static_assert(B64_LEN(HANDOFF_CONN_DATA_MAX) + 1024 < CONN_ENTRY_MAX,
+    "an entry with the most data fits");
+_Static_assert(HANDOFF_CONN_DATA_MAX == MSG_CONN_DATA_MAX,
+    "the API's unread bytes are the protocol's");
+
+void
+handoff_set_conn_cb(struct handoff *h, handoff_conn_cb cb, void *arg)
+{
+	h->conn_cb = cb;
+	h->conn_arg = arg;
+}
+
+size_t
+handoff_conns_pending(const struct handoff *h)
+{
+	return h->nconns;
+}
+
+/* A connected stream socket, with its two addresses; -1 with errno. */
+static int
+conn_addresses(int fd, char *peer, char *local)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	int			v;
+
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == -1)
+		return -1;
+	if (v != SOCK_STREAM) {
+		errno = ESOCKTNOSUPPORT;
+		return -1;
+	}
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == -1)
+		return -1;
+	if (v) {
+		errno = EISCONN;	/* a listener, not a connection */
+		return -1;
+	}
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	listener_format((struct sockaddr *)&ss, len, peer, LISTENER_ADDR_MAX);
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	listener_format((struct sockaddr *)&ss, len, local, LISTENER_ADDR_MAX);
+	return 0;
+}
+
+static void
+conn_retry(evutil_socket_t fd, short what, void *arg)
+{
+	conn_flush(arg);
+}
+
+/* Sends the rest at the next turn of the loop: gives come in bursts. */
+static void
+conn_schedule(struct handoff *h, unsigned ms)
+{
+	struct timeval	tv = { 0, (suseconds_t)ms * 1000 };
+
+	if (h->conn_ev == NULL &&
+	    (h->conn_ev = evtimer_new(h->base, conn_retry, h)) == NULL) {
+		hlog(h, "cannot send the connections given: out of memory; "
+		    "they come back when the successor goes");
+		return;
+	}
+	if (!evtimer_pending(h->conn_ev, NULL))
+		evtimer_add(h->conn_ev, &tv);
+}
+
+/* The entry, or NULL with the reason in h->err. */
+static json_t *
+conn_entry(struct handoff *h, long id, int fd, const char *listener,
+    const void *data, size_t len, const char *state)
+{
+	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
+	char		*b64 = NULL;
+	json_t		*e = NULL, *st = NULL;
+	json_error_t	 jerr;
+
+	if (conn_addresses(fd, peer, local) == -1) {
+		herr(h, "fd %d is not a connected stream socket (%s): only "
+		    "connections can be given", fd, strerror(errno));
+		goto bad;
+	}
+	if (state != NULL && ((st = json_loads(state, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL || !json_is_object(st))) {
+		herr(h, "connection state is not a JSON object: %s",
+		    st == NULL ? jerr.text : "another value");
+		goto bad;
+	}
+	if ((b64 = b64_encode(data, len)) == NULL || (e = json_pack(
+	    "{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "listener",
+	    listener, "peer", peer, "local", local, "data", b64)) == NULL ||
+	    (st != NULL && json_object_set(e, "state", st) == -1)) {
+		herr(h, "cannot give a connection: out of memory");
+		goto bad;
+	}
+	if (json_dumpb(e, NULL, 0, JSON_COMPACT) > CONN_ENTRY_MAX) {
+		herr(h, "a connection's state and data take more than %d "
+		    "bytes in a message: keep the state smaller",
+		    CONN_ENTRY_MAX);
+		goto bad;
+	}
+	json_decref(st);
+	free(b64);
+	return e;
+bad:
+	json_decref(e);
+	json_decref(st);
+	free(b64);
+	return NULL;
+}
+
+int
+handoff_conn_give(struct handoff *h, int fd, const char *listener,
+    const void *data, size_t len, const char *state)
+{
+	struct peer	*p = h->successor;
+	struct hconn	*c;
+	json_t		*e;
+	size_t		 cap;
+
+	if (h->hstate != HS_DRAINING || p == NULL || p->state !=
+	    PEER_RELEASED || h->conn_cb == NULL || !h->succ_conns)
+		return herr(h, "no successor to give a connection to: we do "
+		    "not drain after a takeover, or it takes none (no \"%s\" "
+		    "extension on both sides; a connection callback sets "
+		    "ours)", CONN_EXTENSION);
+	if (listener == NULL || !msg_name_valid(listener))
+		return herr(h, "handoff_conn_give: \"%s\" is not a listener "
+		    "name", listener != NULL ? listener : "(null)");
+	if (len > HANDOFF_CONN_DATA_MAX || (data == NULL && len > 0))
+		return herr(h, "handoff_conn_give: %zu bytes read and not "
+		    "consumed: at most %d travel", len, HANDOFF_CONN_DATA_MAX);
+	if (h->nconns >= CONN_HELD_MAX)
+		return herr(h, "%d connections given are not taken yet: give "
+		    "more once some are", CONN_HELD_MAX);
+	if (h->nconns == h->capconns) {
+		cap = h->capconns ? h->capconns * 2 : 64;
+		if ((c = reallocarray(h->conns, cap, sizeof(*c))) == NULL)
+			return herr(h, "cannot give a connection: out of "
+			    "memory");
+		h->conns = c;
+		h->capconns = cap;
+	}
+	if ((e = conn_entry(h, h->conn_next + 1, fd, listener, data, len,
+	    state)) == NULL)
+		return -1;
+	c = &h->conns[h->nconns++];
+	c->id = ++h->conn_next;
+	c->fd = fd;
+	c->entry = e;
+	c->sent = 0;
+	conn_schedule(h, 0);
+	return 0;
+}
+
+/*
+ * Sends what was given and not sent yet, in "conns" messages of at most
+ * WIRE_MAX_FDS connections and WIRE_MAX_MSG bytes; a full socket is
+ * tried again soon.
+ */
+void
+conn_flush(struct handoff *h)
+{
+	struct peer	*p = h->successor;
+	int		 fds[WIRE_MAX_FDS];
+	size_t		 idx[WIRE_MAX_FDS], i, n, size, len;
+	json_t		*m, *list;
+	char		*buf;
+	int		 r;
+
+	if (p == NULL || p->state != PEER_RELEASED)
+		return;
+	for (i = 0; i < h->nconns; ) {
+		if ((m = msg_new("conns")) == NULL || json_object_set_new(m,
+		    "pid", json_integer(getpid())) == -1 ||
+		    json_object_set_new(m, "conns", list = json_array()) ==
+		    -1 || list == NULL) {
+			json_decref(m);
+			conn_schedule(h, CONN_RETRY_MS);
+			return;
+		}
+		for (n = 0, size = CONN_MSG_HEAD; i < h->nconns &&
+		    n < WIRE_MAX_FDS; i++) {
+			if (h->conns[i].sent)
+				continue;
+			len = json_dumpb(h->conns[i].entry, NULL, 0,
+			    JSON_COMPACT) + 1;
+			if (size + len > WIRE_MAX_MSG)
+				break;
+			if (json_array_append(list, h->conns[i].entry) == -1)
+				break;
+			size += len;
+			fds[n] = h->conns[i].fd;
+			idx[n++] = i;
+		}
+		if (n == 0) {
+			json_decref(m);
+			return;
+		}
+		buf = msg_encode(m, &len);
+		json_decref(m);
+		if (buf == NULL) {
+			conn_schedule(h, CONN_RETRY_MS);
+			return;
+		}
+		r = wire_send(p->fd, buf, len, fds, n);
+		free(buf);
+		if (r == -1) {
+			/* Full: later. Gone: its end brings them back. */
+			if (errno == EAGAIN)
+				conn_schedule(h, CONN_RETRY_MS);
+			return;
+		}
+		while (n > 0)
+			h->conns[idx[--n]].sent = 1;
+	}
+}
+
+/* Index of the connection with that id, or -1. */
+static ssize_t
+conn_find(const struct handoff *h, json_int_t id)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nconns; i++)
+		if (h->conns[i].id == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Drops entry i, keeping the fd: the caller says what becomes of it. */
+static void
+conn_remove(struct handoff *h, size_t i)
+{
+	json_decref(h->conns[i].entry);
+	h->conns[i] = h->conns[--h->nconns];
+}
+
+/* Hands the connection with bytes and state to the callback, which owns
+ * the fd if it returns 0; closed otherwise. */
+static int
+conn_offer(struct handoff *h, int fd, const json_t *e)
+{
+	unsigned char	*buf;
+	char		*state = NULL;
+	ssize_t		 n;
+	int		 r = -1;
+
+	if ((buf = malloc(HANDOFF_CONN_DATA_MAX)) == NULL)
+		return -1;
+	n = b64_decode(json_string_value(json_object_get(e, "data")), buf,
+	    HANDOFF_CONN_DATA_MAX);
+	if (json_object_get(e, "state") != NULL)
+		state = json_dumps(json_object_get(e, "state"), JSON_COMPACT);
+	if (n >= 0 && h->conn_cb != NULL)
+		r = h->conn_cb(h, fd, json_string_value(json_object_get(e,
+		    "listener")), buf, (size_t)n, state, h->conn_arg);
+	free(state);
+	free(buf);
+	return r;
+}
+
+/* Connection i comes back: the application serves it again. */
+static void
+conn_back(struct handoff *h, size_t i)
+{
+	int	fd = h->conns[i].fd;
+	json_t	*e = json_incref(h->conns[i].entry);
+
+	conn_remove(h, i);
+	if (conn_offer(h, fd, e) == -1) {
+		hlog(h, "connection from %s came back and the application "
+		    "did not take it: closed", json_string_value(
+		    json_object_get(e, "peer")));
+		close(fd);
+	}
+	json_decref(e);
+}
+
+static void
+conn_settled(struct handoff *h)
+{
+	if (h->nconns == 0)
+		hevent(h, HANDOFF_CONNS_SETTLED);
+}
+
+/* "conns_taken" from our successor: close what it took, serve the rest. */
+void
+conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
+{
+	json_t		*v;
+	size_t		 k, nt = 0, nr = 0;
+	ssize_t		 i;
+
+	json_array_foreach(json_object_get(msg, "taken"), k, v) {
+		if ((i = conn_find(h, json_integer_value(v))) == -1 ||
+		    !h->conns[i].sent)
+			continue;
+		close(h->conns[i].fd);
+		conn_remove(h, (size_t)i);
+		nt++;
+	}
+	json_array_foreach(json_object_get(msg, "refused"), k, v) {
+		if ((i = conn_find(h, json_integer_value(v))) == -1 ||
+		    !h->conns[i].sent)
+			continue;
+		conn_back(h, (size_t)i);
+		nr++;
+	}
+	if (nr > 0)
+		hlog(h, "successor pid %ld took %zu connection%s and refused "
+		    "%zu: serving those again", (long)pid, nt, nt == 1 ? "" :
+		    "s", nr);
+	else
+		hlog(h, "successor pid %ld took %zu connection%s; %zu given "
+		    "and not taken yet", (long)pid, nt, nt == 1 ? "" : "s",
+		    h->nconns);
+	conn_settled(h);
+}
+
+/* Our successor is gone: every connection it did not take is ours. */
+void
+conn_all_back(struct handoff *h, const char *why)
+{
+	size_t	n = h->nconns;
+
+	if (n == 0)
+		return;
+	if (h->conn_ev != NULL)
+		evtimer_del(h->conn_ev);
+	hlog(h, "%zu connection%s given and not taken (%s): serving them "
+	    "again", n, n == 1 ? "" : "s", why);
+	while (h->nconns > 0)
+		conn_back(h, h->nconns - 1);
+	conn_settled(h);
+}
+
+void
+conn_free(struct handoff *h)
+{
+	while (h->nconns > 0) {
+		close(h->conns[h->nconns - 1].fd);
+		conn_remove(h, h->nconns - 1);
+	}
+	free(h->conns);
+	h->conns = NULL;
+	h->capconns = 0;
+	if (h->conn_ev != NULL)
+		event_free(h->conn_ev);
+	h->conn_ev = NULL;
+}
+
+/* Is fd the connection the entry describes, as the kernel sees it? */
+static int
+conn_matches(int fd, const json_t *e)
+{
+	char	peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
+
+	return conn_addresses(fd, peer, local) == 0 && strcmp(peer,
+	    json_string_value(json_object_get(e, "peer"))) == 0 &&
+	    strcmp(local, json_string_value(json_object_get(e, "local"))) ==
+	    0;
+}
+
+/*
+ * "conns" from our predecessor (schema-checked), with its fds: each
+ * checked, offered to the application, and answered for in one
+ * "conns_taken". Takes the fds: every one is adopted or closed.
+ */
+void
+conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds)
+{
+	const json_t	*list = json_object_get(msg, "conns"), *e;
+	json_t		*m, *taken, *refused;
+	size_t		 i, n = json_array_size(list), bad = 0;
+
+	m = msg_new("conns_taken");
+	taken = json_array();
+	refused = json_array();
+	if (n != nfds)
+		hlog(h, "predecessor pid %ld gave %zu connection%s with %zu "
+		    "fds: refused", (long)h->predecessor, n, n == 1 ? "" : "s",
+		    nfds);
+	json_array_foreach(list, i, e) {
+		if (n == nfds && conn_matches(fds[i], e) &&
+		    conn_offer(h, fds[i], e) == 0) {
+			fds[i] = -1;
+			json_array_append_new(taken, json_incref(json_object_get(
+			    e, "id")));
+			continue;
+		}
+		bad++;
+		json_array_append_new(refused, json_incref(json_object_get(e,
+		    "id")));
+	}
+	wire_close_fds(fds, nfds);
+	if (bad > 0 && n == nfds)
+		hlog(h, "refused %zu of %zu connections from predecessor pid "
+		    "%ld: not what it said, or the application did not take "
+		    "them", bad, n, (long)h->predecessor);
+	if (m == NULL || taken == NULL || refused == NULL ||
+	    json_object_set_new(m, "pid", json_integer(getpid())) == -1 ||
+	    json_object_set(m, "taken", taken) == -1 ||
+	    json_object_set(m, "refused", refused) == -1 ||
+	    msg_send(h->pred_fd, json_incref(m), SEND_WAIT_MS) == -1)
+		hlog(h, "cannot tell predecessor pid %ld which connections we "
+		    "took: %s", (long)h->predecessor, strerror(errno));
+	json_decref(m);
+	json_decref(taken);
+	json_decref(refused);
+}
