@@ -172,7 +172,8 @@ state_adopt(struct state *s, int fd, char *why, size_t len)
 /*
  * Writes every page after the first, so that a large state costs what it
  * would in use (the pages exist, counted as shared memory), through the
- * fd: this process's page tables stay one page, as a successor's do.
+ * fd: this process's page tables stay one page, as a successor's do, and
+ * running out of memory is an error here, not a SIGBUS on a store.
  */
 static int
 state_fill(int fd, size_t from, size_t size)
@@ -286,7 +287,7 @@ state_open(struct handoff *h, unsigned mb, char *err, size_t errlen)
 		handoff_log(h, "state: adopted the predecessor's, %s, "
 		    "served=%llu%s", state_size_text(s->size, got,
 		    sizeof(got)), (unsigned long long)state_served(s), note);
-		return s;
+		goto out;
 	}
 	if (fd >= 0)
 		handoff_log(h, "state: refused the \"%s\" fd offered (%s): %s; "
@@ -298,10 +299,12 @@ state_open(struct handoff *h, unsigned mb, char *err, size_t errlen)
 		    (long)handoff_predecessor(h));
 	if (state_create(s, h, mb, err, errlen) == -1) {
 		free(s);
-		return NULL;
+		s = NULL;
+		goto out;
 	}
 	handoff_log(h, "state: new, %s, served=0", state_size_text(s->size,
 	    got, sizeof(got)));
+out:
 	return s;
 }
 
