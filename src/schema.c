@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "field.h"
 #include "message.h"
 #include "wire.h"
 
@@ -87,152 +88,6 @@ ascii_only(char *s)
 			*s = '?';
 }
 
-/*
- * Error texts quote what the peer sent and end up in one log line: a
- * control byte (a newline forging a second line) becomes '?'.
- */
-static int
-fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*p;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	for (p = err; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -1;
-}
-
-static int	need_int(const json_t *, const char *, const char *,
-		    json_int_t, json_int_t, char *, size_t);
-
-/* An optional integer: absent is fine, present must be in range. */
-static int
-opt_int(const json_t *o, const char *t, const char *key, json_int_t min,
-    json_int_t max, char *err, size_t len)
-{
-	if (json_object_get(o, key) == NULL)
-		return 0;
-	return need_int(o, t, key, min, max, err, len);
-}
-
-static int
-need_int(const json_t *o, const char *t, const char *key, json_int_t min,
-    json_int_t max, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max)
-		return fail(err, len, "%s: field \"%s\" must be an integer "
-		    "from %lld to %lld", t, key, (long long)min,
-		    (long long)max);
-	return 0;
-}
-
-/* A string of at most max bytes without NUL. */
-static int
-str_ok(const json_t *v, size_t max)
-{
-	return json_is_string(v) && json_string_length(v) <= max &&
-	    strlen(json_string_value(v)) == json_string_length(v);
-}
-
-static int
-enum_ok(const json_t *v, const char *const *allowed)
-{
-	size_t	i;
-
-	for (i = 0; allowed[i] != NULL; i++)
-		if (strcmp(json_string_value(v), allowed[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-need_str(const json_t *o, const char *t, const char *key, size_t max,
-    int optional, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL) {
-		if (optional)
-			return 0;
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	}
-	if (!str_ok(v, max))
-		return fail(err, len, "%s: field \"%s\" must be a string of "
-		    "at most %zu bytes", t, key, max);
-	return 0;
-}
-
-static int
-need_bool(const json_t *o, const char *t, const char *key, char *err,
-    size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_boolean(v))
-		return fail(err, len, "%s: field \"%s\" must be true or false",
-		    t, key);
-	return 0;
-}
-
-static int
-need_enum(const json_t *o, const char *t, const char *key,
-    const char *const *allowed, char *err, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (need_str(o, t, key, MSG_NAME_MAX, 0, err, len) == -1)
-		return -1;
-	if (!enum_ok(v, allowed))
-		return fail(err, len, "%s: field \"%s\" has unknown value "
-		    "\"%s\"", t, key, json_string_value(v));
-	return 0;
-}
-
-/* Names: 1 to 64 of [A-Za-z0-9_.:@-], so they are safe in logs and env. */
-int
-msg_name_valid(const char *s)
-{
-	size_t		n;
-	unsigned char	c;
-
-	for (n = 0; (c = (unsigned char)s[n]) != '\0'; n++)
-		if (n == MSG_NAME_MAX || !((c >= 'a' && c <= 'z') ||
-		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '_' || c == '.' || c == ':' || c == '@' || c == '-'))
-			return 0;
-	return n > 0;
-}
-
-static int
-need_names(const json_t *o, const char *t, const char *key, char *err,
-    size_t len)
-{
-	json_t	*v = json_object_get(o, key), *e;
-	size_t	 i;
-
-	if (v == NULL)
-		return fail(err, len, "%s: missing field \"%s\"", t, key);
-	if (!json_is_array(v))
-		return fail(err, len, "%s: field \"%s\" must be an array of "
-		    "names", t, key);
-	json_array_foreach(v, i, e) {
-		if (!json_is_string(e) || !msg_name_valid(json_string_value(e)))
-			return fail(err, len, "%s: %s[%zu] is not a valid "
-			    "listener name", t, key, i);
-	}
-	return 0;
-}
 
 static int
 check_none(const json_t *o, const char *t, char *err, size_t len)
@@ -243,9 +98,9 @@ check_none(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_hello(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1 ||
-	    need_int(o, t, "max_fds", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1 ||
+	    field_int(o, t, "max_fds", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -255,15 +110,15 @@ check_offer(const json_t *o, const char *t, char *err, size_t len)
 {
 	json_t	*state;
 
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
-	    need_int(o, t, "count", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "batches", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    field_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    field_int(o, t, "count", 0, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "batches", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	state = json_object_get(o, "state");
 	if (state == NULL || !(json_is_object(state) || json_is_null(state)))
-		return fail(err, len, "%s: field \"state\" must be an object "
+		return field_fail(err, len, "%s: field \"state\" must be an object "
 		    "or null", t);
 	return 0;
 }
@@ -280,20 +135,20 @@ msg_entry_check(const json_t *e, char *err, size_t len)
 	const char	*t = "listener";
 
 	if (!json_is_object(e))
-		return fail(err, len, "listener entry is not an object");
-	if (need_str(e, t, "name", MSG_NAME_MAX, 0, err, len) == -1)
+		return field_fail(err, len, "listener entry is not an object");
+	if (field_str(e, t, "name", MSG_NAME_MAX, 0, err, len) == -1)
 		return -1;
 	if (!msg_name_valid(json_string_value(json_object_get(e, "name"))))
-		return fail(err, len, "listener: name \"%s\" is not 1 to %d of "
+		return field_fail(err, len, "listener: name \"%s\" is not 1 to %d of "
 		    "A-Z a-z 0-9 _ . : @ -",
 		    json_string_value(json_object_get(e, "name")),
 		    MSG_NAME_MAX);
-	if (need_enum(e, t, "kind", kinds, err, len) == -1 ||
-	    need_enum(e, t, "family", families, err, len) == -1 ||
-	    need_enum(e, t, "socktype", socktypes, err, len) == -1 ||
-	    need_str(e, t, "address", MSG_ADDR_MAX, 0, err, len) == -1 ||
-	    need_bool(e, t, "listening", err, len) == -1 ||
-	    need_str(e, t, "spec", MSG_ADDR_MAX + 16, 1, err, len) == -1)
+	if (field_enum(e, t, "kind", kinds, err, len) == -1 ||
+	    field_enum(e, t, "family", families, err, len) == -1 ||
+	    field_enum(e, t, "socktype", socktypes, err, len) == -1 ||
+	    field_str(e, t, "address", MSG_ADDR_MAX, 0, err, len) == -1 ||
+	    field_bool(e, t, "listening", err, len) == -1 ||
+	    field_str(e, t, "spec", MSG_ADDR_MAX + 16, 1, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -337,11 +192,11 @@ cell_ok(const struct column *c, const json_t *v)
 	case COL_BOOL:
 		return json_is_boolean(v);
 	case COL_STRING:
-		return str_ok(v, c->max);
+		return field_str_ok(v, c->max);
 	case COL_ENUM:
-		return str_ok(v, MSG_NAME_MAX) && enum_ok(v, c->values);
+		return field_str_ok(v, MSG_NAME_MAX) && field_enum_ok(v, c->values);
 	case COL_NAME:
-		return str_ok(v, MSG_NAME_MAX) &&
+		return field_str_ok(v, MSG_NAME_MAX) &&
 		    msg_name_valid(json_string_value(v));
 	}
 	return 0;
@@ -362,21 +217,21 @@ check_cell(const struct column *c, const json_t *v, long i, char *err,
 		at[0] = '\0';
 	switch (c->type) {
 	case COL_BOOL:
-		return fail(err, len, "fds: listeners: %s%s must be true or "
+		return field_fail(err, len, "fds: listeners: %s%s must be true or "
 		    "false", c->key, at);
 	case COL_STRING:
-		return fail(err, len, "fds: listeners: %s%s must be a string "
+		return field_fail(err, len, "fds: listeners: %s%s must be a string "
 		    "of at most %zu bytes%s", c->key, at, c->max,
 		    c->nullable ? " or null" : "");
 	case COL_ENUM:
 		/* Each enumeration has four values. */
-		return fail(err, len, "fds: listeners: %s%s must be one of %s "
+		return field_fail(err, len, "fds: listeners: %s%s must be one of %s "
 		    "%s %s %s", c->key, at, c->values[0], c->values[1],
 		    c->values[2], c->values[3]);
 	case COL_NAME:
 		break;
 	}
-	return fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
+	return field_fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
 	    "a-z 0-9 _ . : @ -", c->key, at, MSG_NAME_MAX);
 }
 
@@ -391,11 +246,11 @@ check_fds(const json_t *o, const char *t, char *err, size_t len)
 	json_t			*list, *col, *v;
 	size_t			 i, k, n = 0;
 
-	if (need_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	list = json_object_get(o, "listeners");
 	if (!json_is_object(list))
-		return fail(err, len, "%s: field \"listeners\" must be an "
+		return field_fail(err, len, "%s: field \"listeners\" must be an "
 		    "object of columns", t);
 	for (k = 0; k < MSG_NCOLUMNS; k++) {
 		c = &fds_columns[k];
@@ -406,14 +261,14 @@ check_fds(const json_t *o, const char *t, char *err, size_t len)
 			continue;
 		}
 		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
-			return fail(err, len, "%s: listeners: column \"%s\" "
+			return field_fail(err, len, "%s: listeners: column \"%s\" "
 			    "must be an array of at most %d values%s", t, c->key,
 			    WIRE_MAX_FDS, k != MSG_COL_NAME ? ", or one value" :
 			    "");
 		if (k == MSG_COL_NAME)
 			n = json_array_size(col);
 		else if (json_array_size(col) != n)
-			return fail(err, len, "%s: listeners: column \"%s\" "
+			return field_fail(err, len, "%s: listeners: column \"%s\" "
 			    "has %zu values, column \"name\" %zu", t, c->key,
 			    json_array_size(col), n);
 		json_array_foreach(col, i, v) {
@@ -427,11 +282,11 @@ check_fds(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_ready(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_names(o, t, "adopted", err, len) == -1 ||
-	    need_names(o, t, "added", err, len) == -1 ||
-	    need_names(o, t, "retired", err, len) == -1 ||
-	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_names(o, t, "adopted", err, len) == -1 ||
+	    field_names(o, t, "added", err, len) == -1 ||
+	    field_names(o, t, "retired", err, len) == -1 ||
+	    field_opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -439,9 +294,9 @@ check_ready(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_released(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "deadline_ms", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "deadline_ms", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -452,13 +307,13 @@ static int
 check_drainer(const json_t *o, const char *t, char *err, size_t len)
 {
 	if (!json_is_object(o))
-		return fail(err, len, "%s: a draining entry is not an object",
+		return field_fail(err, len, "%s: a draining entry is not an object",
 		    t);
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1 ||
-	    opt_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "connections", 0, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "remaining_ms", 0, INT32_MAX, err, len) == -1 ||
+	    field_opt_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    field_str(o, t, "tag", MSG_NAME_MAX * 4, 1, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -473,7 +328,7 @@ check_drainers(const json_t *o, const char *t, char *err, size_t len)
 	if (list == NULL)
 		return 0;
 	if (!json_is_array(list) || json_array_size(list) > MSG_DRAINERS_MAX)
-		return fail(err, len, "%s: field \"draining\" must be an "
+		return field_fail(err, len, "%s: field \"draining\" must be an "
 		    "array of at most %d entries", t, MSG_DRAINERS_MAX);
 	json_array_foreach(list, i, e)
 		if (check_drainer(e, t, err, len) == -1)
@@ -498,21 +353,21 @@ check_report(const json_t *o, const char *t, char *err, size_t len)
 	size_t	 i;
 	char	 sub[256];
 
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
-	    need_enum(o, t, "state", states, err, len) == -1 ||
-	    need_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "generation", 1, INT32_MAX, err, len) == -1 ||
+	    field_str(o, t, "tag", MSG_NAME_MAX * 4, 0, err, len) == -1 ||
+	    field_enum(o, t, "state", states, err, len) == -1 ||
+	    field_int(o, t, "connections", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	if (check_drainers(o, t, err, len) == -1)
 		return -1;
 	list = json_object_get(o, "listeners");
 	if (!json_is_array(list))
-		return fail(err, len, "%s: field \"listeners\" must be an "
+		return field_fail(err, len, "%s: field \"listeners\" must be an "
 		    "array", t);
 	json_array_foreach(list, i, e) {
 		if (msg_entry_check(e, sub, sizeof(sub)) == -1)
-			return fail(err, len, "%s: listeners[%zu]: %s", t, i,
+			return field_fail(err, len, "%s: listeners[%zu]: %s", t, i,
 			    sub);
 	}
 	return 0;
@@ -521,10 +376,10 @@ check_report(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_superseded(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "keep", 0, INT32_MAX, err, len) == -1 ||
-	    opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "by", 0, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "keep", 0, INT32_MAX, err, len) == -1 ||
+	    field_opt_int(o, t, "max_draining", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -532,8 +387,8 @@ check_superseded(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_takeover(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_int(o, t, "by", 0, INT32_MAX, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -541,14 +396,14 @@ check_takeover(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_predecessors(const json_t *o, const char *t, char *err, size_t len)
 {
-	return need_int(o, t, "pid", 1, INT32_MAX, err, len);
+	return field_int(o, t, "pid", 1, INT32_MAX, err, len);
 }
 
 static int
 check_error(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_str(o, t, "code", MSG_NAME_MAX, 0, err, len) == -1 ||
-	    need_str(o, t, "message", MSG_TEXT_MAX, 0, err, len) == -1)
+	if (field_str(o, t, "code", MSG_NAME_MAX, 0, err, len) == -1 ||
+	    field_str(o, t, "message", MSG_TEXT_MAX, 0, err, len) == -1)
 		return -1;
 	return 0;
 }
@@ -569,37 +424,37 @@ msg_parse_code(const char *buf, size_t len, const char **code, char *err,
 	size_t		 i;
 
 	if (len > WIRE_MAX_MSG) {
-		fail(err, errlen, "message of %zu bytes is over the limit of "
+		field_fail(err, errlen, "message of %zu bytes is over the limit of "
 		    "%d", len, WIRE_MAX_MSG);
 		goto bad;
 	}
 	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL) {
 		ascii_only(jerr.text);
-		fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
+		field_fail(err, errlen, "invalid JSON at byte %d: %s", jerr.position,
 		    jerr.text);
 		goto bad;
 	}
 	if (!json_is_object(o)) {
-		fail(err, errlen, "message is not a JSON object");
+		field_fail(err, errlen, "message is not a JSON object");
 		goto bad;
 	}
 	v = json_object_get(o, "type");
 	if (!json_is_string(v)) {
-		fail(err, errlen, "message has no \"type\" string");
+		field_fail(err, errlen, "message has no \"type\" string");
 		goto bad;
 	}
 	type = json_string_value(v);
 	utf8_prefix(type, short_type, sizeof(short_type));
 	v = json_object_get(o, "proto");
 	if (!json_is_integer(v)) {
-		fail(err, errlen, "%s: missing integer field \"proto\"",
+		field_fail(err, errlen, "%s: missing integer field \"proto\"",
 		    short_type);
 		goto bad;
 	}
 	if (json_integer_value(v) != MSG_PROTO) {
 		bad_code = MSG_E_VERSION;
-		fail(err, errlen, "protocol version %lld is not supported "
+		field_fail(err, errlen, "protocol version %lld is not supported "
 		    "(this side speaks %d)", (long long)json_integer_value(v),
 		    MSG_PROTO);
 		goto bad;
@@ -612,7 +467,7 @@ msg_parse_code(const char *buf, size_t len, const char **code, char *err,
 		return o;
 	}
 	bad_code = MSG_E_UNKNOWN;
-	fail(err, errlen, "unknown message type \"%s\"", short_type);
+	field_fail(err, errlen, "unknown message type \"%s\"", short_type);
 bad:
 	if (code != NULL)
 		*code = bad_code;
@@ -631,19 +486,19 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 {
 	const json_t	*v = json_object_get(o, "listener");
 
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
-	    need_str(o, t, "listener", MSG_NAME_MAX, 0, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	    field_str(o, t, "listener", MSG_NAME_MAX, 0, err, len) == -1)
 		return -1;
 	if (!msg_name_valid(json_string_value(v)))
-		return fail(err, len, "%s: field \"listener\" is not a valid "
+		return field_fail(err, len, "%s: field \"listener\" is not a valid "
 		    "listener name", t);
-	if (need_str(o, t, "peer", MSG_ADDR_MAX, 0, err, len) == -1 ||
-	    need_str(o, t, "data", B64_LEN(MSG_DATAGRAM_MAX), 0, err,
+	if (field_str(o, t, "peer", MSG_ADDR_MAX, 0, err, len) == -1 ||
+	    field_str(o, t, "data", B64_LEN(MSG_DATAGRAM_MAX), 0, err,
 	    len) == -1)
 		return -1;
 	if (b64_decode(json_string_value(json_object_get(o, "data")),
 	    NULL, MSG_DATAGRAM_MAX) == -1)
-		return fail(err, len, "%s: field \"data\" is not base64 (RFC "
+		return field_fail(err, len, "%s: field \"data\" is not base64 (RFC "
 		    "4648, padded)", t);
 	return 0;
 }
@@ -655,33 +510,33 @@ check_conns(const json_t *o, const char *t, char *err, size_t len)
 	char		 where[32];
 	size_t		 i;
 
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1)
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1)
 		return -1;
 	if (!json_is_array(list) || json_array_size(list) > WIRE_MAX_FDS)
-		return fail(err, len, "%s: field \"conns\" must be an array "
+		return field_fail(err, len, "%s: field \"conns\" must be an array "
 		    "of at most %d connections", t, WIRE_MAX_FDS);
 	json_array_foreach(list, i, e) {
 		snprintf(where, sizeof(where), "%s: conns[%zu]", t, i);
 		if (!json_is_object(e))
-			return fail(err, len, "%s must be an object", where);
-		if (need_int(e, where, "id", 1, INT64_MAX / 2, err, len) ==
-		    -1 || need_str(e, where, "listener", MSG_NAME_MAX, 0, err,
-		    len) == -1 || need_str(e, where, "peer", MSG_ADDR_MAX, 0,
-		    err, len) == -1 || need_str(e, where, "local",
-		    MSG_ADDR_MAX, 0, err, len) == -1 || need_str(e, where,
+			return field_fail(err, len, "%s must be an object", where);
+		if (field_int(e, where, "id", 1, INT64_MAX / 2, err, len) ==
+		    -1 || field_str(e, where, "listener", MSG_NAME_MAX, 0, err,
+		    len) == -1 || field_str(e, where, "peer", MSG_ADDR_MAX, 0,
+		    err, len) == -1 || field_str(e, where, "local",
+		    MSG_ADDR_MAX, 0, err, len) == -1 || field_str(e, where,
 		    "data", B64_LEN(MSG_CONN_DATA_MAX), 0, err, len) == -1)
 			return -1;
 		if (!msg_name_valid(json_string_value(json_object_get(e,
 		    "listener"))))
-			return fail(err, len, "%s: field \"listener\" is not a "
+			return field_fail(err, len, "%s: field \"listener\" is not a "
 			    "valid listener name", where);
 		if (b64_decode(json_string_value(json_object_get(e, "data")),
 		    NULL, MSG_CONN_DATA_MAX) == -1)
-			return fail(err, len, "%s: field \"data\" is not base64 "
+			return field_fail(err, len, "%s: field \"data\" is not base64 "
 			    "of at most %d bytes", where, MSG_CONN_DATA_MAX);
 		if ((v = json_object_get(e, "state")) != NULL &&
 		    !json_is_object(v))
-			return fail(err, len, "%s: field \"state\" must be an "
+			return field_fail(err, len, "%s: field \"state\" must be an "
 			    "object", where);
 	}
 	return 0;
@@ -696,11 +551,11 @@ need_ids(const json_t *o, const char *t, const char *key, char *err,
 	size_t		 i;
 
 	if (!json_is_array(v) || json_array_size(v) > WIRE_MAX_FDS)
-		return fail(err, len, "%s: field \"%s\" must be an array of at "
+		return field_fail(err, len, "%s: field \"%s\" must be an array of at "
 		    "most %d connection ids", t, key, WIRE_MAX_FDS);
 	json_array_foreach(v, i, e)
 		if (!json_is_integer(e) || json_integer_value(e) < 1)
-			return fail(err, len, "%s: %s[%zu] is not a connection "
+			return field_fail(err, len, "%s: %s[%zu] is not a connection "
 			    "id", t, key, i);
 	return 0;
 }
@@ -708,7 +563,7 @@ need_ids(const json_t *o, const char *t, const char *key, char *err,
 static int
 check_conns_taken(const json_t *o, const char *t, char *err, size_t len)
 {
-	if (need_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
+	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1 ||
 	    need_ids(o, t, "taken", err, len) == -1 ||
 	    need_ids(o, t, "refused", err, len) == -1)
 		return -1;

@@ -312,12 +312,12 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 	wire_close_fds(fds, nfds);
 	if (h->hstate == HS_WAITING && strcmp(type, "released") == 0)
 		on_released(h, msg);
-	else if (strcmp(type, "predecessors") == 0)
-		;	/* its fds were taken above */
+	else if (strcmp(type, "predecessors") == 0 || (strcmp(type,
+	    "conns") == 0 && h->hstate != HS_WAITING))
+		;	/* their fds were taken above */
 	else if (strcmp(type, "datagram") == 0 && h->hstate != HS_WAITING)
 		flow_receive(h, HANDOFF_PREDECESSOR, h->predecessor, msg);
-	else if (strcmp(type, "conns") == 0 && h->hstate != HS_WAITING)
-		;	/* taken above */
+
 	else if (strcmp(type, "progress") == 0) {
 		json_decref(h->pred_progress);
 		h->pred_progress = json_incref(msg);

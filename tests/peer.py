@@ -313,6 +313,18 @@ def chain_messages(a, me):
     return out
 
 
+def answer_conns(conn, msg, how):
+    """Connections given to us (PROTOCOL.md 6.9): answered as told, their
+    fds already closed; with ignore, not answered at all."""
+    if not isinstance(msg, dict) or msg.get("type") != "conns" or how == "ignore":
+        return False
+    ids = [c.get("id") for c in msg.get("conns", []) if isinstance(c, dict)]
+    conn.send({"type": "conns_taken", "proto": 1, "pid": os.getpid(),
+               "taken": ids if how == "take" else [],
+               "refused": ids if how == "refuse" else []})
+    return False
+
+
 COLUMNS = ("name", "kind", "family", "socktype", "address", "listening", "spec")
 
 
@@ -382,7 +394,7 @@ def run_successor(a, schemas):
             conn.send(m)
         if a.hammer:
             conn.send({"type": "hammer", "proto": 1})
-    linger(conn, a.then, a.hold)
+    linger(conn, a.then, a.hold, lambda m: answer_conns(conn, m, a.conns))
     if lock is not None:
         os.close(lock)
     return 1 if conn.bad else 0
@@ -601,6 +613,9 @@ def parse_args():
     s.add_argument("--hammer", action="store_true",
                    help="send hammer after released (and after the messages above)")
     s.add_argument("--lock", action="store_true", help="hold CONTROL.lock as a real successor does")
+    s.add_argument("--conns", choices=["ignore", "take", "refuse"], default="ignore",
+                   help="with --then stay, answer each conns message given to us: take them, "
+                   "refuse them, or say nothing (default); their fds are closed")
     s.add_argument("--announce", metavar="LIST", default="",
                    help="comma-separated extensions named in hello and ready (default: none), "
                    "e.g. datagrams to be sent datagram messages")
