@@ -198,6 +198,7 @@ adopt_match(struct handoff *h, struct adopt_set *o)
 		if (hlistener_set(l, r->name, r->spec, fd, NULL) == -1)
 			return herr(h, "%s: cannot identify the bound socket",
 			    r->spec);
+		l->bound_here = 1;	/* no datagram of it goes back */
 		h->nlisteners++;
 		if (note(h->changes, counts, &bytes, ADDED, r->name) == -1)
 			return herr(h, "out of memory");

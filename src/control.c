@@ -171,11 +171,20 @@ control_lock(struct handoff *h)
 	if (fd == -1)
 		return herr(h, "cannot open lock file %s: %s (is the "
 		    "directory writable?)", h->lock_path, strerror(errno));
-	/* In a sticky directory another uid could have made it first. */
+	/* In a sticky directory another uid could have made it first;
+	 * one others may write to, they could hold or forge. */
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    !huid_allowed(h, st.st_uid)) {
 		herr(h, "lock file %s is not a regular file of an allowed uid; "
 		    "remove it", h->lock_path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		herr(h, "lock file %s is writable by others (mode %04o), who "
+		    "could hold it or forge what it says; run chmod 600 %s",
+		    h->lock_path, (unsigned)(st.st_mode & 07777),
+		    h->lock_path);
 		close(fd);
 		return -1;
 	}
@@ -239,6 +248,7 @@ control_unlock_serving(struct handoff *h)
 unsigned
 control_last_serving(struct handoff *h, long *pid)
 {
+	struct stat	st;
 	char		buf[CONTROL_SERVING_LEN], *p, *end;
 	unsigned long	gen;
 	ssize_t		n;
@@ -246,7 +256,10 @@ control_last_serving(struct handoff *h, long *pid)
 
 	if ((fd = open(h->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return 0;
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	/* Only what an allowed uid alone could have written counts. */
+	n = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || !huid_allowed(h,
+	    st.st_uid) || (st.st_mode & (S_IWGRP | S_IWOTH)) ? -1 :
+	    pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	if (n <= 0)
 		return 0;
@@ -255,7 +268,7 @@ control_last_serving(struct handoff *h, long *pid)
 		return 0;
 	errno = 0;
 	*pid = strtol(buf + 8, &p, 10);
-	if (p == buf + 8 || *p != ' ')
+	if (p == buf + 8 || *p != ' ' || *pid <= 0)
 		return 0;
 	gen = strtoul(p + 1, &end, 10);
 	if (end == p + 1 || *end != '\n' || errno != 0 || gen > UINT_MAX)

@@ -20,23 +20,31 @@
 
 /* The bytes of ours a neighbour may leave unread before datagrams are
  * dropped: the words of the chain (superseded) always find room. */
-#define FLOW_UNREAD_MAX		65536
+#define FLOW_UNREAD_MAX		131072
 
 _Static_assert(HANDOFF_FLOW_MAX == MSG_DATAGRAM_MAX,
     "the API's largest datagram is the protocol's");
 
-/* Our datagram listener called name, or NULL. */
+/*
+ * Our datagram listener called name that is the same socket as the
+ * neighbour's that way (we adopted it from our predecessor; our
+ * successor did not retire it), or NULL.
+ */
 static const struct hlistener *
-flow_listener(const struct handoff *h, const char *name)
+flow_listener(const struct handoff *h, enum handoff_way way,
+    const char *name)
 {
 	const struct hlistener	*l;
 	size_t			 i;
 
 	for (i = 0; i < h->nlisteners; i++) {
 		l = &h->listeners[i];
-		if (l->fd >= 0 && !l->refusing && l->id.socktype ==
-		    SOCK_DGRAM && strcmp(l->name, name) == 0)
-			return l;
+		if (l->fd < 0 || l->id.socktype != SOCK_DGRAM ||
+		    strcmp(l->name, name) != 0)
+			continue;
+		if (way == HANDOFF_PREDECESSOR ? l->bound_here : l->unshared)
+			return NULL;
+		return l;
 	}
 	return NULL;
 }
@@ -112,37 +120,54 @@ handoff_flow_send(struct handoff *h, enum handoff_way way, const char *name,
     const struct sockaddr *sa, socklen_t salen, const void *data, size_t len)
 {
 	json_t	*m;
-	int	 fd;
+	int	 fd, save_errno;
 
-	if (name == NULL || (data == NULL && len > 0))
+	if (name == NULL || (data == NULL && len > 0)) {
+		errno = EINVAL;
 		return herr(h, "handoff_flow_send: no listener name or no "
 		    "data");
-	if (len > HANDOFF_FLOW_MAX)
+	}
+	if (len > HANDOFF_FLOW_MAX) {
+		errno = EMSGSIZE;
 		return herr(h, "a datagram of %zu bytes cannot be sent to a "
 		    "neighbour: at most %d", len, HANDOFF_FLOW_MAX);
+	}
 	if (sa == NULL || salen <= (socklen_t)sizeof(sa->sa_family) ||
-	    (size_t)salen > sizeof(struct sockaddr_storage))
+	    (size_t)salen > sizeof(struct sockaddr_storage)) {
+		errno = EDESTADDRREQ;
 		return herr(h, "a datagram from an unnamed peer cannot be sent "
 		    "to a neighbour: there is no address to answer");
-	if (flow_listener(h, name) == NULL)
-		return herr(h, "no datagram listener named \"%s\" to send a "
-		    "datagram of", name);
-	if ((fd = flow_to(h, way)) == -1)
+	}
+	if (flow_listener(h, way, name) == NULL) {
+		errno = ENOENT;
+		return herr(h, "no datagram listener \"%s\" shared with the "
+		    "%s: none of that name, or not the same socket (bound or "
+		    "retired in the takeover)", name, way ==
+		    HANDOFF_PREDECESSOR ? "predecessor" : "successor");
+	}
+	if ((fd = flow_to(h, way)) == -1) {
+		errno = ENOTCONN;
 		return -1;
-	if (fd == -2 || wire_unread(fd) > FLOW_UNREAD_MAX)
+	}
+	if (fd == -2 || wire_unread(fd) > FLOW_UNREAD_MAX) {
+		errno = EAGAIN;
 		return herr(h, "%s pid %ld has not read what we sent yet: "
 		    "datagram dropped", way == HANDOFF_PREDECESSOR ?
 		    "predecessor" : "successor", way == HANDOFF_PREDECESSOR ?
 		    (long)h->predecessor : (long)h->successor->pid);
+	}
 	if ((m = flow_msg(name, sa, salen, data, len)) == NULL)
 		return herr(h, "cannot build a datagram message: %s",
 		    strerror(errno));
-	if (msg_send(fd, m, 0) == -1)
-		return herr(h, "cannot send a datagram to %s pid %ld: %s; "
-		    "dropped", way == HANDOFF_PREDECESSOR ? "predecessor" :
-		    "successor", way == HANDOFF_PREDECESSOR ?
-		    (long)h->predecessor : (long)h->successor->pid,
-		    strerror(errno));
+	if (msg_send(fd, m, 0) == -1) {
+		save_errno = errno == EAGAIN ? EAGAIN : ENOTCONN;
+		herr(h, "cannot send a datagram to %s pid %ld: %s; dropped",
+		    way == HANDOFF_PREDECESSOR ? "predecessor" : "successor",
+		    way == HANDOFF_PREDECESSOR ? (long)h->predecessor :
+		    (long)h->successor->pid, strerror(errno));
+		errno = save_errno;
+		return -1;
+	}
 	return 0;
 }
 
@@ -164,9 +189,10 @@ flow_receive(struct handoff *h, enum handoff_way from, pid_t pid,
 	who = from == HANDOFF_PREDECESSOR ? "predecessor" : "successor";
 	name = json_string_value(json_object_get(msg, "listener"));
 	peer = json_string_value(json_object_get(msg, "peer"));
-	if ((l = flow_listener(h, name)) == NULL) {
+	if ((l = flow_listener(h, from, name)) == NULL) {
 		hlog(h, "%s pid %ld sent a datagram of \"%s\", which is not a "
-		    "datagram listener of ours: dropped", who, (long)pid, name);
+		    "datagram listener we share with it: dropped", who,
+		    (long)pid, name);
 		return;
 	}
 	if (listener_addr_parse(peer, &ss, &sslen) == -1 ||

@@ -46,6 +46,8 @@ struct hlistener {
 	struct listener_id	 id;
 	int			 refusing;	/* retired: shut until rollback */
 	int			 retiring;	/* retired, its queue served */
+	int			 bound_here;	/* not the predecessor's socket */
+	int			 unshared;	/* retired: not the successor's */
 };
 
 struct request {

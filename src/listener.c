@@ -407,9 +407,13 @@ listener_addr_parse(const char *s, struct sockaddr_storage *ss,
 {
 	struct addrinfo		 hints, *res = NULL;
 	struct sockaddr_un	*sun = (struct sockaddr_un *)ss;
-	char			 host[LISTENER_ADDR_MAX];
+	struct in_addr		 in4;
+	struct in6_addr		 in6;
+	char			 host[LISTENER_ADDR_MAX], v6[LISTENER_ADDR_MAX];
 	const char		*end, *port;
+	char			*zone;
 	size_t			 n;
+	int			 v6_form = s[0] == '[';
 
 	memset(ss, 0, sizeof(*ss));
 	if (s[0] == '/' || s[0] == '@') {
@@ -433,13 +437,22 @@ listener_addr_parse(const char *s, struct sockaddr_storage *ss,
 			return -1;
 		port = end + 1;
 	}
-	/* getaddrinfo takes port 65536 for 0. */
+	/* A peer has a port (getaddrinfo would take 65536 for 0). */
 	if ((n = (size_t)(end - s)) == 0 || n >= sizeof(host) ||
 	    *port == '\0' || strspn(port, "0123456789") != strlen(port) ||
-	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535)
+	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535 ||
+	    strtol(port, NULL, 10) == 0)
 		return -1;
 	memcpy(host, s, n);
 	host[n] = '\0';
+	/* As listener_format writes them, and nothing else: no "127.1",
+	 * no IPv6 without brackets. */
+	memcpy(v6, host, n + 1);
+	if ((zone = strchr(v6, '%')) != NULL)
+		*zone = '\0';
+	if (v6_form ? inet_pton(AF_INET6, v6, &in6) != 1 :
+	    inet_pton(AF_INET, host, &in4) != 1)
+		return -1;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_DGRAM;

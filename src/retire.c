@@ -84,6 +84,9 @@ retire_refuse(struct handoff *h, json_t *ready)
 			l = &h->listeners[j];
 			if (strcmp(l->name, json_string_value(v)) != 0)
 				continue;
+			/* Its datagrams are the successor's new socket's. */
+			if (l->id.socktype == SOCK_DGRAM)
+				l->unshared = 1;
 			if (l->id.socktype != SOCK_STREAM || !l->id.listening ||
 			    (l->id.family != AF_INET && l->id.family !=
 			    AF_INET6))
@@ -210,6 +213,7 @@ retire_listen_again(struct handoff *h)
 
 	for (i = 0; i < h->nlisteners; i++) {
 		l = &h->listeners[i];
+		l->unshared = 0;
 		if (!l->refusing)
 			continue;
 		l->refusing = 0;

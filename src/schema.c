@@ -499,7 +499,7 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 	if (b64_decode(json_string_value(json_object_get(o, "data")),
 	    NULL, MSG_DATAGRAM_MAX) == -1)
 		return field_fail(err, len, "%s: field \"data\" is not base64 (RFC "
-		    "4648, padded)", t);
+		    "4648, padded) of at most %d bytes", t, MSG_DATAGRAM_MAX);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /*
- * handoff-httpd: the reference HTTP/1.1 server on libhandoff and evhttp.
+ * handoff-httpd: the reference HTTP/1.1 server on libhandoff and httpserv
+ * (HTTP on bufferevents, tools/httpserv.c).
  * Starting it while another instance serves the same control socket takes
  * that instance's listeners over; the old one drains and exits 0.
  */
@@ -21,19 +22,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 
 #include "handoff.h"
 #include "httpd-sess.h"
 #include "httpd-state.h"
+#include "httpserv.h"
 #include "toolutil.h"
 
 #define SLOW_MAX_MS	600000
+/* The longest ms= of /slow read, digits and all. */
+#define SLOW_ARG_MAX	16
 /* --max-draining's default. */
 #define MAX_DRAINING	4
 /* Out of fds, the HTTP listeners pause this long before trying again. */
@@ -44,13 +43,12 @@
 
 struct httpd {
 	struct event_base	*base;
-	struct evhttp		*http;
+	struct hs_server	*hs;
 	struct handoff		*h;
-	struct evconnlistener	**lev;		/* per listener; NULL: udp */
+	struct hs_listener	**lev;		/* per listener; NULL: udp */
 	struct event		**udp;		/* per udp:// listener */
 	size_t			 nlev;		/* listeners watched */
 	const char		*tag;
-	unsigned		 conns;
 	int			 draining;
 	int			 paused;	/* HANDOFF_PAUSE until RESUME */
 	int			 accept_err;	/* accept failed: paused */
@@ -61,13 +59,11 @@ struct httpd {
 	int			 aborted;	/* takeover failed after ready */
 	int			 exiting;
 	char			*def_control;	/* the control path we chose */
-	/* Connections accepted in this loop turn, their evcon not yet known. */
-	struct bufferevent	**fresh;
-	size_t			 nfresh, capfresh;
-	struct event		*fresh_ev;
 	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
 	struct sess_set		*sess;		/* sessions first seen here */
 	int			 sess_full;	/* said once */
+	unsigned long		 sess_dropped;	/* neighbour full, not said */
+	time_t			 sess_said;	/* when drops were last said */
 	struct state		*state;		/* served=; NULL: --no-state */
 	unsigned		 state_mb;	/* --state-mb */
 	int			 no_state;	/* --no-state */
@@ -76,7 +72,7 @@ struct httpd {
 struct slow {
 	LIST_ENTRY(slow)	 entry;
 	struct httpd		*d;
-	struct evhttp_request	*req;
+	struct hs_request	*req;
 	struct event		*ev;
 };
 
@@ -132,19 +128,19 @@ update_accepting(struct httpd *d)
 				event_add(d->udp[i], NULL);
 			else
 				event_del(d->udp[i]);
-		} else if (!d->accept_err && (!d->paused ||
-		    handoff_listener_retiring(d->h, i)))
-			evconnlistener_enable(d->lev[i]);
-		else
-			evconnlistener_disable(d->lev[i]);
+		} else
+			hs_listener_enable(d->lev[i], !d->accept_err &&
+			    (!d->paused || handoff_listener_retiring(d->h, i)));
 	}
 }
 
-/*
- * evconnlistener's error callback gets the argument evhttp gave it, not
- * ours: the one server of this process is found here.
- */
-static struct httpd	*the_httpd;
+static unsigned
+count_conns(void *arg)
+{
+	struct httpd	*d = arg;
+
+	return d->hs != NULL ? hs_conn_count(d->hs) : 0;
+}
 
 static void
 accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -163,23 +159,21 @@ accept_retry(evutil_socket_t fd, short what, void *arg)
  * spare fd, so an upgrade still gets in.
  */
 static void
-accept_failed(struct evconnlistener *lev, void *arg)
+accept_failed(struct hs_listener *lev, int err, void *arg)
 {
 	static const struct timeval retry = { ACCEPT_RETRY_MS / 1000,
 	    (ACCEPT_RETRY_MS % 1000) * 1000 };
-	struct httpd	*d = the_httpd;
-	int		 err = EVUTIL_SOCKET_ERROR();
+	struct httpd	*d = arg;
 	size_t		 i;
 
 	if (!timerisset(&d->accept_err_at)) {
 		for (i = 0; i < handoff_listener_count(d->h) &&
-		    handoff_listener_fd(d->h, i) != evconnlistener_get_fd(lev);
-		    i++)
+		    handoff_listener_fd(d->h, i) != hs_listener_fd(lev); i++)
 			;
 		handoff_log(d->h, "accept on %s: %s; pausing the HTTP "
 		    "listeners, trying again every %d ms (%u connections "
 		    "open%s)", handoff_listener_name(d->h, i) ?:
-		    "?", strerror(err), ACCEPT_RETRY_MS, d->conns, err ==
+		    "?", strerror(err), ACCEPT_RETRY_MS, count_conns(d), err ==
 		    EMFILE || err == ENFILE ? "; raise the fd limit, ulimit -n" :
 		    "");
 		gettimeofday(&d->accept_err_at, NULL);
@@ -213,90 +207,41 @@ drained(struct httpd *d)
 	event_base_loopexit(d->base, NULL);
 }
 
+/*
+ * A connection came in (accept works again, if it had stopped), or one
+ * closed (the drain may be over).
+ */
 static void
-conn_closed(struct evhttp_connection *evcon, void *arg)
+conn_event(struct hs_conn *c, enum hs_conn_event ev, void *arg)
 {
 	struct httpd	*d = arg;
 
-	if (d->conns > 0)
-		d->conns--;
-	if (d->draining && d->conns == 0)
+	if (ev == HS_CONN_ACCEPTED)
+		accept_works(d);
+	else if (ev == HS_CONN_CLOSED && d->draining &&
+	    hs_conn_count(d->hs) == 0)
 		drained(d);
 }
 
-/*
- * evhttp has no accept hook that gives the connection, so each new
- * bufferevent is noted here and its connection looked up once evhttp has
- * set it up, later in the same loop turn (evhttp owns the callbacks and
- * passes the connection as their argument).
- */
-static struct bufferevent *
-new_bev(struct event_base *base, void *arg)
+/* While draining, every response says Connection: close. */
+static void
+set_draining(struct httpd *d, int on)
 {
-	struct httpd		*d = arg;
-	struct bufferevent	*bev, **n;
-
-	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		return NULL;
-	if (d->nfresh == d->capfresh) {
-		n = reallocarray(d->fresh, d->capfresh ? d->capfresh * 2 : 64,
-		    sizeof(*n));
-		if (n == NULL)
-			return bev;
-		d->fresh = n;
-		d->capfresh = d->capfresh ? d->capfresh * 2 : 64;
-	}
-	d->fresh[d->nfresh++] = bev;
-	/* Counted now: a drain may begin before note_fresh runs. */
-	d->conns++;
-	accept_works(d);
-	event_active(d->fresh_ev, EV_TIMEOUT, 0);
-	return bev;
+	d->draining = on;
+	if (d->hs != NULL)
+		hs_set_close_all(d->hs, on);
 }
 
 static void
-note_fresh(evutil_socket_t fd, short what, void *arg)
+respond(struct hs_request *req, int code, const char *reason,
+    const char *body)
 {
-	struct httpd		*d = arg;
-	bufferevent_data_cb	 rcb, wcb;
-	bufferevent_event_cb	 ecb;
-	void			*evcon;
-	size_t			 i;
-
-	for (i = 0; i < d->nfresh; i++) {
-		bufferevent_getcb(d->fresh[i], &rcb, &wcb, &ecb, &evcon);
-		if (evcon != NULL)
-			evhttp_connection_set_closecb(evcon, conn_closed, d);
-		else if (d->conns > 0)
-			d->conns--;
-	}
-	d->nfresh = 0;
-	if (d->draining && d->conns == 0)
-		drained(d);
-}
-
-static void
-respond(struct httpd *d, struct evhttp_request *req, int code,
-    const char *reason, const char *body)
-{
-	struct evbuffer		*buf;
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(out, "Content-Type", "text/plain");
-	if (d->draining)
-		evhttp_add_header(out, "Connection", "close");
-	buf = evbuffer_new();
-	if (buf != NULL)
-		evbuffer_add_printf(buf, "%s", body);
-	evhttp_send_reply(req, code, reason, buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
+	hs_respond(req, code, reason, "text/plain", body, strlen(body));
 }
 
 /* The body of GET / (counted) and of GET /slow (not counted). */
 static void
-hello(struct httpd *d, struct evhttp_request *req, int counted)
+hello(struct httpd *d, struct hs_request *req, int counted)
 {
 	char	body[512], served[32] = "";
 
@@ -306,7 +251,7 @@ hello(struct httpd *d, struct evhttp_request *req, int counted)
 		    state_served(d->state)));
 	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u%s\n",
 	    (long)getpid(), d->tag, handoff_generation(d->h), served);
-	respond(d, req, 200, "OK", body);
+	respond(req, 200, "OK", body);
 }
 
 static void
@@ -326,33 +271,52 @@ slow_done(evutil_socket_t fd, short what, void *arg)
 	slow_free(s);
 }
 
-static void
-slow(struct httpd *d, struct evhttp_request *req)
+/*
+ * The value of the first NAME= parameter of query (NULL: none) into
+ * buf: 0, or -1 if there is none or it does not fit.
+ */
+static int
+query_value(const char *query, const char *name, char *buf, size_t size)
 {
-	struct evkeyvalq	 q;
-	struct slow		*s;
-	struct timeval		 tv;
-	const char		*ms;
-	char			*end;
-	long			 n = -1;
+	size_t	nlen = strlen(name), vlen;
 
-	memset(&q, 0, sizeof(q));
-	if (evhttp_parse_query_str(evhttp_uri_get_query(
-	    evhttp_request_get_evhttp_uri(req)) ?: "", &q) == 0 &&
-	    (ms = evhttp_find_header(&q, "ms")) != NULL) {
+	while (query != NULL) {
+		if (strncmp(query, name, nlen) == 0 && query[nlen] == '=') {
+			query += nlen + 1;
+			vlen = strcspn(query, "&");
+			if (vlen >= size)
+				return -1;
+			memcpy(buf, query, vlen);
+			buf[vlen] = '\0';
+			return 0;
+		}
+		if ((query = strchr(query, '&')) != NULL)
+			query++;
+	}
+	return -1;
+}
+
+static void
+slow(struct httpd *d, struct hs_request *req)
+{
+	struct slow	*s;
+	struct timeval	 tv;
+	char		 ms[SLOW_ARG_MAX], *end;
+	long		 n = -1;
+
+	if (query_value(hs_request_query(req), "ms", ms, sizeof(ms)) == 0) {
 		errno = 0;
 		n = strtol(ms, &end, 10);
 		if (errno != 0 || *end != '\0' || end == ms)
 			n = -1;
 	}
-	evhttp_clear_headers(&q);
 	if (n < 0 || n > SLOW_MAX_MS) {
-		respond(d, req, 400, "Bad Request",
+		respond(req, 400, "Bad Request",
 		    "ms must be a number from 0 to 600000\n");
 		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		respond(d, req, 500, "Internal Server Error", "no memory\n");
+		respond(req, 500, "Internal Server Error", "no memory\n");
 		return;
 	}
 	s->d = d;
@@ -360,7 +324,7 @@ slow(struct httpd *d, struct evhttp_request *req)
 	s->ev = evtimer_new(d->base, slow_done, s);
 	if (s->ev == NULL) {
 		free(s);
-		respond(d, req, 500, "Internal Server Error", "no memory\n");
+		respond(req, 500, "Internal Server Error", "no memory\n");
 		return;
 	}
 	LIST_INSERT_HEAD(&d->slows, s, entry);
@@ -370,18 +334,17 @@ slow(struct httpd *d, struct evhttp_request *req)
 }
 
 static void
-route(struct evhttp_request *req, void *arg)
+route(struct hs_request *req, void *arg)
 {
 	struct httpd	*d = arg;
-	const char	*path;
+	const char	*path = hs_request_path(req);
 
-	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	if (path == NULL || strcmp(path, "/") == 0)
+	if (strcmp(path, "/") == 0)
 		hello(d, req, 1);
 	else if (strcmp(path, "/slow") == 0)
 		slow(d, req);
 	else
-		respond(d, req, 404, "Not Found", "not found\n");
+		respond(req, 404, "Not Found", "not found\n");
 }
 
 /* One datagram back on fd: "pid=P tag=T gen=G " and the bytes. */
@@ -414,6 +377,33 @@ sess_take(struct httpd *d, const char *id)
 }
 
 /*
+ * A session datagram to a neighbour: 1 if it went, or was dropped because
+ * the neighbour has not read what we sent (as the network may drop one:
+ * answering it here would move the session); 0 if there is no such
+ * neighbour for it, and the caller keeps it.
+ */
+static int
+sess_pass(struct httpd *d, enum handoff_way to, const char *name,
+    const struct sockaddr *sa, socklen_t salen, const void *in, size_t n)
+{
+	time_t	now;
+
+	if (handoff_flow_send(d->h, to, name, sa, salen, in, n) == 0)
+		return 1;
+	if (errno != EAGAIN)
+		return 0;
+	d->sess_dropped++;
+	if ((now = time(NULL)) != d->sess_said) {
+		handoff_log(d->h, "%lu session datagram%s dropped: %s",
+		    d->sess_dropped, d->sess_dropped == 1 ? "" : "s",
+		    handoff_strerror(d->h));
+		d->sess_dropped = 0;
+		d->sess_said = now;
+	}
+	return 1;
+}
+
+/*
  * A datagram read here, or one our predecessor says is not its own: a
  * session it does not know goes to the predecessor while one drains
  * (the generation that first saw it answers), else it is ours.
@@ -426,8 +416,8 @@ udp_serve(struct httpd *d, const char *name, int fd,
 	char	id[SESS_ID_MAX + 1];
 
 	if (sess_id(in, n, id) && !sess_owned(d->sess, id)) {
-		if (!returned && handoff_flow_send(d->h, HANDOFF_PREDECESSOR,
-		    name, sa, salen, in, n) == 0)
+		if (!returned && sess_pass(d, HANDOFF_PREDECESSOR, name, sa,
+		    salen, in, n))
 			return;
 		sess_take(d, id);
 	}
@@ -484,15 +474,14 @@ on_flow(struct handoff *h, enum handoff_way from, const char *name, int fd,
 			udp_answer(d, fd, sa, salen, in, n);
 			return;
 		}
-		if (handoff_flow_send(h, HANDOFF_PREDECESSOR, name, sa, salen,
-		    in, n) == 0 || handoff_flow_send(h, HANDOFF_SUCCESSOR,
-		    name, sa, salen, in, n) == 0)
+		if (sess_pass(d, HANDOFF_PREDECESSOR, name, sa, salen, in, n) ||
+		    sess_pass(d, HANDOFF_SUCCESSOR, name, sa, salen, in, n))
 			return;
 		udp_answer(d, fd, sa, salen, in, n);
 		return;
 	}
-	if (d->paused && handoff_flow_send(h, HANDOFF_SUCCESSOR, name, sa,
-	    salen, in, n) == 0)
+	if (d->paused && sess_pass(d, HANDOFF_SUCCESSOR, name, sa, salen, in,
+	    n))
 		return;
 	udp_serve(d, name, fd, sa, salen, in, n, 1);
 }
@@ -511,19 +500,19 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		/* Idle keep-alive connections stay until their next response
 		 * carries Connection: close, or the deadline. */
 		update_accepting(d);
-		d->draining = 1;
-		if (d->conns == 0)
+		set_draining(d, 1);
+		if (hs_conn_count(d->hs) == 0)
 			drained(d);
 		break;
 	case HANDOFF_RESUME:
-		d->draining = 0;
+		set_draining(d, 0);
 		d->paused = 0;
 		update_accepting(d);
 		break;
 	case HANDOFF_HOLD:
 		/* The successor vanished: stay, even drained, until the
 		 * library knows whether we roll back. */
-		d->draining = 0;
+		set_draining(d, 0);
 		break;
 	case HANDOFF_SUPERSEDED:
 	case HANDOFF_CONNS_SETTLED:
@@ -543,20 +532,15 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 	}
 }
 
-static unsigned
-count_conns(void *arg)
-{
-	return ((struct httpd *)arg)->conns;
-}
-
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct httpd	*d = arg;
+	unsigned	 n = count_conns(d);
 
 	if (d->signals++ > 0) {
 		handoff_log(d->h, "signal %d again: closing %u connection%s "
-		    "now", (int)sig, d->conns, d->conns == 1 ? "" : "s");
+		    "now", (int)sig, n, n == 1 ? "" : "s");
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
@@ -813,26 +797,24 @@ is_dgram(int fd)
 	    type == SOCK_DGRAM;
 }
 
-/* evhttp on every listener of the handoff: 0, or -1 after saying why. */
+/* HTTP on every stream listener of the handoff, datagrams on the udp://
+ * ones: 0, or -1 after saying why. */
 static int
 httpd_serve(struct httpd *d)
 {
 	size_t	i;
 
-	d->fresh_ev = event_new(d->base, -1, 0, note_fresh, d);
 	d->accept_ev = evtimer_new(d->base, accept_retry, d);
-	d->http = evhttp_new(d->base);
+	d->hs = hs_new(d->base, route, d);
 	d->lev = calloc(handoff_listener_count(d->h), sizeof(*d->lev));
 	d->udp = calloc(handoff_listener_count(d->h), sizeof(*d->udp));
-	the_httpd = d;
-	if (d->fresh_ev == NULL || d->accept_ev == NULL || d->http == NULL ||
-	    d->lev == NULL || d->udp == NULL) {
+	if (d->accept_ev == NULL || d->hs == NULL || d->lev == NULL ||
+	    d->udp == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
 		return -1;
 	}
-	evhttp_set_bevcb(d->http, new_bev, d);
-	evhttp_set_gencb(d->http, route, d);
-	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	hs_set_conn_cb(d->hs, conn_event, d);
+	hs_set_accept_error_cb(d->hs, accept_failed, d);
 	for (i = 0; i < handoff_listener_count(d->h); i++, d->nlev++) {
 		if (is_dgram(handoff_listener_fd(d->h, i))) {
 			d->udp[i] = event_new(d->base,
@@ -847,23 +829,14 @@ httpd_serve(struct httpd *d)
 			}
 			continue;
 		}
-		/* Backlog 0: the socket already listens; the library owns it. */
-		d->lev[i] = evconnlistener_new(d->base, NULL, NULL,
-		    LEV_OPT_CLOSE_ON_EXEC, 0, handoff_listener_fd(d->h, i));
+		/* The library owns the fd; the watch is freed by hs_free. */
+		d->lev[i] = hs_listen(d->hs, handoff_listener_fd(d->h, i));
 		if (d->lev[i] == NULL) {
 			fprintf(stderr, "handoff-httpd: cannot watch listener "
 			    "%s: %s\n", handoff_listener_name(d->h, i),
 			    strerror(errno));
 			return -1;
 		}
-		if (evhttp_bind_listener(d->http, d->lev[i]) == NULL) {
-			evconnlistener_free(d->lev[i]);
-			fprintf(stderr, "handoff-httpd: cannot serve HTTP on "
-			    "%s: out of memory\n",
-			    handoff_listener_name(d->h, i));
-			return -1;
-		}
-		evconnlistener_set_error_cb(d->lev[i], accept_failed);
 	}
 	return 0;
 }
@@ -922,11 +895,14 @@ httpd_setup(struct httpd *d, const struct tool_server_opts *o)
 static int
 httpd_run(struct httpd *d)
 {
+	unsigned	n;
+
 	if (handoff_ready(d->h) == 0) {
 		event_base_dispatch(d->base);
 		if (!d->aborted) {
+			n = count_conns(d);
 			handoff_log(d->h, "exiting, %u connection%s left",
-			    d->conns, d->conns == 1 ? "" : "s");
+			    n, n == 1 ? "" : "s");
 			return 0;
 		}
 	}
@@ -941,22 +917,17 @@ httpd_free(struct httpd *d)
 	struct slow	*s;
 	size_t		 i;
 
-	/* The connections evhttp_free closes are not a drain. */
-	d->exiting = 1;
-	if (d->http != NULL)
-		evhttp_free(d->http);	/* frees d->lev[] and connections */
 	/* Cut short by the hammer or a second signal. */
 	while ((s = LIST_FIRST(&d->slows)) != NULL)
 		slow_free(s);
+	/* Closes the connections, without calling back: not a drain. */
+	hs_free(d->hs);
 	free(d->lev);
 	for (i = 0; d->udp != NULL && i < handoff_listener_count(d->h); i++)
 		if (d->udp[i] != NULL)
 			event_free(d->udp[i]);
 	free(d->udp);
-	free(d->fresh);
 	sess_free(d->sess);
-	if (d->fresh_ev != NULL)
-		event_free(d->fresh_ev);
 	if (d->accept_ev != NULL)
 		event_free(d->accept_ev);
 	if (d->sigterm != NULL)

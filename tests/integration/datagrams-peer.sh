@@ -76,9 +76,9 @@ grep '"type":"datagram"' "$T/peer1.out" | grep -q "\"peer\":\"127.0.0.1:$CPORT\"
     fail "the returned datagram lost the client's address"
 grep '"type":"datagram"' "$T/peer1.out" | grep -q "\"data\":\"$(b64 'sess=z 3')\"" ||
     fail "the returned datagram lost its bytes"
-wait_for 30 logged v1 "successor pid $peer: malformed: datagram: field \"data\" is not base64 (RFC 4648, padded); ignored" ||
+wait_for 30 logged v1 "successor pid $peer: malformed: datagram: field \"data\" is not base64 (RFC 4648, padded) of at most 32768 bytes; ignored" ||
     fail "v1 did not drop the datagram that is not base64"
-wait_for 30 logged v1 "sent a datagram of \"nosuch\", which is not a datagram listener of ours: dropped" ||
+wait_for 30 logged v1 "sent a datagram of \"nosuch\", which is not a datagram listener we share with it: dropped" ||
     fail "v1 did not drop the datagram of an unknown listener"
 wait_for 30 logged v1 "sent a datagram from \"/tmp/not-inet\", which is not a numeric inet address: dropped" ||
     fail "v1 did not drop the datagram from an address of another family"

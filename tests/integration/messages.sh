@@ -6,7 +6,8 @@
 #    that tcp://*:PORT (and any name that resolves to several addresses)
 #    listens on the first address only.
 # 2. At the hammer v1 says "exiting, 1 connection left", and not then
-#    "drained: no connection left" as evhttp closes that connection.
+#    "drained: no connection left" as the HTTP server closes that
+#    connection.
 # 3. Under handoff-exec, which does not count connections, the successor
 #    does not say its predecessor "drains 0 connections", and handoffctl
 #    status shows "connections -".

@@ -4,7 +4,9 @@
 # as it drains; the one that reads it hands it back along the line
 # (handoff_flow_send, the "datagrams" extension). Three generations, the
 # two older ones held draining by a request of ours: each session is
-# answered by its owner, a new one by the newest; once an owner has
+# answered by its owner, a new one by the newest, one on a UDP port the
+# newest bound itself by the newest; a burst the owner cannot take while
+# it is stopped is dropped, not taken over; once an owner has
 # exited, its sessions are answered by the newest, and the generation
 # after it says so (HANDOFF_PREDECESSOR_GONE).
 . "$(dirname "$0")/../lib.sh"
@@ -68,6 +70,10 @@ owner a "$v1" "v1, again"
 holding v2
 held2=$HELD
 
+# v3 also binds a UDP port of its own: no older generation has that
+# socket, so its sessions are v3's, never handed back (and lost).
+uport2=$(free_udp_port)
+listen="$listen --listen dns2=udp://127.0.0.1:$uport2"
 next v3 v2
 v3=$LAST_PID
 owner a "$v1" "v1, two generations back"
@@ -75,6 +81,26 @@ owner b "$v2" "v2, one back"
 owner c "$v3" "v3, the newest"
 owner c "$v3" "v3, again"
 alive "$v1" && alive "$v2" || fail "v1 or v2 exited while it drained"
+one=$(python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(b"sess=own 0", ("127.0.0.1", int(sys.argv[1])))
+print(s.recv(70000).split()[0].decode())' "$uport2") ||
+    fail "a session on v3's own port got no answer"
+[ "$one" = "pid=$v3" ] || fail "a session on v3's own port answered by $one, want v3"
+
+# v1 stopped while session a floods in: v2 cannot hand more back and
+# drops them (the network may), rather than answer and take a over.
+kill -STOP "$v1"
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(400):
+    s.sendto(b"sess=a %d " % i + b"x" * 1000, ("127.0.0.1", int(sys.argv[1])))' "$uport"
+wait_for 30 logged v2 "session datagrams\? dropped: predecessor pid $v1 has not read what we sent yet" ||
+    fail "v2 did not drop session datagrams v1 could not take"
+kill -CONT "$v1"
+# What v1 read late it answered to that sender; ours sees its own.
+owner a "$v1" "v1, still, after it was stopped"
 
 # v1's drain ends: its sessions are the newest's.
 release "$held1" "$v1"

@@ -16,7 +16,7 @@ sanitized && skip "built with -fsanitize: the plain build analyses the same sour
 
 A="$top_srcdir/tests/analysis"
 cd "$top_srcdir" || fail "cannot cd to $top_srcdir"
-pc=$(pkg-config --cflags libevent_core libevent_extra jansson) ||
+pc=$(pkg-config --cflags libevent_core jansson) ||
     fail "pkg-config does not know libevent or jansson"
 # The build's preprocessor flags (AM_CPPFLAGS, and config.h).
 cppflags="-D_GNU_SOURCE -I$top_builddir -Iinclude -Isrc $pc"
