@@ -445,8 +445,7 @@ listener_addr_parse(const char *s, struct sockaddr_storage *ss,
 		return -1;
 	memcpy(host, s, n);
 	host[n] = '\0';
-	/* As listener_format writes them, and nothing else: no "127.1",
-	 * no IPv6 without brackets. */
+	/* As listener_format writes them: no "127.1", IPv6 in brackets. */
 	memcpy(v6, host, n + 1);
 	if ((zone = strchr(v6, '%')) != NULL)
 		*zone = '\0';

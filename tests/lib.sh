@@ -71,6 +71,20 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# no_migrate: every handoff-httpd the test starts from now on, by
+# $HTTPD, keeps its connections to the end of its drain (--no-migrate),
+# for a test whose held requests must keep an older generation draining
+# (by default they would move to the successor; migration has tests of
+# its own). $HTTPD becomes a script that execs the real one: the same
+# process, with --no-migrate first.
+no_migrate() {
+	mkdir -p "$T/bin" || fail "cannot make $T/bin"
+	printf '#!/bin/sh\nexec %s --no-migrate "$@"\n' "$HTTPD" \
+	    >"$T/bin/handoff-httpd" && chmod 755 "$T/bin/handoff-httpd" ||
+	    fail "cannot write $T/bin/handoff-httpd"
+	HTTPD=$T/bin/handoff-httpd
+}
+
 # start_httpd NAME ARGS...: starts handoff-httpd in the background with
 # --control $CONTROL, logging to $T/NAME.log; sets $LAST_PID.
 start_httpd() {

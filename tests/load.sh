@@ -330,3 +330,49 @@ udpseq_done() {
 	    "$T/udpseq.out" ||
 	    fail "datagrams lost or answered twice: $(cat "$T/udpseq.out")"
 }
+
+# start_clients NAME SCRIPT ARGS...: python3 SCRIPT ARGS GO OUT, a client
+# of tests/ (conn-client.py, http-client.py) that writes "ready" to OUT
+# ($T/NAME.out) once connected and waits for the file GO ($T/NAME.go)
+# before it sends the rest; its pid in $CLIENT.
+start_clients() {
+	_cn=$1
+	shift
+	python3 "$@" "$T/$_cn.go" "$T/$_cn.out" 2>"$T/$_cn.err" &
+	CLIENT=$!
+	PIDS="$PIDS $CLIENT"
+	wait_for 60 grep -q '^ready$' "$T/$_cn.out" ||
+	    fail "the clients did not connect: $(cat "$T/$_cn.err")"
+}
+
+# finish_clients NAME: lets them send the rest; their answers are in.
+finish_clients() {
+	touch "$T/$1.go"
+	reap 60 "$CLIENT" "the clients"
+	grep -q '^done$' "$T/$1.out" ||
+	    fail "the clients did not finish: $(cat "$T/$1.err")"
+}
+
+# conns_peer NAME [ARGS...]: tests/peer.py as a successor that announces
+# the conns extension and stays (ARGS: --conns take|refuse), logging to
+# $T/NAME.out; returns once it was given connections; its pid in $PEER_PID.
+conns_peer() {
+	_pn=$1
+	shift
+	$PEER successor --control "$CONTROL" --announce conns --then stay \
+	    --hold 120 "$@" >"$T/$_pn.out" 2>&1 &
+	PEER_PID=$!
+	PIDS="$PIDS $PEER_PID"
+	wait_for 30 grep -q '"type":"conns"' "$T/$_pn.out" ||
+	    fail "$_pn was given no connection: $(tail -n 3 "$T/$_pn.out")"
+}
+
+# conns_back NAME: SIGKILL of the conns_peer, which answered for none:
+# NAME serves every connection it gave again, and rolls back.
+conns_back() {
+	kill -KILL "$PEER_PID"
+	wait_exit "$PEER_PID" 2>/dev/null
+	wait_for 30 logged "$1" "given and not taken (our successor went away): serving them again" ||
+	    fail "$1 did not take its connections back"
+	wait_for 30 logged "$1" "rolled back" || fail "$1 did not roll back"
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""sess-client.py HOST PORT: for each line ID read on stdin, sends the
+"""sess-client.py HOST PORT [SECONDS]: for each line ID read on stdin, sends the
 datagram "sess=ID N" to a udp:// listener of handoff-httpd and prints
 "ID PID GEN" from the answer ("pid=P tag=T gen=G " and the bytes sent),
-or "ID lost" if none came within 10 s, or "ID wrong ANSWER". One
+or "ID lost" if none came within SECONDS (10), or "ID wrong ANSWER". One
 process for the whole test: no interpreter started per datagram."""
 import re
 import socket
@@ -10,7 +10,7 @@ import sys
 
 host, port = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(10)
+s.settimeout(float(sys.argv[3]) if len(sys.argv) > 3 else 10)
 s.connect((host, port))
 head = re.compile(rb"^pid=(\d+) tag=\S+ gen=(\d+) ")
 n = 0

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "handoff.h"
@@ -50,6 +51,10 @@ struct httpd {
 	size_t			 nlev;		/* listeners watched */
 	const char		*tag;
 	int			 draining;
+	int			 migrate;	/* not --no-migrate */
+	int			 migrating;	/* idle ones go to the successor */
+	unsigned long		 accepted;	/* connections, by us */
+	unsigned long		 taken;		/* from our predecessor */
 	int			 paused;	/* HANDOFF_PAUSE until RESUME */
 	int			 accept_err;	/* accept failed: paused */
 	struct timeval		 accept_err_at;	/* when it first did */
@@ -82,7 +87,8 @@ usage(FILE *f)
 	fprintf(f,
 "usage: handoff-httpd [--control PATH] [--listen [NAME=]SPEC]... [--tag TEXT]\n"
 "                     [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
-"                     [--max-draining N] [--state-mb N | --no-state]\n"
+"                     [--max-draining N] [--no-migrate]\n"
+"                     [--state-mb N | --no-state]\n"
 "\n"
 "Serves HTTP/1.1. If another handoff-httpd serves on the same control\n"
 "socket, takes its listeners over; it then drains and exits 0.\n"
@@ -98,6 +104,8 @@ usage(FILE *f)
 "  --ready-timeout SECONDS  how long a successor may take (default 30)\n"
 "  --max-draining N         at most N older generations drain at once; a\n"
 "                           takeover hammers the oldest first (default 4)\n"
+"  --no-migrate             keep established connections to the end of the\n"
+"                           drain instead of giving idle ones to the successor\n"
 "  --state-mb N             make a new state of N MiB (default one page);\n"
 "                           a successor keeps its predecessor's\n"
 "  --no-state               keep no served= count and hand none over, as\n"
@@ -198,38 +206,117 @@ accept_works(struct httpd *d)
 	timerclear(&d->accept_err_at);
 }
 
+/* Draining, with no connection of ours and none given and unsettled. */
 static void
-drained(struct httpd *d)
+maybe_drained(struct httpd *d)
 {
-	if (d->exiting++)
+	if (!d->draining || hs_conn_count(d->hs) > 0 ||
+	    handoff_conns_pending(d->h) > 0 || d->exiting++)
 		return;
 	handoff_log(d->h, "drained: no connection left");
 	event_base_loopexit(d->base, NULL);
 }
 
+/* While draining without migration, every response says Connection:
+ * close. */
+static void
+set_draining(struct httpd *d, int on)
+{
+	d->draining = on;
+	if (!on)
+		d->migrating = 0;
+	if (d->hs != NULL)
+		hs_set_close_all(d->hs, on && !d->migrating);
+}
+
+/* Migration stops (the successor takes no connection, or gave one
+ * back): the rest are drained here, as without it. */
+static void
+stop_migrating(struct httpd *d, const char *why)
+{
+	if (!d->migrating)
+		return;
+	d->migrating = 0;
+	handoff_log(d->h, "connections stay here to the end of the drain: "
+	    "%s", why);
+	set_draining(d, d->draining);
+}
+
 /*
- * A connection came in (accept works again, if it had stopped), or one
- * closed (the drain may be over).
+ * An idle connection to the successor, with the bytes it read and we did
+ * not answer (pipelined requests, half of one); if it cannot go after
+ * all, it is served here again.
+ */
+static void
+give_conn(struct hs_conn *c, void *arg)
+{
+	struct httpd	*d = arg;
+	struct evbuffer	*rest;
+	struct hs_conn	*back;
+	const char	*name = hs_conn_tag(c);
+	int		 fd;
+
+	if (!d->migrating || hs_conn_pending(c) > HANDOFF_CONN_DATA_MAX ||
+	    (rest = evbuffer_new()) == NULL)
+		return;
+	if (hs_detach_idle(c, &fd, rest) == 0 && handoff_conn_give(d->h, fd,
+	    name != NULL ? name : "http", evbuffer_pullup(rest, -1),
+	    evbuffer_get_length(rest), NULL) == -1) {
+		stop_migrating(d, handoff_strerror(d->h));
+		if ((back = hs_adopt(d->hs, fd, evbuffer_pullup(rest, -1),
+		    evbuffer_get_length(rest))) == NULL) {
+			handoff_log(d->h, "cannot serve a connection again: "
+			    "%s; closed", strerror(errno));
+			close(fd);
+		} else
+			hs_conn_set_tag(back, name);
+	}
+	evbuffer_free(rest);
+}
+
+/*
+ * A connection came in (accept works again, if it had stopped), became
+ * idle (to the successor, while we drain and migrate), or closed (the
+ * drain may be over).
  */
 static void
 conn_event(struct hs_conn *c, enum hs_conn_event ev, void *arg)
 {
 	struct httpd	*d = arg;
 
-	if (ev == HS_CONN_ACCEPTED)
+	if (ev == HS_CONN_ACCEPTED) {
+		d->accepted++;
 		accept_works(d);
-	else if (ev == HS_CONN_CLOSED && d->draining &&
-	    hs_conn_count(d->hs) == 0)
-		drained(d);
+	}
+	else if (ev == HS_CONN_IDLE && d->migrating)
+		give_conn(c, d);
+	else if (ev == HS_CONN_CLOSED)
+		maybe_drained(d);
 }
 
-/* While draining, every response says Connection: close. */
-static void
-set_draining(struct httpd *d, int on)
+/*
+ * A connection from the library: on a successor, one its predecessor
+ * gave (beginning with the bytes it read); on a draining incumbent, one
+ * the successor did not take, served here to the end of the drain.
+ */
+static int
+on_conn(struct handoff *h, int fd, const char *listener, const void *data,
+    size_t len, const char *state, void *arg)
 {
-	d->draining = on;
-	if (d->hs != NULL)
-		hs_set_close_all(d->hs, on);
+	struct httpd	*d = arg;
+	struct hs_conn	*c;
+	size_t		 i;
+
+	if (d->draining)
+		stop_migrating(d, "our successor did not take one");
+	if ((c = hs_adopt(d->hs, fd, data, len)) == NULL)
+		return -1;
+	if (!d->draining)
+		d->taken++;
+	for (i = 0; i < handoff_listener_count(h); i++)
+		if (strcmp(handoff_listener_name(h, i), listener) == 0)
+			hs_conn_set_tag(c, handoff_listener_name(h, i));
+	return 0;
 }
 
 static void
@@ -497,12 +584,15 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		update_accepting(d);
 		break;
 	case HANDOFF_DRAIN:
-		/* Idle keep-alive connections stay until their next response
-		 * carries Connection: close, or the deadline. */
+		/* Idle connections go to the successor, and the others once
+		 * their response is written; without migration they stay
+		 * until their next response says Connection: close, or the
+		 * deadline. */
 		update_accepting(d);
+		d->migrating = d->migrate;
 		set_draining(d, 1);
-		if (hs_conn_count(d->hs) == 0)
-			drained(d);
+		hs_foreach_idle(d->hs, give_conn, d);
+		maybe_drained(d);
 		break;
 	case HANDOFF_RESUME:
 		set_draining(d, 0);
@@ -514,8 +604,10 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		 * library knows whether we roll back. */
 		set_draining(d, 0);
 		break;
-	case HANDOFF_SUPERSEDED:
 	case HANDOFF_CONNS_SETTLED:
+		maybe_drained(d);
+		break;
+	case HANDOFF_SUPERSEDED:
 		break;
 	case HANDOFF_PREDECESSOR_GONE:
 		handoff_log(h, "predecessor pid %ld has gone: the sessions it "
@@ -660,14 +752,20 @@ httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
 {
 	static const struct option opts[] = {
 		TOOL_SERVER_LONGOPTS,
-		{ "state-mb",	required_argument,	NULL, OPT_STATE_MB },
-		{ "no-state",	no_argument,		NULL, OPT_NO_STATE },
+		{ "no-migrate",		no_argument,		NULL, 'M' },
+		{ "state-mb",		required_argument,	NULL, OPT_STATE_MB },
+		{ "no-state",		no_argument,		NULL, OPT_NO_STATE },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	c;
 
+	d->migrate = 1;
 	while ((c = getopt_long(argc, argv, TOOL_SERVER_SHORTOPTS "m:", opts,
 	    NULL)) != -1) {
+		if (c == 'M') {
+			d->migrate = 0;
+			continue;
+		}
 		if (c == OPT_STATE_MB && tool_count(o->prog, "--state-mb",
 		    optarg, STATE_MB_MAX, &d->state_mb) == -1) {
 			*code = 2;
@@ -753,6 +851,8 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
 	handoff_set_event_cb(d->h, on_event, d);
 	handoff_set_count_cb(d->h, count_conns, d);
 	handoff_set_flow_cb(d->h, on_flow, d);
+	if (d->migrate)
+		handoff_set_conn_cb(d->h, on_conn, d);
 	handoff_set_drain_timeout(d->h, o->drain_ms);
 	handoff_set_ready_timeout(d->h, o->ready_ms);
 	handoff_set_max_draining(d->h, o->max_draining_set ?
@@ -837,6 +937,8 @@ httpd_serve(struct httpd *d)
 			    strerror(errno));
 			return -1;
 		}
+		/* Its connections say where they came from if they move. */
+		hs_listener_set_tag(d->lev[i], handoff_listener_name(d->h, i));
 	}
 	return 0;
 }
@@ -901,8 +1003,9 @@ httpd_run(struct httpd *d)
 		event_base_dispatch(d->base);
 		if (!d->aborted) {
 			n = count_conns(d);
-			handoff_log(d->h, "exiting, %u connection%s left",
-			    n, n == 1 ? "" : "s");
+			handoff_log(d->h, "exiting, %u connection%s left; "
+			    "accepted %lu, taken over %lu", n, n == 1 ? "" :
+			    "s", d->accepted, d->taken);
 			return 0;
 		}
 	}

@@ -67,11 +67,13 @@ struct hs_conn {
 	int			 eof;		/* the client sends no more */
 	int			 busy;		/* calling back: free later */
 	int			 gone;		/* closed or detached */
+	const char		*tag;		/* the caller's, borrowed */
 };
 
 struct hs_listener {
 	TAILQ_ENTRY(hs_listener) entry;
 	struct hs_server	*srv;
+	const char		*tag;		/* given to its connections */
 	struct evconnlistener	*lev;
 };
 
@@ -741,6 +743,7 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	c->tag = l->tag;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_notify(c, HS_CONN_ACCEPTED);
 }
@@ -818,4 +821,22 @@ hs_free(struct hs_server *srv)
 		free(req);
 	}
 	free(srv);
+}
+
+void
+hs_listener_set_tag(struct hs_listener *l, const char *tag)
+{
+	l->tag = tag;
+}
+
+void
+hs_conn_set_tag(struct hs_conn *c, const char *tag)
+{
+	c->tag = tag;
+}
+
+const char *
+hs_conn_tag(const struct hs_conn *c)
+{
+	return c->tag;
 }

@@ -100,6 +100,13 @@ void			 hs_listener_free(struct hs_listener *);
 struct hs_conn		*hs_adopt(struct hs_server *, int, const void *,
 			    size_t);
 
+/* A label of the caller's (borrowed: it must outlive its users): a
+ * listener gives its own to the connections it accepts. NULL if none. */
+void			 hs_listener_set_tag(struct hs_listener *,
+			    const char *);
+void			 hs_conn_set_tag(struct hs_conn *, const char *);
+const char		*hs_conn_tag(const struct hs_conn *);
+
 /* 1 if no request is in flight and no response is left to write. */
 int			 hs_conn_idle(const struct hs_conn *);
 /* Bytes read from the connection and not yet answered: what

@@ -15,6 +15,8 @@
 #    answering on the control socket and rolls back.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 use_peer
 

@@ -6,6 +6,8 @@
 # incumbent has exited.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 # shellcheck disable=SC2046
 set -- $(free_ports 5)

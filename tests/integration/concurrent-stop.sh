@@ -10,6 +10,8 @@
 # SO_PEERCRED names it); stopping v4 ends when v4 has exited, not v3.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 port=$(free_port)
 serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1 --drain-timeout 60

@@ -33,15 +33,10 @@ keeper() {
 	    fail "$1 never served: $(tail -n 3 "$T/$1.log")"
 }
 
-# clients NAME: $N connections (tests/conn-client.py), each answered
-# once; the rest of their lines wait for $T/NAME.go.
+# clients NAME: $N connections (tests/conn-client.py); the rest of what
+# they send waits for finish NAME.
 clients() {
-	python3 "$top_srcdir/tests/conn-client.py" "$port" "$N" "$T/$1.go" \
-	    "$T/$1.out" 2>"$T/$1.err" &
-	CLIENT=$!
-	PIDS="$PIDS $CLIENT"
-	wait_for 60 grep -q '^ready$' "$T/$1.out" ||
-	    fail "the clients did not connect: $(cat "$T/$1.err")"
+	start_clients "$1" "$top_srcdir/tests/conn-client.py" "$port" "$N"
 }
 
 # answered NAME WHICH PID N: every connection's WHICH answer came from
@@ -52,12 +47,7 @@ answered() {
 	    "with n=$4: $(grep " $2 " "$T/$1.out" | grep -v " $3 $4 " | head -n 3)"
 }
 
-# finish NAME: lets the clients send the rest and waits for their answers.
-finish() {
-	touch "$T/$1.go"
-	reap 60 "$CLIENT" "the clients"
-	grep -q '^done$' "$T/$1.out" || fail "the clients did not finish: $(cat "$T/$1.err")"
-}
+finish() { finish_clients "$1"; }
 
 # ---- 1. 200 idle connections, half with half a line read
 keeper v1
@@ -79,29 +69,19 @@ grep -q "^1 second $v2 2 partial 1\$" "$T/c1.out" ||
 # ---- 2. a successor killed before it answers for them: v2 serves them
 clients c2
 answered c2 first "$v2" 1
-$PEER successor --control "$CONTROL" --announce conns --then stay --hold 120 \
-    >"$T/peer2.out" 2>&1 &
-peer=$!
-PIDS="$PIDS $peer"
-wait_for 30 grep -q '"type":"conns"' "$T/peer2.out" ||
-    fail "the peer was given no connection: $(tail -n 3 "$T/peer2.out")"
+conns_peer peer2
+peer=$PEER_PID
 grep '"type":"conns"' "$T/peer2.out" | grep -q '"valid":true' ||
     fail "v2's conns message is not valid: $(grep '"type":"conns"' "$T/peer2.out" | head -c 600)"
 wait_for 30 logged v2 "released to pid $peer" || fail "v2 was not released"
-kill -KILL "$peer"
-wait_exit "$peer" 2>/dev/null
-wait_for 30 logged v2 "given and not taken (our successor went away): serving them again" ||
-    fail "v2 did not take its connections back"
-wait_for 30 logged v2 "rolled back" || fail "v2 did not roll back"
+conns_back v2
 finish c2
 answered c2 second "$v2" 2
 
 # ---- 3. a successor that refuses them
 clients c3
-$PEER successor --control "$CONTROL" --announce conns --conns refuse \
-    --then stay --hold 120 >"$T/peer3.out" 2>&1 &
-peer=$!
-PIDS="$PIDS $peer"
+conns_peer peer3 --conns refuse
+peer=$PEER_PID
 wait_for 30 logged v2 "and refused $N: serving those again\|refused [0-9]*: serving those again" ||
     fail "v2 did not serve the refused connections again: $(tail -n 3 "$T/v2.log")"
 kill -KILL "$peer"

@@ -21,6 +21,8 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 . "$(dirname "$0")/../respawn.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 command -v wrk >/dev/null || skip "wrk is not installed"
 command -v unshare >/dev/null && command -v nsenter >/dev/null ||

@@ -6,6 +6,8 @@
 # v1's drain has been seen: no step races the clock.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 N=4
 port=$(free_port)

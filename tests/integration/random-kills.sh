@@ -21,6 +21,8 @@
 # same random numbers again (the bounds they scale are measured each run).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 command -v wrk >/dev/null || skip "wrk is not installed"
 command -v ss >/dev/null || skip "ss is not installed (iproute2)"

@@ -11,6 +11,8 @@
 # rest when the test decides), so no step races the clock.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 use_peer
 

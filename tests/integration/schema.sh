@@ -70,7 +70,7 @@ no_invalid succ
 [ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/succ.out")" = 4 ] ||
     fail "peer did not verify 4 fds (@control, http, sock, state): $(grep verify "$T/succ.out")"
 [ "$(field succ offer msg.count)" = 4 ] || fail "offer count is not 4"
-[ "$(field succ offer msg.extensions)" = '["superseded","datagrams"]' ] ||
+[ "$(field succ offer msg.extensions)" = '["superseded","datagrams","conns"]' ] ||
     fail "offer.extensions: $(field succ offer msg.extensions)"
 [ "$(field succ released msg.pid)" = "$v1" ] || fail "released pid is not $v1"
 [ "$(field succ released msg.connections)" = 1 ] || fail "released does not count the slow request"

@@ -8,6 +8,8 @@
 # window) logs it and ignores it.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 port=$(free_port)
 url="http://127.0.0.1:$port"

@@ -17,11 +17,13 @@
 #    memfd, one too small for the header, and ones with another version
 #    or magic are each refused with their reason, and the successor
 #    serves a new count.
-# Every in-flight request is one the test holds; no step races a clock.
+# Every in-flight request is one the test holds; no step races a clock,
+# and --no-migrate keeps it with the generation that holds it.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
 use_peer
+no_migrate
 
 read -r port p3 p4 <<<"$(free_ports 3)"
 url="http://127.0.0.1:$port"

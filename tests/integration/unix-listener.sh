@@ -4,6 +4,8 @@
 # A stale socket file from a dead process is replaced on a fresh start.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
+# Held requests keep older generations draining here: no migration.
+no_migrate
 
 sock=$T/web.sock
 uget() { curl -fsS --max-time 5 --unix-socket "$sock" http://localhost/; }

@@ -112,7 +112,7 @@ for i in 1 2 3; do
 done
 wait_for 60 grep -q '^200$' "$T/client-3.out" || fail "client 3 got no answer"
 
-vg_serve v2 --listen "$listen" --tag v2 --drain-timeout 3
+vg_serve v2 --listen "$listen" --tag v2 --drain-timeout 3 --no-migrate
 v2=$LAST_PID
 alive "$v1" || fail "v1 exited with a held request in flight"
 release "$held1" "$v1"
