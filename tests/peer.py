@@ -15,7 +15,8 @@ Roles:
              datagram) in command-line order, then --hammer; then --then
              close|hang|stay (what comes then is printed: a datagram
              returned to us, with --announce datagrams)
-  incumbent  bind a control socket and listeners, take one real successor
+  incumbent  bind a control socket and listeners (and --pass-fd: a pipe or a
+             memfd offered as kind fd), take one real successor
              through hello, offer (announcing --extensions, by default
              "superseded"), fds, ready, released; with --then stay, read
              what the successor says while we "drain": takeover and
@@ -29,7 +30,7 @@ Exit status: 0 done, 1 protocol or validation failure, 2 usage, 3 cannot
 connect or bind, 4 the other side sent "error", 5 lock held by another
 process, 6 timed out.
 """
-import argparse, array, fcntl, json, os, select, signal, socket, sys, time
+import argparse, array, errno, fcntl, json, os, select, signal, socket, sys, time
 
 import jsonschema
 
@@ -183,11 +184,42 @@ def identify(sock):
             "listening": bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))}
 
 
-def verify(entry, fd):
-    """Checks fd against its entry; returns the socket, which owns fd."""
+class PassedFd:
+    """A non-socket fd offered as kind fd (--pass-fd): the entry says what
+    the kernel calls it, as the library's does."""
+
+    def __init__(self, fd, others=()):
+        self.fd, self.others = fd, list(others)
+
+    def fileno(self):
+        return self.fd
+
+    def entry(self):
+        return {"kind": "fd", "family": "other", "socktype": "other",
+                "address": os.readlink("/proc/self/fd/%d" % self.fd), "listening": False}
+
+    def close(self):
+        for fd in [self.fd] + self.others:
+            os.close(fd)
+        self.fd, self.others = -1, []
+
+
+def adopt_fd(fd):
+    """A socket owning fd, or for an fd of another kind a PassedFd."""
     try:
-        sock = socket.socket(fileno=fd)
-        got = identify(sock)
+        return socket.socket(fileno=fd)
+    except OSError as e:
+        if e.errno != errno.ENOTSOCK:
+            raise
+        return PassedFd(fd)
+
+
+def verify(entry, fd):
+    """Checks fd against its entry; returns the socket or PassedFd, which
+    owns fd."""
+    try:
+        sock = adopt_fd(fd)
+        got = sock.entry() if isinstance(sock, PassedFd) else identify(sock)
     except OSError as e:
         os.close(fd)
         emit("verify", name=entry.get("name"), ok=False, error=e.strerror)
@@ -322,7 +354,7 @@ def run_successor(a, schemas):
         conn.send(hello)
     if stop >= 2:
         offer, fds = conn.expect("offer")
-        held += [socket.socket(fileno=fd) for fd in fds]
+        held += [adopt_fd(fd) for fd in fds]
     names = []
     for b in range(offer["batches"] if stop >= 3 else 0):
         msg, fds = conn.expect("fds")
@@ -331,7 +363,7 @@ def run_successor(a, schemas):
             emit("unexpected", want="batch %d with one fd per entry" % b)
             raise PeerExit(1)
         for e, fd in zip(entries, fds):
-            held.append(verify(e, fd) if a.verify else socket.socket(fileno=fd))
+            held.append(verify(e, fd) if a.verify else adopt_fd(fd))
             names.append(e["name"])
     if stop >= 4 and a.ready_when:
         # The test decides when ready goes: once it has set the scene.
@@ -389,6 +421,26 @@ def bind_listener(arg, blocking):
     return name, spec, s
 
 
+def passed_fd(arg):
+    """NAME=pipe (its read end) or NAME=memfd:SIZE[:sealed][:HEX] (a memfd
+    called NAME of SIZE bytes, HEX written at offset 0; sealed: against
+    growing, shrinking and more seals)."""
+    name, _, what = arg.partition("=")
+    if what == "pipe":
+        r, w = os.pipe()
+        return name, None, PassedFd(r, [w])
+    parts = what.split(":")
+    if parts[0] != "memfd" or len(parts) < 2 or not parts[1].isdigit():
+        raise SystemExit("peer.py: --pass-fd %s: use NAME=pipe or NAME=memfd:SIZE[:sealed][:HEX]" % arg)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, int(parts[1]))
+    data = bytes.fromhex(parts[-1]) if len(parts) > 2 and parts[-1] != "sealed" else b""
+    os.pwrite(fd, data, 0)
+    if "sealed" in parts[2:]:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+    return name, None, PassedFd(fd)
+
+
 def run_incumbent(a, schemas):
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -397,12 +449,13 @@ def run_incumbent(a, schemas):
         ctl.setblocking(a.blocking)
         listeners = [] if a.no_control else [("@control", None, ctl)]
         listeners += [bind_listener(x, a.blocking) for x in a.listen]
+        listeners += [passed_fd(x) for x in a.pass_fd]
     except OSError as e:
         emit("bind-failed", error=str(e))
         raise PeerExit(3)
     entries = []
     for name, spec, s in listeners:
-        e = dict(name=name, **identify(s))
+        e = dict(name=name, **(s.entry() if isinstance(s, PassedFd) else identify(s)))
         if spec is not None:
             e["spec"] = spec
         entries.append(e)
@@ -569,6 +622,9 @@ def parse_args():
     i = sub.choices["incumbent"]
     i.add_argument("--listen", action="append", default=[],
                    help="NAME=tcp://HOST:PORT, NAME=udp://HOST:PORT or NAME=unix:PATH")
+    i.add_argument("--pass-fd", action="append", default=[], metavar="NAME=WHAT",
+                   help="also offer a non-socket fd of kind fd: NAME=pipe, or "
+                        "NAME=memfd:SIZE[:sealed][:HEX] (HEX written at offset 0)")
     i.add_argument("--generation", type=int, default=1)
     i.add_argument("--extensions", default=CHAIN,
                    help="comma-separated extensions announced in the offer "

@@ -27,6 +27,7 @@
 
 #include "handoff.h"
 #include "httpd-sess.h"
+#include "httpd-state.h"
 #include "httpserv.h"
 #include "toolutil.h"
 
@@ -68,6 +69,9 @@ struct httpd {
 	int			 sess_full;	/* said once */
 	unsigned long		 sess_dropped;	/* neighbour full, not said */
 	time_t			 sess_said;	/* when drops were last said */
+	struct state		*state;		/* served=; NULL: --no-state */
+	unsigned		 state_mb;	/* --state-mb */
+	int			 no_state;	/* --no-state */
 };
 
 struct slow {
@@ -84,6 +88,7 @@ usage(FILE *f)
 "usage: handoff-httpd [--control PATH] [--listen [NAME=]SPEC]... [--tag TEXT]\n"
 "                     [--drain-timeout SECONDS] [--ready-timeout SECONDS]\n"
 "                     [--max-draining N] [--no-migrate]\n"
+"                     [--state-mb N | --no-state]\n"
 "\n"
 "Serves HTTP/1.1. If another handoff-httpd serves on the same control\n"
 "socket, takes its listeners over; it then drains and exits 0.\n"
@@ -101,9 +106,14 @@ usage(FILE *f)
 "                           takeover hammers the oldest first (default 4)\n"
 "  --no-migrate             keep established connections to the end of the\n"
 "                           drain instead of giving idle ones to the successor\n"
+"  --state-mb N             make a new state of N MiB (default one page);\n"
+"                           a successor keeps its predecessor's\n"
+"  --no-state               keep no served= count and hand none over, as\n"
+"                           versions before it (to compare, to test)\n"
 "  --help, --version\n"
 "\n"
-"GET / answers pid=, tag= and gen=; GET /slow?ms=N answers after N ms.\n");
+"GET / answers pid=, tag=, gen= and served= (GET / answered by this and\n"
+"every earlier generation); GET /slow?ms=N answers after N ms.\n");
 }
 
 /*
@@ -316,13 +326,18 @@ respond(struct hs_request *req, int code, const char *reason,
 	hs_respond(req, code, reason, "text/plain", body, strlen(body));
 }
 
+/* The body of GET / (counted) and of GET /slow (not counted). */
 static void
-hello(struct httpd *d, struct hs_request *req)
+hello(struct httpd *d, struct hs_request *req, int counted)
 {
-	char	body[512];
+	char	body[512], served[32] = "";
 
-	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u\n",
-	    (long)getpid(), d->tag, handoff_generation(d->h));
+	if (d->state != NULL)
+		snprintf(served, sizeof(served), " served=%llu",
+		    (unsigned long long)(counted ? state_count(d->state) :
+		    state_served(d->state)));
+	snprintf(body, sizeof(body), "pid=%ld tag=%s gen=%u%s\n",
+	    (long)getpid(), d->tag, handoff_generation(d->h), served);
 	respond(req, 200, "OK", body);
 }
 
@@ -339,7 +354,7 @@ slow_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct slow	*s = arg;
 
-	hello(s->d, s->req);
+	hello(s->d, s->req, 0);
 	slow_free(s);
 }
 
@@ -412,7 +427,7 @@ route(struct hs_request *req, void *arg)
 	const char	*path = hs_request_path(req);
 
 	if (strcmp(path, "/") == 0)
-		hello(d, req);
+		hello(d, req, 1);
 	else if (strcmp(path, "/slow") == 0)
 		slow(d, req);
 	else
@@ -723,10 +738,13 @@ raise_nofile(void)
 	}
 }
 
+/* handoff-httpd's own long options, past any short option's letter. */
+enum { OPT_STATE_MB = 256, OPT_NO_STATE };
+
 /*
- * The command line into o: 0 to run, or -1 with the exit status in *code
- * (0 after --help or --version, 2 after a usage error said on stderr, 1
- * out of memory).
+ * The command line into o and d's own options: 0 to run, or -1 with the
+ * exit status in *code (0 after --help or --version, 2 after a usage
+ * error said on stderr, 1 out of memory).
  */
 static int
 httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
@@ -735,6 +753,8 @@ httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
 	static const struct option opts[] = {
 		TOOL_SERVER_LONGOPTS,
 		{ "no-migrate",		no_argument,		NULL, 'M' },
+		{ "state-mb",		required_argument,	NULL, OPT_STATE_MB },
+		{ "no-state",		no_argument,		NULL, OPT_NO_STATE },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	c;
@@ -746,6 +766,15 @@ httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
 			d->migrate = 0;
 			continue;
 		}
+		if (c == OPT_STATE_MB && tool_count(o->prog, "--state-mb",
+		    optarg, STATE_MB_MAX, &d->state_mb) == -1) {
+			*code = 2;
+			return -1;
+		}
+		if (c == OPT_NO_STATE)
+			d->no_state = 1;
+		if (c == OPT_STATE_MB || c == OPT_NO_STATE)
+			continue;
 		switch (tool_server_option(o, c, optarg, code)) {
 		case TOOL_OPT_TAKEN:
 			break;
@@ -756,6 +785,12 @@ httpd_parse(struct httpd *d, struct tool_server_opts *o, int argc,
 			*code = 2;
 			return -1;
 		}
+	}
+	if (d->no_state && d->state_mb > 0) {
+		fprintf(stderr, "handoff-httpd: --state-mb and --no-state "
+		    "exclude each other\n");
+		*code = 2;
+		return -1;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "handoff-httpd: unexpected argument \"%s\"\n",
@@ -803,7 +838,7 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
     const char *control)
 {
 	static char	*def_listen[] = { "http=tcp://0.0.0.0:8080" };
-	char		**listens = o->listens, state[128];
+	char		**listens = o->listens, state[128], state_err[256];
 	size_t		  nlisten = o->nlisten, i;
 	unsigned	  n = 0;
 
@@ -833,8 +868,15 @@ httpd_start(struct httpd *d, const struct tool_server_opts *o,
 	for (i = 0; i < nlisten; i++)
 		if (add_listen(d->h, listens[i], &n) == -1)
 			goto fail;
+	if (!d->no_state && state_listen(d->h) == -1)
+		goto fail;
 	if (handoff_start(d->h) == -1)
 		goto fail;
+	if (!d->no_state && (d->state = state_open(d->h, d->state_mb,
+	    state_err, sizeof(state_err))) == NULL) {
+		fprintf(stderr, "handoff-httpd: %s\n", state_err);
+		return -1;
+	}
 	/* The state carries when generation 1 started, across upgrades. */
 	snprintf(state, sizeof(state), "{\"server\":\"handoff-httpd\","
 	    "\"first_started\":%lld}", first_started(d->h));
@@ -997,6 +1039,7 @@ httpd_free(struct httpd *d)
 		event_free(d->sigint);
 	if (d->sighup != NULL)
 		event_free(d->sighup);
+	state_close(d->state);
 	handoff_free(d->h);
 	if (d->base != NULL)
 		event_base_free(d->base);

@@ -50,8 +50,8 @@ refuses "$(u "$moved_from")" ||
 refuses "$(u "$removed")" ||
     fail "port $removed (removed) still accepts after v1 exited"
 
-want="gen 2: took over from pid $v1: adopted 1 (keep); added 2 (moved,added); retired 2 (moved,removed)\$"
+want="gen 2: took over from pid $v1: adopted 2 (keep,state); added 2 (moved,added); retired 2 (moved,removed)\$"
 logged v2 "$want" || fail "v2 log lacks \"$want\": $(grep 'took over' "$T/v2.log")"
-want="successor pid $v2 ready: adopted 1 (keep); added 2 (moved,added); retired 2 (moved,removed)\$"
+want="successor pid $v2 ready: adopted 2 (keep,state); added 2 (moved,added); retired 2 (moved,removed)\$"
 logged v1 "$want" || fail "v1 log lacks \"$want\": $(grep 'ready:' "$T/v1.log")"
 pass

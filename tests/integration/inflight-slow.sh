@@ -46,7 +46,7 @@ for fd in $held; do
 	release "$fd" "$v1"
 	head -n 1 "$T/held.$fd" | grep -q '^HTTP/1.1 200 ' ||
 	    fail "held request $i: $(head -n 1 "$T/held.$fd"), want 200"
-	grep -q "^pid=$v1 tag=v1 gen=1\$" "$T/held.$fd" ||
+	grep -q "^pid=$v1 tag=v1 gen=1 served=[0-9]*\$" "$T/held.$fd" ||
 	    fail "held request $i not answered by v1: $(cat "$T/held.$fd")"
 	i=$((i + 1))
 done

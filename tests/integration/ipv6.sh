@@ -25,7 +25,7 @@ upgrade "$v1" v2 $args --tag v2
 v2=$NEW_PID
 body_has "$url4" "pid=$v2 tag=v2 gen=2" || fail "v2 does not serve $url4"
 g6 "pid=$v2 tag=v2 gen=2" || fail "v2 does not serve $url6"
-logged v2 "took over from pid $v1: adopted 2 (v4,v6); added 0; retired 0\$" ||
+logged v2 "took over from pid $v1: adopted 3 (v4,v6,state); added 0; retired 0\$" ||
     fail "v2 did not adopt both: $(grep 'took over' "$T/v2.log")"
 status_json | grep -q "\"address\": \"\[::1\]:$port6\"" ||
     fail "status lacks [::1]:$port6: $(status_json)"

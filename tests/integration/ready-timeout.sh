@@ -31,8 +31,8 @@ took=$(( $(now_ms) - start ))
     "no ready within 1000 ms; still serving" ] || fail "wrong timeout message"
 grep -q '"event":"closed"' "$T/slow.out" || fail "v1 did not close after the timeout"
 ! grep -q '"valid":false' "$T/slow.out" || fail "invalid message from v1"
-[ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/slow.out")" = 2 ] ||
-    fail "peer did not receive and verify both fds"
+[ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/slow.out")" = 3 ] ||
+    fail "peer did not receive and verify the 3 fds (control, http, state)"
 [ "$took" -ge 900 ] && [ "$took" -lt 5000 ] ||
     fail "cut off after $took ms, want about 1000"
 p=$($PEER find "$T/slow.out" --event sent --type hello --field msg.pid)

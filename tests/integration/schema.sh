@@ -67,9 +67,9 @@ wait_for 10 has_connections 1 || fail "the slow request never reached v1"
 $PEER successor --control "$CONTROL" --tag peer --max-draining 1 \
     --takeover 0 --superseded 0 --keep 0 --then stay --hold 20 >"$T/succ.out" 2>&1
 no_invalid succ
-[ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/succ.out")" = 3 ] ||
-    fail "peer did not verify 3 fds: $(grep verify "$T/succ.out")"
-[ "$(field succ offer msg.count)" = 3 ] || fail "offer count is not 3"
+[ "$(grep -c '"event":"verify","name":"[^"]*","ok":true' "$T/succ.out")" = 4 ] ||
+    fail "peer did not verify 4 fds (@control, http, sock, state): $(grep verify "$T/succ.out")"
+[ "$(field succ offer msg.count)" = 4 ] || fail "offer count is not 4"
 [ "$(field succ offer msg.extensions)" = '["superseded","datagrams","conns"]' ] ||
     fail "offer.extensions: $(field succ offer msg.extensions)"
 [ "$(field succ released msg.pid)" = "$v1" ] || fail "released pid is not $v1"

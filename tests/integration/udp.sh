@@ -47,6 +47,6 @@ reap 30 "$other" "the other server"
     "(exit $STATUS): $(tail -n 2 "$T/other.log")"
 grep -q "Address already in use" "$T/other.log" ||
     fail "the other server: $(tail -n 2 "$T/other.log")"
-grep -Eq "adopted 2 \((dns,http|http,dns)\)" "$T/v2.log" ||
+grep -Eq "adopted 3 \((dns,http|http,dns),state\)" "$T/v2.log" ||
     fail "v2 did not adopt the udp listener: $(grep 'took over' "$T/v2.log")"
 pass

@@ -30,7 +30,7 @@ v2=$NEW_PID
 serves_unix "pid=$v2 tag=v2 gen=2" || fail "v2 does not serve on $sock"
 [ "$(stat -c %i "$sock")" = "$inode" ] || fail "$sock changed inode across" \
     "the takeover: $inode, now $(stat -c %i "$sock")"
-logged v2 "took over from pid $v1: adopted 1 (web); added 0; retired 0\$" ||
+logged v2 "took over from pid $v1: adopted 2 (web,state); added 0; retired 0\$" ||
     fail "v2 did not adopt web: $(grep 'took over' "$T/v2.log")"
 
 # Once more, with v2 draining a request on $sock that the test holds.

@@ -5,9 +5,10 @@ handoff DIR N RUNS HTTPD [PREFIX...]
     Starts handoff-httpd with N listeners (tcp://127.0.0.1:0) on
     DIR/ctl.sock, then RUNS successors one after another. For each, prints
     one line of milliseconds since posix_spawn() of the successor:
-      run R took_over=MS ready=MS released=MS incumbent_exit=MS
+      run R took_over=MS ready=MS released=MS incumbent_exit=MS inc_released=MS
     from the successor's stderr lines "took over", "ready: serving" and
-    "released by pid", and a pidfd of the incumbent. PREFIX (say, perf
+    "released by pid", a pidfd of the incumbent, and the incumbent's
+    own line "released to pid". PREFIX (say, perf
     record ...) runs the successor under a profiler.
 
 haproxy DIR N RUNS HAPROXY
@@ -19,7 +20,8 @@ haproxy DIR N RUNS HAPROXY
     the old process's exit, by pidfd).
 
 Options, before the rest: --timeout S (per step, default 60), --short-names (handoff
-listener names of at most 3 characters instead of lN).
+listener names of at most 3 characters instead of lN), --httpd-arg ARG (one
+more argument for every handoff-httpd; repeatable).
 
 Every process it starts is killed (SIGKILL) before it exits, and every
 wait is bounded.
@@ -33,6 +35,7 @@ import time
 
 TIMEOUT = 60.0
 SHORT_NAMES = False
+HTTPD_ARGS = []
 started = []
 
 
@@ -103,12 +106,13 @@ class Pipes:
 
     def wait_line(self, fd, text, deadline, extra=()):
         """Time the first line from fd containing text (or None), and the
-        extra fds seen readable meanwhile, with their times."""
+        extra fds seen readable meanwhile, with their times. That line and
+        fd's lines before it are consumed; other fds' lines are kept."""
         seen = {}
         while time.monotonic() < deadline:
             for i, (f, t, line) in enumerate(self.lines):
                 if f == fd and text in line:
-                    del self.lines[: i + 1]
+                    self.lines = [x for x in self.lines[:i] if x[0] != fd] + self.lines[i + 1:]
                     return t, seen
             for e in self.poll([e for e in extra if e not in seen], deadline):
                 seen[e] = time.monotonic_ns()
@@ -140,7 +144,7 @@ def handoff(d, n, runs, httpd, prefix):
     else:
         names = ["l%d" % i for i in range(1, n + 1)]
     listen = ["--listen=%s=tcp://127.0.0.1:0" % x for x in names]
-    base = [httpd, "--control", ctl, "--drain-timeout", "10"] + listen
+    base = [httpd, "--control", ctl, "--drain-timeout", "10"] + listen + HTTPD_ARGS
     pipes = Pipes(d)
     r, w = pipes.new("httpd-0.log")
     pid = spawn(base + ["--tag", "v0"], w)
@@ -150,7 +154,7 @@ def handoff(d, n, runs, httpd, prefix):
         sys.exit("takeover_clock: the first handoff-httpd (%d listeners) "
                  "never served; see %s/httpd-0.log" % (n, d))
     for run in range(1, runs + 1):
-        inc = pidfd(pid)
+        inc, inc_r = pidfd(pid), r
         r, w = pipes.new("httpd-%d.log" % run)
         argv = prefix + base + ["--tag", "v%d" % run]
         t0 = time.monotonic_ns()
@@ -162,9 +166,10 @@ def handoff(d, n, runs, httpd, prefix):
         tl, seen = pipes.wait_line(r, "released by pid", deadline, [inc])
         te = seen.get(inc) or wait_fd(inc, deadline, pipes)
         os.close(inc)
-        print("run %d took_over=%s ready=%s released=%s incumbent_exit=%s"
-              % (run, ms(t0, tt), ms(t0, tr), ms(t0, tl), ms(t0, te)),
-              flush=True)
+        ti, _ = pipes.wait_line(inc_r, "released to pid", deadline)
+        print("run %d took_over=%s ready=%s released=%s incumbent_exit=%s "
+              "inc_released=%s" % (run, ms(t0, tt), ms(t0, tr), ms(t0, tl),
+                                   ms(t0, te), ms(t0, ti)), flush=True)
         if tl is None:
             sys.exit("takeover_clock: run %d never released; see %s: %s"
                      % (run, d, last_line(d, run)))
@@ -256,6 +261,9 @@ def main():
         if args[0] == "--short-names":
             SHORT_NAMES = True
             del args[0]
+        elif args[0] == "--httpd-arg" and len(args) > 1:
+            HTTPD_ARGS.append(args[1])
+            del args[:2]
         elif args[0] == "--timeout" and len(args) > 1:
             TIMEOUT = float(args[1])
             del args[:2]
