@@ -41,6 +41,8 @@ _Static_assert(B64_LEN(HANDOFF_CONN_DATA_MAX) + 1024 < CONN_ENTRY_MAX,
 _Static_assert(HANDOFF_CONN_DATA_MAX == MSG_CONN_DATA_MAX,
     "the API's unread bytes are the protocol's");
 
+static void	conn_compact(struct handoff *);
+
 void
 handoff_set_conn_cb(struct handoff *h, handoff_conn_cb cb, void *arg)
 {
@@ -51,7 +53,7 @@ handoff_set_conn_cb(struct handoff *h, handoff_conn_cb cb, void *arg)
 size_t
 handoff_conns_pending(const struct handoff *h)
 {
-	return h->nconns;
+	return h->nlive;
 }
 
 /* A connected stream socket, with its two addresses; -1 with errno. */
@@ -112,7 +114,7 @@ conn_schedule(struct handoff *h, unsigned ms)
 /* The entry, or NULL with the reason in h->err. */
 static json_t *
 conn_entry(struct handoff *h, long id, int fd, const char *listener,
-    const void *data, size_t len, const char *state)
+    const void *data, size_t len, const char *state, size_t *elen)
 {
 	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
 	char		*b64 = NULL;
@@ -137,7 +139,7 @@ conn_entry(struct handoff *h, long id, int fd, const char *listener,
 		herr(h, "cannot give a connection: out of memory");
 		goto bad;
 	}
-	if (json_dumpb(e, NULL, 0, JSON_COMPACT) > CONN_ENTRY_MAX) {
+	if ((*elen = json_dumpb(e, NULL, 0, JSON_COMPACT)) > CONN_ENTRY_MAX) {
 		herr(h, "a connection's state and data take more than %d "
 		    "bytes in a message: keep the state smaller",
 		    CONN_ENTRY_MAX);
@@ -160,7 +162,7 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	struct peer	*p = h->successor;
 	struct hconn	*c;
 	json_t		*e;
-	size_t		 cap;
+	size_t		 cap, elen;
 
 	if (h->hstate != HS_DRAINING || p == NULL || p->state !=
 	    PEER_RELEASED || h->conn_cb == NULL || !h->succ_conns)
@@ -174,7 +176,7 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	if (len > HANDOFF_CONN_DATA_MAX || (data == NULL && len > 0))
 		return herr(h, "handoff_conn_give: %zu bytes read and not "
 		    "consumed: at most %d travel", len, HANDOFF_CONN_DATA_MAX);
-	if (h->nconns >= CONN_HELD_MAX)
+	if (h->nlive >= CONN_HELD_MAX)
 		return herr(h, "%d connections given are not taken yet: give "
 		    "more once some are", CONN_HELD_MAX);
 	/* One it cannot receive would be lost in its fd table's full
@@ -188,6 +190,8 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	if (h->superseded)
 		return herr(h, "our successor has handed over in its turn, or "
 		    "stops: connections stay here");
+	if (h->nconns == h->capconns)
+		conn_compact(h);
 	if (h->nconns == h->capconns) {
 		cap = h->capconns ? h->capconns * 2 : 64;
 		if ((c = reallocarray(h->conns, cap, sizeof(*c))) == NULL)
@@ -197,15 +201,22 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 		h->capconns = cap;
 	}
 	if ((e = conn_entry(h, h->conn_next + 1, fd, listener, data, len,
-	    state)) == NULL)
+	    state, &elen)) == NULL)
 		return -1;
 	c = &h->conns[h->nconns++];
 	h->conn_sent++;
+	h->nlive++;
 	c->id = ++h->conn_next;
 	c->fd = fd;
 	c->entry = e;
+	c->len = elen + 1;
 	c->sent = 0;
-	conn_schedule(h, 0);
+	/* A whole message's worth goes at once; the rest at the next
+	 * turn of the loop, with what else is given in this one. */
+	if (++h->nunsent >= WIRE_MAX_FDS)
+		conn_flush(h);
+	else
+		conn_schedule(h, 0);
 	return 0;
 }
 
@@ -237,10 +248,9 @@ conn_flush(struct handoff *h)
 		}
 		for (n = 0, size = CONN_MSG_HEAD; i < h->nconns &&
 		    n < WIRE_MAX_FDS; i++) {
-			if (h->conns[i].sent)
+			if (h->conns[i].sent || h->conns[i].entry == NULL)
 				continue;
-			len = json_dumpb(h->conns[i].entry, NULL, 0,
-			    JSON_COMPACT) + 1;
+			len = h->conns[i].len;
 			if (size + len > WIRE_MAX_MSG)
 				break;
 			if (json_array_append(list, h->conns[i].entry) == -1)
@@ -267,29 +277,57 @@ conn_flush(struct handoff *h)
 				conn_schedule(h, CONN_RETRY_MS);
 			return;
 		}
+		h->nunsent -= n;
 		while (n > 0)
 			h->conns[idx[--n]].sent = 1;
 	}
 }
 
-/* Index of the connection with that id, or -1. */
+/* Index of the unsettled connection with that id, or -1: ids grow
+ * along the array, which compaction keeps in order. */
 static ssize_t
 conn_find(const struct handoff *h, json_int_t id)
 {
-	size_t	i;
+	size_t	lo = 0, hi = h->nconns, mid;
 
-	for (i = 0; i < h->nconns; i++)
-		if (h->conns[i].id == id)
-			return (ssize_t)i;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (h->conns[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < h->nconns && h->conns[lo].id == id &&
+	    h->conns[lo].entry != NULL)
+		return (ssize_t)lo;
 	return -1;
 }
 
-/* Drops entry i, keeping the fd: the caller says what becomes of it. */
+/* Settles entry i, keeping the fd: the caller says what becomes of it. */
 static void
 conn_remove(struct handoff *h, size_t i)
 {
+	if (!h->conns[i].sent)
+		h->nunsent--;
 	json_decref(h->conns[i].entry);
-	h->conns[i] = h->conns[--h->nconns];
+	h->conns[i].entry = NULL;
+	h->conns[i].fd = -1;
+	h->nlive--;
+}
+
+/* Drops the settled entries, in order; not while a loop settles them
+ * (a callback may give more meanwhile). */
+static void
+conn_compact(struct handoff *h)
+{
+	size_t	i, n = 0;
+
+	if (h->conn_busy)
+		return;
+	for (i = 0; i < h->nconns; i++)
+		if (h->conns[i].entry != NULL)
+			h->conns[n++] = h->conns[i];
+	h->nconns = n;
 }
 
 /* Hands the connection with bytes and state to the callback, which owns
@@ -336,8 +374,10 @@ conn_back(struct handoff *h, size_t i)
 static void
 conn_settled(struct handoff *h)
 {
-	if (h->nconns == 0)
-		hevent(h, HANDOFF_CONNS_SETTLED);
+	if (h->nlive > 0)
+		return;
+	h->nconns = 0;
+	hevent(h, HANDOFF_CONNS_SETTLED);
 }
 
 /* "conns_taken" from our successor: close what it took, serve the rest. */
@@ -348,6 +388,7 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 	size_t		 k, nt = 0, nr = 0;
 	ssize_t		 i;
 
+	h->conn_busy = 1;
 	json_array_foreach(json_object_get(msg, "taken"), k, v) {
 		if ((i = conn_find(h, json_integer_value(v))) == -1 ||
 		    !h->conns[i].sent)
@@ -363,6 +404,7 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 		conn_back(h, (size_t)i);
 		nr++;
 	}
+	h->conn_busy = 0;
 	if (nr > 0)
 		hlog(h, "successor pid %ld took %zu connection%s and refused "
 		    "%zu: serving those again", (long)pid, nt, nt == 1 ? "" :
@@ -370,7 +412,7 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 	else
 		hlog(h, "successor pid %ld took %zu connection%s; %zu given "
 		    "and not taken yet", (long)pid, nt, nt == 1 ? "" : "s",
-		    h->nconns);
+		    h->nlive);
 	conn_settled(h);
 }
 
@@ -378,7 +420,7 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 void
 conn_all_back(struct handoff *h, const char *why)
 {
-	size_t	n = h->nconns;
+	size_t	n = h->nlive, i;
 
 	if (n == 0)
 		return;
@@ -386,18 +428,26 @@ conn_all_back(struct handoff *h, const char *why)
 		evtimer_del(h->conn_ev);
 	hlog(h, "%zu connection%s given and not taken (%s): serving them "
 	    "again", n, n == 1 ? "" : "s", why);
-	while (h->nconns > 0)
-		conn_back(h, h->nconns - 1);
+	/* The callback may give again, appending: only those here now. */
+	h->conn_busy = 1;
+	for (n = h->nconns, i = 0; i < n; i++)
+		if (h->conns[i].entry != NULL)
+			conn_back(h, i);
+	h->conn_busy = 0;
 	conn_settled(h);
 }
 
 void
 conn_free(struct handoff *h)
 {
-	while (h->nconns > 0) {
-		close(h->conns[h->nconns - 1].fd);
-		conn_remove(h, h->nconns - 1);
-	}
+	size_t	i;
+
+	for (i = 0; i < h->nconns; i++)
+		if (h->conns[i].entry != NULL) {
+			close(h->conns[i].fd);
+			conn_remove(h, i);
+		}
+	h->nconns = 0;
 	free(h->conns);
 	h->conns = NULL;
 	h->capconns = 0;

@@ -73,7 +73,8 @@ struct outmsg;		/* peer.c's queue */
 struct hconn {
 	long			 id;
 	int			 fd;
-	json_t			*entry;		/* as sent, data and state */
+	json_t			*entry;		/* as sent; NULL once settled */
+	size_t			 len;		/* its bytes in a message */
 	int			 sent;
 };
 
@@ -134,8 +135,12 @@ struct handoff {
 	void			*flow_arg;
 	handoff_conn_cb		 conn_cb;
 	void			*conn_arg;
-	struct hconn		*conns;		/* given, not yet taken */
+	struct hconn		*conns;		/* given, by id; settled ones
+						 * until the next compaction */
 	size_t			 nconns, capconns;
+	size_t			 nlive;		/* given, not yet settled */
+	size_t			 nunsent;	/* given, not yet sent */
+	int			 conn_busy;	/* settling: indices hold */
 	long			 conn_next;	/* the last id given */
 	size_t			 conn_room;	/* fds our successor said it had */
 	size_t			 conn_sent;	/* connections given it, all told */

@@ -10,7 +10,9 @@
 # 2. A successor (tests/peer.py) that takes the connections and is
 #    SIGKILLed before it answers for them: v2 serves every one again,
 #    and rolls back.
-# 3. A successor that refuses them: served again by v2.
+# 3. A successor that first answers for ids it was never given (taken
+#    and refused at once), then refuses them: the bogus answer changes
+#    nothing, and v2 serves them again.
 # 4. A successor without the extension (connkeeper -n): v2 keeps its
 #    connections and drains them itself.
 # 5. A successor with room for few fds (ulimit -n 150): v4 gives it no
@@ -83,8 +85,11 @@ answered c2 second "$v2" 2
 
 # ---- 3. a successor that refuses them
 clients c3
-conns_peer peer3 --conns refuse
+conns_peer peer3 --conns refuse --send-after-released \
+    '{"type":"conns_taken","proto":1,"pid":1,"taken":[999999,7],"refused":[424242,7]}'
 peer=$PEER_PID
+wait_for 30 logged v2 "successor pid $peer took 0 connections; [0-9]* given and not taken yet" ||
+    fail "v2 did not ignore an answer for connections it never gave: $(tail -n 3 "$T/v2.log")"
 wait_for 30 logged v2 "and refused $N: serving those again\|refused [0-9]*: serving those again" ||
     fail "v2 did not serve the refused connections again: $(tail -n 3 "$T/v2.log")"
 kill -KILL "$peer"
