@@ -131,10 +131,13 @@ hextensions(const struct handoff *h)
 	    CHAIN_EXTENSION, FLOW_EXTENSION);
 }
 
+/* The application's connections, and those it gave that are not settled
+ * yet (ours until the successor takes them). */
 unsigned
 hcount(struct handoff *h)
 {
-	return h->count_cb != NULL ? h->count_cb(h->count_arg) : 0;
+	return (h->count_cb != NULL ? h->count_cb(h->count_arg) : 0) +
+	    (unsigned)h->nlive;
 }
 
 /*
