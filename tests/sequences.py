@@ -430,6 +430,8 @@ class Held:
         self.opened = now()
         self.inode = 0
         self.holder = None          # the Gen whose process holds it
+        self.seen = set()           # every Gen seen holding it (it may
+                                    # migrate to a newer one)
         self.victims = []           # processes killed while holding it
 
     def __str__(self):
@@ -806,6 +808,7 @@ class Sequence:
         for g in self.gens:
             for pid in g.pids():
                 if self.alive(pid) and h.inode in socket_inodes(pid):
+                    h.seen.add(g)
                     return g
         return None
 
@@ -900,7 +903,7 @@ class Sequence:
             return "%s answered by %s" % (h, owner.tag)
         if h.victims:
             return "%s failed, as a killed process held it (%s)" % (h, why)
-        for who in {g, h.holder}:
+        for who in {g, h.holder} | h.seen:
             if who is not None and who.hammered():
                 return "%s failed: %s was hammered (%s)" % (h, who, why)
             if who is not None and who.release_lb is not None and \

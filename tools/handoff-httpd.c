@@ -54,6 +54,7 @@ struct httpd {
 	int			 migrate;	/* not --no-migrate */
 	int			 migrating;	/* idle ones go to the successor */
 	unsigned long		 accepted;	/* connections, by us */
+	unsigned long		 given;		/* to our successor */
 	unsigned long		 taken;		/* from our predecessor */
 	int			 paused;	/* HANDOFF_PAUSE until RESUME */
 	int			 accept_err;	/* accept failed: paused */
@@ -237,8 +238,10 @@ stop_migrating(struct httpd *d, const char *why)
 	if (!d->migrating)
 		return;
 	d->migrating = 0;
-	handoff_log(d->h, "connections stay here to the end of the drain: "
-	    "%s", why);
+	/* A stop, or a successor that takes none: nothing to say. */
+	if (d->given > 0)
+		handoff_log(d->h, "connections stay here to the end of the "
+		    "drain: %s", why);
 	set_draining(d, d->draining);
 }
 
@@ -259,9 +262,12 @@ give_conn(struct hs_conn *c, void *arg)
 	if (!d->migrating || hs_conn_pending(c) > HANDOFF_CONN_DATA_MAX ||
 	    (rest = evbuffer_new()) == NULL)
 		return;
-	if (hs_detach_idle(c, &fd, rest) == 0 && handoff_conn_give(d->h, fd,
-	    name != NULL ? name : "http", evbuffer_pullup(rest, -1),
-	    evbuffer_get_length(rest), NULL) == -1) {
+	if (hs_detach_idle(c, &fd, rest) == -1)
+		;	/* not idle after all: it goes when it is */
+	else if (handoff_conn_give(d->h, fd, name != NULL ? name : "http",
+	    evbuffer_pullup(rest, -1), evbuffer_get_length(rest), NULL) == 0)
+		d->given++;
+	else {
 		stop_migrating(d, handoff_strerror(d->h));
 		if ((back = hs_adopt(d->hs, fd, evbuffer_pullup(rest, -1),
 		    evbuffer_get_length(rest))) == NULL) {

@@ -38,6 +38,8 @@
 
 #define POLL_MS		20
 #define TAIL_LINES	10
+/* A server whose end of file we saw first: how long its exit may take. */
+#define LATE_EXIT_MS	2000
 
 static void
 usage(FILE *f)
@@ -328,25 +330,25 @@ server_pid(int fd, long long pid)
 /*
  * A pidfd of the server that answered `stopping` as pid, on connection
  * fd; -1 if the kernel has none or its pid is not known here
- * (server_pid). The server holds fd open until it exits, so while fd
- * shows no end of file after the pidfd is opened, the pid was not reused
- * under us.
+ * (server_pid). The server holds fd open until it frees its handle, just
+ * before it exits, so while fd shows no end of file after the pidfd is
+ * opened, the pid was not reused under us. *late is 1 if it showed one
+ * already: the server is in its last moments, or gone and its pid free.
  */
 static int
-server_pidfd(int fd, long long pid)
+server_pidfd(int fd, long long pid, int *late)
 {
 	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
 	char		c;
 	pid_t		ours;
 	int		pidfd;
 
+	*late = 0;
 	if ((ours = server_pid(fd, pid)) == 0 ||
 	    (pidfd = (int)syscall(SYS_pidfd_open, ours, 0)) == -1)
 		return -1;
-	if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_PEEK) == 0) {
-		close(pidfd);	/* gone already: end of file says so */
-		return -1;
-	}
+	if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_PEEK) == 0)
+		*late = 1;
 	return pidfd;
 }
 
@@ -388,7 +390,7 @@ static int
 cmd_stop(const char *path, int ms)
 {
 	json_t		*r;
-	int		 fd, pidfd, code;
+	int		 fd, pidfd, code, late;
 	long long	 pid, n;
 	char		 conns[64];
 
@@ -401,7 +403,7 @@ cmd_stop(const char *path, int ms)
 	}
 	n = json_integer_value(json_object_get(r, "connections"));
 	pid = json_integer_value(json_object_get(r, "pid"));
-	pidfd = server_pidfd(fd, pid);
+	pidfd = server_pidfd(fd, pid, &late);
 	if (json_is_false(json_object_get(r, "counted")))
 		snprintf(conns, sizeof(conns), "its connections (not counted)");
 	else
@@ -413,6 +415,14 @@ cmd_stop(const char *path, int ms)
 	/* Said now, not when we exit: the drain may take a while. */
 	fflush(stdout);
 	json_decref(r);
+	/* Its end of file came before we had the pidfd: the exit follows
+	 * at once, unless the pid is another's by now; a bounded wait on
+	 * the pidfd, then the end of file's word. */
+	if (late && wait_exit(fd, pidfd, ms < LATE_EXIT_MS ? ms :
+	    LATE_EXIT_MS) == -1) {
+		close(pidfd);
+		pidfd = -1;
+	}
 	code = wait_exit(fd, pidfd, ms);
 	if (pidfd != -1)
 		close(pidfd);
