@@ -99,14 +99,16 @@ print(s.recv(70000).split()[0].decode())' "$uport2") ||
 [ "$one" = "pid=$v3" ] || fail "a session on v3's own port answered by $one, want v3"
 
 # v1 stopped while session a floods in: v2 cannot hand more back and
-# drops them (the network may), rather than answer and take a over.
+# drops them (the network may), rather than answer and take a over; on a
+# busy machine v3's line to v2 may fill first, and v3 drops them.
 kill -STOP "$v1"
 python3 -c 'import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(400):
     s.sendto(b"sess=a %d " % i + b"x" * 1000, ("127.0.0.1", int(sys.argv[1])))' "$uport"
-wait_for 30 logged v2 "session datagrams\? dropped: predecessor pid $v1 has not read what we sent yet" ||
-    fail "v2 did not drop session datagrams v1 could not take"
+wait_for 30 grep -q "session datagrams\? dropped: predecessor pid [0-9]* has not read what we sent yet" \
+    "$T/v2.log" "$T/v3.log" ||
+    fail "neither v2 nor v3 dropped session datagrams v1 could not take"
 kill -CONT "$v1"
 # What v1 read late it answered to that sender; ours sees its own. Until
 # v1 has read its backlog, the line back to it is full, and a datagram
