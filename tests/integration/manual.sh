@@ -37,6 +37,17 @@ else	# configure --disable-shared
 fi 2>/dev/null | awk '$3 ~ /^handoff_/ { print $3 }' | sort -u >"$T/exported"
 [ -s "$T/exported" ] || fail "no handoff_* symbol in $top_builddir/.libs (build first)"
 
+# --- the Debian symbols file names them all, and no other (the package
+# build fails on a difference); a release tarball has no debian/
+SYMBOLS=$top_srcdir/debian/libhandoff0.symbols
+if [ -f "$SYMBOLS" ]; then
+	sed -n 's/^ \(handoff_[A-Za-z0-9_]*\)@Base .*/\1/p' "$SYMBOLS" |
+	    sort -u >"$T/symbols"
+	cmp -s "$T/exported" "$T/symbols" ||
+	    fail "$SYMBOLS differs from the library's exports:" \
+	    "$(diff "$T/exported" "$T/symbols" | grep '^[<>]' | tr '\n' ' ')"
+fi
+
 # --- the header's names, from its text without comments
 awk '{
 	line = $0; out = ""
