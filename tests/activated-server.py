@@ -9,14 +9,15 @@ passes them. GET / answers one line:
 (listener is the name of the socket that accepted the connection,
 inherited the fds above 2 that were open when the program started).
 GET /slow?ms=N answers the same after N ms. With NOTIFY_SOCKET set, sends
-READY=1 once it serves (after --ready-delay MS, or once the file
---ready-file names exists; never with --no-ready). A request may take
+READY=1 once it serves (after --ready-delay MS, or once a line comes on
+the FIFO --ready-file names; never with --no-ready). A request may take
 its time to arrive (a test holds one half sent): 300 s.
 SIGTERM or SIGINT: stops accepting, finishes the requests in flight (300 s
 at most) and exits 0.
 """
 import argparse
 import os
+import select
 import selectors
 import signal
 import socket
@@ -132,11 +133,20 @@ class Server:
             signal.signal(sig, lambda s, f: stop.append(s))
         if ready_delay:
             time.sleep(ready_delay / 1000)
-        # The test says when (bounded against a test that never does).
-        deadline = time.monotonic() + 300
-        while (ready_file and not os.path.exists(ready_file) and
-               time.monotonic() < deadline and not stop):
-            time.sleep(0.05)
+        # The test says when, with a line on the FIFO (read-write: the
+        # open never blocks); a stop signal wakes us too. Bounded against
+        # a test that never says.
+        if ready_file:
+            go = os.open(ready_file, os.O_RDWR)
+            deadline = time.monotonic() + 300
+            while not stop and time.monotonic() < deadline:
+                r, _, _ = select.select([go, wake_r], [], [],
+                                        deadline - time.monotonic())
+                if go in r:
+                    break
+                if wake_r in r:
+                    os.read(wake_r, 512)
+            os.close(go)
         sel = selectors.DefaultSelector()
         sel.register(wake_r, selectors.EVENT_READ, None)
         for name, s in self.socks:
@@ -172,7 +182,7 @@ def main():
     p.add_argument("--ready-delay", type=int, default=0, metavar="MS",
                    help="wait this long before serving and READY=1")
     p.add_argument("--ready-file", metavar="PATH",
-                   help="wait until PATH exists before serving and READY=1")
+                   help="wait for a line on the FIFO PATH before serving and READY=1")
     p.add_argument("--no-ready", action="store_true",
                    help="never send READY=1")
     args = p.parse_args()

@@ -2,16 +2,16 @@
 """conn-client.py PORT N GO OUT: N connections to a line server on
 127.0.0.1:PORT (tests/progs/connkeeper). Each sends "hello K" and reads
 its answer; the odd ones then send half a line ("part"). Writes "ready"
-to OUT, waits (60 s at most) for the file GO, then each sends the rest
+to OUT, waits (60 s at most) for a line on the FIFO GO, then each sends the rest
 of its line ("ial K", or "again K") on the same connection and reads the
 answer. Writes one line per connection and answer ("K first PID N
 TEXT", "K second PID N TEXT" or "K closed") and ends with "done".
 One process for every connection: no interpreter started per request."""
 import os
 import re
+import select
 import socket
 import sys
-import time
 
 port, n, go, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 answer = re.compile(rb"^pid=(\d+) tag=\S+ n=(\d+) (.*)\n$")
@@ -47,9 +47,10 @@ for k, s in enumerate(socks):
     if k % 2:
         s.sendall(b"part")
 say("ready")
-end = time.monotonic() + 60
-while not os.path.exists(go) and time.monotonic() < end:
-    time.sleep(0.02)
+# GO is a FIFO the test writes a line to (read-write: no blocking open).
+gofd = os.open(go, os.O_RDWR)
+select.select([gofd], [], [], 60)
+os.close(gofd)
 for k, s in enumerate(socks):
     try:
         s.sendall(b"ial %d\n" % k if k % 2 else b"again %d\n" % k)

@@ -4,7 +4,7 @@ handoff-httpd on 127.0.0.1:PORT. Each sends "GET /?k=K" and reads the
 response; connection 0 then sends a whole request and half of another
 in one write ("GET /?k=0a" answered before GO, "GET /?k=0b" half), and
 the odd ones send half a request ("GET /?k=K" without its last line).
-Writes "ready" to OUT, waits (60 s at most) for the file GO, then every
+Writes "ready" to OUT, waits (60 s at most) for a line on the FIFO GO, then every
 connection sends the rest (the odd ones and 0 finish their half; the
 even ones a pipelined pair "GET /?k=Kc" and "GET /?k=Kd" in one write)
 and reads every response owed. One line per response, "K PID",
@@ -12,9 +12,9 @@ or "K closed"; then "done". (The body, "pid=P tag=T gen=G", does not
 echo the request: responses are told apart by their number and order.)"""
 import os
 import re
+import select
 import socket
 import sys
-import time
 
 port, n, go, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 f = open(out, "w")
@@ -77,9 +77,10 @@ for k, (s, r) in enumerate(conns):
     if k % 2:
         s.sendall(req(str(k) + "b", last=False))
 say("ready")
-end = time.monotonic() + 60
-while not os.path.exists(go) and time.monotonic() < end:
-    time.sleep(0.02)
+# GO is a FIFO the test writes a line to (read-write: no blocking open).
+gofd = os.open(go, os.O_RDWR)
+select.select([gofd], [], [], 60)
+os.close(gofd)
 for k, (s, r) in enumerate(conns):
     try:
         if k == 0 or k % 2:

@@ -71,6 +71,15 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# go_fifo NAME: the FIFO $T/NAME.go that a process waits on, opened
+# read-write so its open never blocks, reading one line with a bound of
+# its own; go_on NAME writes that line. No polling for a file.
+go_fifo() { mkfifo "$T/$1.go" || fail "cannot make $T/$1.go"; }
+go_on() {
+	timeout 10 sh -c 'echo go >"$1"' sh "$T/$1.go" ||
+	    fail "nobody waits on $T/$1.go"
+}
+
 # no_migrate: every handoff-httpd the test starts from now on, by
 # $HTTPD, keeps its connections to the end of its drain (--no-migrate),
 # for a test whose held requests must keep an older generation draining

@@ -333,11 +333,12 @@ udpseq_done() {
 
 # start_clients NAME SCRIPT ARGS...: python3 SCRIPT ARGS GO OUT, a client
 # of tests/ (conn-client.py, http-client.py) that writes "ready" to OUT
-# ($T/NAME.out) once connected and waits for the file GO ($T/NAME.go)
-# before it sends the rest; its pid in $CLIENT.
+# ($T/NAME.out) once connected and waits for a line on the FIFO GO
+# ($T/NAME.go, go_fifo) before it sends the rest; its pid in $CLIENT.
 start_clients() {
 	_cn=$1
 	shift
+	go_fifo "$_cn"
 	python3 "$@" "$T/$_cn.go" "$T/$_cn.out" 2>"$T/$_cn.err" &
 	CLIENT=$!
 	PIDS="$PIDS $CLIENT"
@@ -347,7 +348,7 @@ start_clients() {
 
 # finish_clients NAME: lets them send the rest; their answers are in.
 finish_clients() {
-	touch "$T/$1.go"
+	go_on "$1"
 	reap 60 "$CLIENT" "the clients"
 	grep -q '^done$' "$T/$1.out" ||
 	    fail "the clients did not finish: $(cat "$T/$1.err")"

@@ -105,18 +105,19 @@ v8=$LAST_PID held8=$HELD
 ctl_upgrade v9 --listen "$listen" --drain-timeout 60
 v9=$NEW_PID
 kill -STOP "$v8"
-# v10's program says READY=1 once $T/go exists (bounded: 60 s).
+# v10's program says READY=1 once told on $T/v10.go (bounded: 60 s).
+go_fifo v10
 "$top_builddir/tools/handoff-exec" --control "$CONTROL" --listen "$listen" \
-    --tag v10 --notify --ready-timeout 90 -- /bin/sh -c \
-    'n=0; while [ ! -e "$0" ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; exec "$@"' \
-    "$T/go" "$HTTPD" --control "$T/child.sock" --tag v10 --listen "$listen" \
+    --tag v10 --notify --ready-timeout 90 -- /bin/bash -c \
+    'exec 200<>"$0"; read -r -t 60 -u 200 _; exec 200<&-; exec "$@"' \
+    "$T/v10.go" "$HTTPD" --control "$T/child.sock" --tag v10 --listen "$listen" \
     >"$T/v10.log" 2>&1 &
 v10=$!
 PIDS="$PIDS $v10"
 wait_for 30 logged v10 "took over from pid $v9" ||
     fail "v10 never took over from v9"
 kill -KILL "$v9"
-touch "$T/go"
+go_on v10
 wait_for 30 logged v10 "predecessor pid $v9 died before ready: serving" ||
     fail "v10 did not serve after v9 died"
 "$CTL" stop --control "$CONTROL" --timeout 30 >"$T/stop10.out" 2>&1 ||

@@ -87,12 +87,13 @@ is_serving "$v1" || fail "status does not name v1: $(serving_pid)"
 
 # ---- (a) one that exits 3 within the settle time, not at once: it runs
 # until the test has seen it waited for, then exits when told.
-start_exec fail3 --settle 30 -- sh -c \
-    'while [ ! -e "$0" ]; do sleep 0.05; done; exit 3' "$T/fail3.go"
+go_fifo fail3
+start_exec fail3 --settle 30 -- /bin/bash -c \
+    'exec 200<>"$0"; read -r -t 120 -u 200 _; exit 3' "$T/fail3.go"
 bad=$LAST_PID
 wait_for 30 logged fail3 "is ready if it runs 30000 ms" ||
     fail "fail3 did not start its program: $(cat "$T/fail3.log")"
-touch "$T/fail3.go"
+go_on fail3
 reap 40 "$bad" "a release that exits 3 within the settle time"
 [ "$STATUS" = 3 ] || fail "the failed release exited $STATUS, want 3"
 logged fail3 "exited with status 3 before it was ready (settle time 30000 ms)" ||

@@ -140,8 +140,9 @@ logged v1 "gen 1: exiting" || fail "v1 did not log exiting"
 client_loop up3 "$url"
 WRK_PID=""
 command -v wrk >/dev/null && start_load "$url" -t 1 -c 8
+go_fifo v3-ready
 start_exec v3 --tag v3 --notify --drain-timeout 20 -- --tag v3 \
-    --ready-file "$T/v3-ready"
+    --ready-file "$T/v3-ready.go"
 v3=$LAST_PID
 wait_for 30 logged v3 "waiting up to 30000 ms for READY=1" ||
     fail "v3 did not wait for READY=1: $(cat "$T/v3.log")"
@@ -149,7 +150,7 @@ c3=$(child_of v3)
 PIDS="$PIDS $c3"
 is_serving "$v2" && alive "$v2" || fail "v2 let go before READY=1"
 answers_pid "$url" "$c2" || fail "v2's child does not answer before READY=1"
-touch "$T/v3-ready"
+go_on v3-ready
 wait_for 60 is_serving "$v3" || fail "v3 (pid $v3) never served on $CONTROL"
 reap_ok 60 "$v2" "v2 after the handoff"
 gone "$c2" || fail "v2's child $c2 outlived v2"
@@ -195,6 +196,8 @@ wait_for 30 logged v3 "rolled back: started child pid" ||
 c3b=$(child_of v3)
 PIDS="$PIDS $c3b"
 [ "$c3b" != "$c3" ] || fail "v3 did not start a new child"
+# The same command: the new child too serves once told.
+go_on v3-ready
 wait_for 30 gone "$c4" || fail "v4's child $c4 outlived v4"
 wait_for 30 is_serving "$v3" || fail "v3 does not serve after the rollback"
 wait_for 30 answers_pid "$url" "$c3b" || fail "v3's new child does not answer"
