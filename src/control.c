@@ -152,6 +152,27 @@ control_lock_holder(struct handoff *h)
 }
 
 /*
+ * What the lock file on fd must be: a regular file of an allowed uid (in
+ * a sticky directory another uid could have made it first), that nobody
+ * else may write to (they could hold it, or forge what it says). 0 if
+ * it is, else -1 with *writable saying which test failed.
+ */
+static int
+lock_file_ok(const struct handoff *h, int fd, struct stat *st,
+    int *writable)
+{
+	*writable = 0;
+	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode) ||
+	    !huid_allowed(h, st->st_uid))
+		return -1;
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		*writable = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * A POSIX record lock, not flock(2), so a failed attempt can name the pid
  * that holds it. Released on close, or when the process dies.
  */
@@ -161,7 +182,7 @@ control_lock(struct handoff *h)
 	struct flock	fl;
 	struct stat	st;
 	pid_t		holder;
-	int		fd;
+	int		fd, writable;
 
 	fd = open(h->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
@@ -171,20 +192,15 @@ control_lock(struct handoff *h)
 	if (fd == -1)
 		return herr(h, "cannot open lock file %s: %s (is the "
 		    "directory writable?)", h->lock_path, strerror(errno));
-	/* In a sticky directory another uid could have made it first;
-	 * one others may write to, they could hold or forge. */
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    !huid_allowed(h, st.st_uid)) {
-		herr(h, "lock file %s is not a regular file of an allowed uid; "
-		    "remove it", h->lock_path);
-		close(fd);
-		return -1;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		herr(h, "lock file %s is writable by others (mode %04o), who "
-		    "could hold it or forge what it says; run chmod 600 %s",
-		    h->lock_path, (unsigned)(st.st_mode & 07777),
-		    h->lock_path);
+	if (lock_file_ok(h, fd, &st, &writable) == -1) {
+		if (writable)
+			herr(h, "lock file %s is writable by others (mode "
+			    "%04o), who could hold it or forge what it says; "
+			    "run chmod 600 %s", h->lock_path,
+			    (unsigned)(st.st_mode & 07777), h->lock_path);
+		else
+			herr(h, "lock file %s is not a regular file of an "
+			    "allowed uid; remove it", h->lock_path);
 		close(fd);
 		return -1;
 	}
@@ -252,13 +268,12 @@ control_last_serving(struct handoff *h, long *pid)
 	char		buf[CONTROL_SERVING_LEN], *p, *end;
 	unsigned long	gen;
 	ssize_t		n;
-	int		fd;
+	int		fd, writable;
 
 	if ((fd = open(h->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return 0;
 	/* Only what an allowed uid alone could have written counts. */
-	n = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || !huid_allowed(h,
-	    st.st_uid) || (st.st_mode & (S_IWGRP | S_IWOTH)) ? -1 :
+	n = lock_file_ok(h, fd, &st, &writable) == -1 ? -1 :
 	    pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	if (n <= 0)

@@ -48,4 +48,15 @@ log "regular file: exit $STATUS: $reason"
 if ! refuses "$url"; then
 	body_has "$url" "tag=file" && fail "the failed start serves $url"
 fi
+
+# A lock file others may write to (they could hold it, or forge the
+# serving record in it) is refused, and left as it is.
+rm -f "$CONTROL"
+chmod 666 "$CONTROL.lock" || fail "no lock file at $CONTROL.lock"
+start_httpd lockmode --listen "http=tcp://127.0.0.1:$port" --tag lockmode
+wait_exit "$LAST_PID"
+[ "$STATUS" = 1 ] || fail "a start with a lock file of mode 0666 exited $STATUS"
+logged lockmode "lock file $CONTROL.lock is writable by others (mode 0666), who could hold it or forge what it says; run chmod 600 $CONTROL.lock" ||
+    fail "unclear reason: $(cat "$T/lockmode.log")"
+[ "$(stat -c %a "$CONTROL.lock")" = 666 ] || fail "the lock file was changed"
 pass
