@@ -12,18 +12,17 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* RFC 4648 base64 of len bytes, padded: a new string, or NULL. */
-char *
-b64_encode(const void *data, size_t len)
+/* RFC 4648 base64 of len bytes, padded, into out (B64_LEN(len) bytes,
+ * no NUL): the length written. */
+size_t
+b64_write(const void *data, size_t len, char *out)
 {
 	const unsigned char	*p = data;
-	char			*s, *o;
+	char			*o = out;
 	unsigned long		 v;
 	size_t			 i;
 
-	if ((s = malloc(B64_LEN(len) + 1)) == NULL)
-		return NULL;
-	for (i = 0, o = s; i < len; i += 3) {
+	for (i = 0; i < len; i += 3) {
 		v = (unsigned long)p[i] << 16;
 		if (i + 1 < len)
 			v |= (unsigned long)p[i + 1] << 8;
@@ -38,7 +37,18 @@ b64_encode(const void *data, size_t len)
 			o[1] = b64_alphabet[v & 63];
 		o += 2;
 	}
-	*o = '\0';
+	return (size_t)(o - out);
+}
+
+/* The same as a new string, or NULL. */
+char *
+b64_encode(const void *data, size_t len)
+{
+	char	*s;
+
+	if ((s = malloc(B64_LEN(len) + 1)) == NULL)
+		return NULL;
+	s[b64_write(data, len, s)] = '\0';
 	return s;
 }
 

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -56,7 +57,11 @@ handoff_conns_pending(const struct handoff *h)
 	return h->nlive;
 }
 
-/* A connected stream socket, with its two addresses; -1 with errno. */
+/*
+ * A connected stream socket, with its two addresses; -1 with errno.
+ * Three syscalls: a listener or an unconnected socket has no peer
+ * (ENOTCONN), so SO_ACCEPTCONN would say nothing more.
+ */
 static int
 conn_addresses(int fd, char *peer, char *local)
 {
@@ -64,6 +69,10 @@ conn_addresses(int fd, char *peer, char *local)
 	socklen_t		len;
 	int			v;
 
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	listener_format((struct sockaddr *)&ss, len, peer, LISTENER_ADDR_MAX);
 	len = sizeof(v);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == -1)
 		return -1;
@@ -71,17 +80,6 @@ conn_addresses(int fd, char *peer, char *local)
 		errno = ESOCKTNOSUPPORT;
 		return -1;
 	}
-	len = sizeof(v);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == -1)
-		return -1;
-	if (v) {
-		errno = EISCONN;	/* a listener, not a connection */
-		return -1;
-	}
-	len = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
-		return -1;
-	listener_format((struct sockaddr *)&ss, len, peer, LISTENER_ADDR_MAX);
 	len = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return -1;
@@ -95,7 +93,8 @@ conn_retry(evutil_socket_t fd, short what, void *arg)
 	conn_flush(arg);
 }
 
-/* Sends the rest at the next turn of the loop: gives come in bursts. */
+/* Sends the rest at the next turn of the loop (0: gives come in
+ * bursts), or a while later (out of memory now). */
 static void
 conn_schedule(struct handoff *h, unsigned ms)
 {
@@ -111,48 +110,60 @@ conn_schedule(struct handoff *h, unsigned ms)
 		evtimer_add(h->conn_ev, &tv);
 }
 
-/* The entry, or NULL with the reason in h->err. */
-static json_t *
+/* Our successor's socket had room again and its queue is written. */
+void
+conn_writable(struct peer *p)
+{
+	struct handoff	*h = p->h;
+
+	if (p != h->successor || !h->conn_blocked)
+		return;
+	h->conn_blocked = 0;
+	conn_flush(h);
+}
+
+/* The entry as text, or NULL with the reason in h->err. */
+static char *
 conn_entry(struct handoff *h, long id, int fd, const char *listener,
     const void *data, size_t len, const char *state, size_t *elen)
 {
 	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
-	char		*b64 = NULL;
-	json_t		*e = NULL, *st = NULL;
+	char		*st = NULL, *e = NULL;
+	json_t		*o = NULL;
 	json_error_t	 jerr;
+	struct stat	 sb;
 
-	if (conn_addresses(fd, peer, local) == -1) {
+	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1) {
 		herr(h, "fd %d is not a connected stream socket (%s): only "
 		    "connections can be given", fd, strerror(errno));
-		goto bad;
+		return NULL;
 	}
-	if (state != NULL && ((st = json_loads(state, JSON_REJECT_DUPLICATES,
-	    &jerr)) == NULL || !json_is_object(st))) {
+	if (state != NULL && ((o = json_loads(state, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL || !json_is_object(o))) {
 		herr(h, "connection state is not a JSON object: %s",
-		    st == NULL ? jerr.text : "another value");
-		goto bad;
+		    o == NULL ? jerr.text : "another value");
+		json_decref(o);
+		return NULL;
 	}
-	if ((b64 = b64_encode(data, len)) == NULL || (e = json_pack(
-	    "{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "listener",
-	    listener, "peer", peer, "local", local, "data", b64)) == NULL ||
-	    (st != NULL && json_object_set(e, "state", st) == -1)) {
+	if (o != NULL && (st = json_dumps(o, JSON_COMPACT)) == NULL) {
+		json_decref(o);
 		herr(h, "cannot give a connection: out of memory");
-		goto bad;
+		return NULL;
 	}
-	if ((*elen = json_dumpb(e, NULL, 0, JSON_COMPACT)) > CONN_ENTRY_MAX) {
+	json_decref(o);
+	if ((e = msg_conn_entry(id, (long long)sb.st_ino, listener, peer,
+	    local, data, len, st, elen)) == NULL)
+		herr(h, "cannot give a connection: %s", errno == EINVAL ?
+		    "an address is not UTF-8" : "out of memory");
+	else if (*elen > CONN_ENTRY_MAX) {
 		herr(h, "a connection's state and data take more than %d "
 		    "bytes in a message: keep the state smaller",
 		    CONN_ENTRY_MAX);
-		goto bad;
+		free(e);
+		e = NULL;
 	}
-	json_decref(st);
-	free(b64);
+	free(st);
 	return e;
-bad:
-	json_decref(e);
-	json_decref(st);
-	free(b64);
-	return NULL;
 }
 
 int
@@ -161,7 +172,7 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 {
 	struct peer	*p = h->successor;
 	struct hconn	*c;
-	json_t		*e;
+	char		*e;
 	size_t		 cap, elen;
 
 	if (h->hstate != HS_DRAINING || p == NULL || p->state !=
@@ -208,12 +219,14 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	h->nlive++;
 	c->id = ++h->conn_next;
 	c->fd = fd;
-	c->entry = e;
-	c->len = elen + 1;
+	c->text = e;
+	c->len = elen;
 	c->sent = 0;
 	/* A whole message's worth goes at once; the rest at the next
 	 * turn of the loop, with what else is given in this one. */
-	if (++h->nunsent >= WIRE_MAX_FDS)
+	if (h->conn_blocked)
+		h->nunsent++;		/* sent once the socket has room */
+	else if (++h->nunsent >= WIRE_MAX_FDS)
 		conn_flush(h);
 	else
 		conn_schedule(h, 0);
@@ -230,51 +243,50 @@ conn_flush(struct handoff *h)
 {
 	struct peer	*p = h->successor;
 	int		 fds[WIRE_MAX_FDS];
-	size_t		 idx[WIRE_MAX_FDS], i, n, size, len;
-	json_t		*m, *list;
+	const char	*text[WIRE_MAX_FDS];
+	size_t		 tlen[WIRE_MAX_FDS], idx[WIRE_MAX_FDS], i, n, size, len;
 	char		*buf;
 	int		 r;
 
-	if (p == NULL || p->state != PEER_RELEASED)
+	if (p == NULL || p->state != PEER_RELEASED || h->conn_blocked)
 		return;
-	for (i = 0; i < h->nconns; ) {
-		if ((m = msg_new("conns")) == NULL || json_object_set_new(m,
-		    "pid", json_integer(getpid())) == -1 ||
-		    json_object_set_new(m, "conns", list = json_array()) ==
-		    -1 || list == NULL) {
-			json_decref(m);
-			conn_schedule(h, CONN_RETRY_MS);
-			return;
-		}
+	/* After what the peer has queued, and only when there is room:
+	 * a send that cannot go still takes a reference on every fd. */
+	if (!peer_idle(p)) {
+		h->conn_blocked = 1;
+		event_add(p->wev, NULL);
+		return;
+	}
+	for (i = h->conn_first; i < h->nconns; h->conn_first = i) {
 		for (n = 0, size = CONN_MSG_HEAD; i < h->nconns &&
 		    n < WIRE_MAX_FDS; i++) {
-			if (h->conns[i].sent || h->conns[i].entry == NULL)
+			if (h->conns[i].sent || h->conns[i].text == NULL)
 				continue;
-			len = h->conns[i].len;
+			len = h->conns[i].len + 1;	/* and a comma */
 			if (size + len > WIRE_MAX_MSG)
 				break;
-			if (json_array_append(list, h->conns[i].entry) == -1)
-				break;
 			size += len;
+			text[n] = h->conns[i].text;
+			tlen[n] = h->conns[i].len;
 			fds[n] = h->conns[i].fd;
 			idx[n++] = i;
 		}
-		if (n == 0) {
-			json_decref(m);
-			return;
-		}
-		buf = msg_encode(m, &len);
-		json_decref(m);
-		if (buf == NULL) {
+		if (n == 0)
+			continue;
+		if ((buf = msg_encode_conns((long)getpid(), text, tlen, n,
+		    &len)) == NULL) {
 			conn_schedule(h, CONN_RETRY_MS);
 			return;
 		}
 		r = wire_send(p->fd, buf, len, fds, n);
 		free(buf);
 		if (r == -1) {
-			/* Full: later. Gone: its end brings them back. */
-			if (errno == EAGAIN)
-				conn_schedule(h, CONN_RETRY_MS);
+			/* Full: when it has room. Gone: its end brings them
+			 * back. */
+			if (errno == EAGAIN) {
+				h->conn_blocked = 1;
+				event_add(p->wev, NULL);
+			}
 			return;
 		}
 		h->nunsent -= n;
@@ -298,7 +310,7 @@ conn_find(const struct handoff *h, json_int_t id)
 			hi = mid;
 	}
 	if (lo < h->nconns && h->conns[lo].id == id &&
-	    h->conns[lo].entry != NULL)
+	    h->conns[lo].text != NULL)
 		return (ssize_t)lo;
 	return -1;
 }
@@ -309,8 +321,8 @@ conn_remove(struct handoff *h, size_t i)
 {
 	if (!h->conns[i].sent)
 		h->nunsent--;
-	json_decref(h->conns[i].entry);
-	h->conns[i].entry = NULL;
+	free(h->conns[i].text);
+	h->conns[i].text = NULL;
 	h->conns[i].fd = -1;
 	h->nlive--;
 }
@@ -320,13 +332,18 @@ conn_remove(struct handoff *h, size_t i)
 static void
 conn_compact(struct handoff *h)
 {
-	size_t	i, n = 0;
+	size_t	i, n = 0, first = h->conn_first;
 
 	if (h->conn_busy)
 		return;
-	for (i = 0; i < h->nconns; i++)
-		if (h->conns[i].entry != NULL)
+	for (i = 0; i < h->nconns; i++) {
+		if (i == first)
+			h->conn_first = n;	/* where that entry goes */
+		if (h->conns[i].text != NULL)
 			h->conns[n++] = h->conns[i];
+	}
+	if (first >= h->nconns)
+		h->conn_first = n;
 	h->nconns = n;
 }
 
@@ -335,37 +352,46 @@ conn_compact(struct handoff *h)
 static int
 conn_offer(struct handoff *h, int fd, const json_t *e)
 {
-	unsigned char	*buf;
+	const char	*b64 = json_string_value(json_object_get(e, "data"));
+	unsigned char	*buf = NULL;
 	char		*state = NULL;
-	ssize_t		 n;
+	ssize_t		 n = 0;
 	int		 r = -1;
 
-	if ((buf = malloc(HANDOFF_CONN_DATA_MAX)) == NULL)
-		return -1;
-	n = b64_decode(json_string_value(json_object_get(e, "data")), buf,
-	    HANDOFF_CONN_DATA_MAX);
-	if (json_object_get(e, "state") != NULL)
-		state = json_dumps(json_object_get(e, "state"), JSON_COMPACT);
-	if (n >= 0 && h->conn_cb != NULL)
+	/* An idle connection, the usual one, brought no bytes. */
+	if (b64 != NULL && *b64 != '\0' && ((buf = malloc(
+	    HANDOFF_CONN_DATA_MAX)) == NULL || (n = b64_decode(b64, buf,
+	    HANDOFF_CONN_DATA_MAX)) < 0))
+		goto out;
+	if (json_object_get(e, "state") != NULL &&
+	    (state = json_dumps(json_object_get(e, "state"), JSON_COMPACT)) ==
+	    NULL)
+		goto out;
+	if (h->conn_cb != NULL)
 		r = h->conn_cb(h, fd, json_string_value(json_object_get(e,
-		    "listener")), buf, (size_t)n, state, h->conn_arg);
+		    "listener")), buf != NULL ? buf : (unsigned char *)"",
+		    (size_t)n, state, h->conn_arg);
+out:
 	free(state);
 	free(buf);
 	return r;
 }
 
-/* Connection i comes back: the application serves it again. */
+/* Connection i comes back: the application serves it again. Its entry
+ * is read again here, on this path only. */
 static void
 conn_back(struct handoff *h, size_t i)
 {
-	int	fd = h->conns[i].fd;
-	json_t	*e = json_incref(h->conns[i].entry);
+	int		 fd = h->conns[i].fd;
+	json_t		*e;
+	json_error_t	 jerr;
 
+	e = json_loadb(h->conns[i].text, h->conns[i].len, 0, &jerr);
 	conn_remove(h, i);
-	if (conn_offer(h, fd, e) == -1) {
+	if (e == NULL || conn_offer(h, fd, e) == -1) {
 		hlog(h, "connection from %s came back and the application "
-		    "did not take it: closed", json_string_value(
-		    json_object_get(e, "peer")));
+		    "did not take it: closed", e != NULL ? json_string_value(
+		    json_object_get(e, "peer")) : "(out of memory)");
 		close(fd);
 	}
 	json_decref(e);
@@ -377,6 +403,7 @@ conn_settled(struct handoff *h)
 	if (h->nlive > 0)
 		return;
 	h->nconns = 0;
+	h->conn_first = 0;
 	hevent(h, HANDOFF_CONNS_SETTLED);
 }
 
@@ -422,6 +449,7 @@ conn_all_back(struct handoff *h, const char *why)
 {
 	size_t	n = h->nlive, i;
 
+	h->conn_blocked = 0;
 	if (n == 0)
 		return;
 	if (h->conn_ev != NULL)
@@ -431,7 +459,7 @@ conn_all_back(struct handoff *h, const char *why)
 	/* The callback may give again, appending: only those here now. */
 	h->conn_busy = 1;
 	for (n = h->nconns, i = 0; i < n; i++)
-		if (h->conns[i].entry != NULL)
+		if (h->conns[i].text != NULL)
 			conn_back(h, i);
 	h->conn_busy = 0;
 	conn_settled(h);
@@ -443,11 +471,13 @@ conn_free(struct handoff *h)
 	size_t	i;
 
 	for (i = 0; i < h->nconns; i++)
-		if (h->conns[i].entry != NULL) {
+		if (h->conns[i].text != NULL) {
 			close(h->conns[i].fd);
 			conn_remove(h, i);
 		}
 	h->nconns = 0;
+	h->conn_first = 0;
+	h->conn_blocked = 0;
 	free(h->conns);
 	h->conns = NULL;
 	h->capconns = 0;
@@ -456,12 +486,28 @@ conn_free(struct handoff *h)
 	h->conn_ev = NULL;
 }
 
-/* Is fd the connection the entry describes, as the kernel sees it? */
+/*
+ * Is fd the connection the entry describes, as the kernel sees it? With
+ * an inode, one fstat says it is that very socket (and not one given
+ * earlier in the message: the same socket twice under two ids would be
+ * served twice); without, its type and two addresses.
+ */
 static int
-conn_matches(int fd, const json_t *e)
+conn_matches(int fd, const json_t *e, ino_t *seen, size_t *nseen)
 {
-	char	peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
+	char		peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
+	json_t		*ino = json_object_get(e, "inode");
+	struct stat	sb;
+	size_t		i;
 
+	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode))
+		return 0;
+	for (i = 0; i < *nseen; i++)
+		if (seen[i] == sb.st_ino)
+			return 0;
+	seen[(*nseen)++] = sb.st_ino;
+	if (ino != NULL)
+		return (json_int_t)sb.st_ino == json_integer_value(ino);
 	return conn_addresses(fd, peer, local) == 0 && strcmp(peer,
 	    json_string_value(json_object_get(e, "peer"))) == 0 &&
 	    strcmp(local, json_string_value(json_object_get(e, "local"))) ==
@@ -477,41 +523,37 @@ void
 conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds)
 {
 	const json_t	*list = json_object_get(msg, "conns"), *e;
-	json_t		*m, *taken, *refused;
-	size_t		 i, n = json_array_size(list), bad = 0;
+	long long	 taken[WIRE_MAX_FDS], refused[WIRE_MAX_FDS];
+	ino_t		 seen[WIRE_MAX_FDS];
+	size_t		 i, n = json_array_size(list), nt = 0, nr = 0, ns = 0;
+	size_t		 len;
+	char		*buf;
 
-	m = msg_new("conns_taken");
-	taken = json_array();
-	refused = json_array();
-	if (n != nfds)
+	if (n != nfds || n > WIRE_MAX_FDS)
 		hlog(h, "predecessor pid %ld gave %zu connection%s with %zu "
 		    "fds: refused", (long)h->predecessor, n, n == 1 ? "" : "s",
 		    nfds);
 	json_array_foreach(list, i, e) {
-		if (n == nfds && conn_matches(fds[i], e) &&
+		if (i >= WIRE_MAX_FDS)
+			break;		/* the schema allows no more */
+		if (n == nfds && conn_matches(fds[i], e, seen, &ns) &&
 		    conn_offer(h, fds[i], e) == 0) {
 			fds[i] = -1;
-			json_array_append_new(taken, json_incref(json_object_get(
-			    e, "id")));
-			continue;
-		}
-		bad++;
-		json_array_append_new(refused, json_incref(json_object_get(e,
-		    "id")));
+			taken[nt++] = json_integer_value(json_object_get(e,
+			    "id"));
+		} else
+			refused[nr++] = json_integer_value(json_object_get(e,
+			    "id"));
 	}
 	wire_close_fds(fds, nfds);
-	if (bad > 0 && n == nfds)
+	if (nr > 0 && n == nfds)
 		hlog(h, "refused %zu of %zu connections from predecessor pid "
 		    "%ld: not what it said, or the application did not take "
-		    "them", bad, n, (long)h->predecessor);
-	if (m == NULL || taken == NULL || refused == NULL ||
-	    json_object_set_new(m, "pid", json_integer(getpid())) == -1 ||
-	    json_object_set(m, "taken", taken) == -1 ||
-	    json_object_set(m, "refused", refused) == -1 ||
-	    msg_send(h->pred_fd, json_incref(m), SEND_WAIT_MS) == -1)
+		    "them", nr, n, (long)h->predecessor);
+	if ((buf = msg_encode_conns_taken((long)getpid(), taken, nt, refused,
+	    nr, &len)) == NULL || msg_send_text(h->pred_fd, buf, len,
+	    SEND_WAIT_MS) == -1)
 		hlog(h, "cannot tell predecessor pid %ld which connections we "
 		    "took: %s", (long)h->predecessor, strerror(errno));
-	json_decref(m);
-	json_decref(taken);
-	json_decref(refused);
+	free(buf);
 }

@@ -73,8 +73,9 @@ struct outmsg;		/* peer.c's queue */
 struct hconn {
 	long			 id;
 	int			 fd;
-	json_t			*entry;		/* as sent; NULL once settled */
-	size_t			 len;		/* its bytes in a message */
+	char			*text;		/* its entry in "conns"; NULL
+						 * once settled */
+	size_t			 len;		/* of text */
 	int			 sent;
 };
 
@@ -109,6 +110,8 @@ struct peer {
 	/* What a message means, and what its end does: the incumbent's. */
 	void			(*dispatch)(struct peer *, json_t *);
 	void			(*gone)(struct peer *, int);
+	/* All queued is written: what else the owner has for it. */
+	void			(*writable)(struct peer *);
 };
 
 struct handoff {
@@ -140,6 +143,10 @@ struct handoff {
 	size_t			 nconns, capconns;
 	size_t			 nlive;		/* given, not yet settled */
 	size_t			 nunsent;	/* given, not yet sent */
+	size_t			 conn_first;	/* below it all are sent or
+						 * settled */
+	int			 conn_blocked;	/* the successor's socket is
+						 * full: it says when not */
 	int			 conn_busy;	/* settling: indices hold */
 	long			 conn_next;	/* the last id given */
 	size_t			 conn_room;	/* fds our successor said it had */
@@ -243,6 +250,7 @@ int	 huid_allowed(const struct handoff *, uid_t);
 
 /* conn.c: connections given to the successor, and taken */
 void	 conn_flush(struct handoff *);
+void	 conn_writable(struct peer *);
 void	 conn_on_taken(struct handoff *, pid_t, const json_t *);
 void	 conn_all_back(struct handoff *, const char *);
 void	 conn_receive(struct handoff *, const json_t *, int *, size_t);

@@ -266,6 +266,7 @@ on_hello(struct peer *p, json_t *msg)
 	h->succ_conns = msg_has_extension(msg, CONN_EXTENSION);
 	p->next_batch = 0;
 	p->state = PEER_OFFERED;
+	p->writable = conn_writable;
 	h->successor = p;
 	h->hstate = HS_OFFERING;
 	hlog(h, "successor pid %ld (uid %ld, tag \"%s\") connected: offering "

@@ -71,6 +71,14 @@ json_t		*msg_error(const char *, const char *, ...)
 char		*msg_encode(const json_t *, size_t *);
 /* Takes the message; waits at most the ms given for room. */
 int		 msg_send(int, json_t *, int);
+int		 msg_send_text(int, const char *, size_t, int);
+char		*msg_conn_entry(long long, long long, const char *,
+		    const char *, const char *, const void *, size_t,
+		    const char *, size_t *);
+char		*msg_encode_conns(long, const char *const *, const size_t *,
+		    size_t, size_t *);
+char		*msg_encode_conns_taken(long, const long long *, size_t,
+		    const long long *, size_t, size_t *);
 /* cells[i * MSG_NCOLUMNS + k] is row i's value in column k (NULL for
  * null; "true" or "false" for listening). NULL with errno EINVAL for no
  * rows or a string that is not UTF-8, EMSGSIZE if it is too long, ENOMEM. */

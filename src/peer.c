@@ -172,6 +172,8 @@ peer_flush(struct peer *p)
 		peer_free(p, 1);
 		return -1;
 	}
+	if (p->writable != NULL)
+		p->writable(p);
 	return 0;
 }
 

@@ -520,7 +520,8 @@ check_conns(const json_t *o, const char *t, char *err, size_t len)
 		if (!json_is_object(e))
 			return field_fail(err, len, "%s must be an object", where);
 		if (field_int(e, where, "id", 1, INT64_MAX / 2, err, len) ==
-		    -1 || field_str(e, where, "listener", MSG_NAME_MAX, 0, err,
+		    -1 || field_opt_int(e, where, "inode", 1, INT64_MAX, err,
+		    len) == -1 || field_str(e, where, "listener", MSG_NAME_MAX, 0, err,
 		    len) == -1 || field_str(e, where, "peer", MSG_ADDR_MAX, 0,
 		    err, len) == -1 || field_str(e, where, "local",
 		    MSG_ADDR_MAX, 0, err, len) == -1 || field_str(e, where,

@@ -441,6 +441,55 @@ def passed_fd(arg):
     return name, None, PassedFd(fd)
 
 
+def give_conns(conn, ready):
+    """Gives the successor five entries for four connections of our own
+    (PROTOCOL.md 6.9): 1 right (inode), 2 the same socket again, 3 a
+    socket with another's inode, 4 right (addresses, no inode), 5 a wrong
+    peer. Prints conns_taken, and each connection's client (line: sent,
+    then what came back, or "closed")."""
+    if "conns" not in ready.get("extensions", []):
+        emit("conns-not-announced")
+        conn.bad = True
+        return
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    clients, accepted = [], []
+    for _ in range(4):
+        c = socket.create_connection(lst.getsockname())
+        clients.append(c)
+        accepted.append(lst.accept()[0])
+    lst.close()
+
+    def entry(i, s, inode=None, peer=None):
+        e = {"id": i, "listener": "http", "peer": peer or "%s:%d" % s.getpeername()[:2],
+             "local": "%s:%d" % s.getsockname()[:2], "data": ""}
+        if inode is not None:
+            e["inode"] = inode
+        return e
+
+    ino = [os.fstat(s.fileno()).st_ino for s in accepted]
+    a1, a2, a3, a4 = accepted
+    entries = [entry(1, a1, ino[0]), entry(2, a1, ino[0]), entry(3, a2, ino[2]),
+               entry(4, a3), entry(5, a4, peer="127.0.0.1:1")]
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": entries},
+              fds=[a1.fileno(), a1.fileno(), a2.fileno(), a3.fileno(), a4.fileno()])
+    taken, _ = conn.expect("conns_taken")
+    emit("conns-answered", taken=taken.get("taken"), refused=taken.get("refused"))
+    # Ours go: the successor holds what it took.
+    for s in accepted:
+        s.close()
+    for i, c in enumerate(clients):
+        c.settimeout(5)
+        try:
+            c.sendall(b"line%d\n" % (i + 1))
+            got = c.recv(256).decode(errors="replace").strip() or "closed"
+        except OSError as e:
+            got = "closed (%s)" % e.strerror
+        emit("conn-client", n=i + 1, got=got)
+        c.close()
+
+
 def run_incumbent(a, schemas):
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -500,6 +549,8 @@ def run_incumbent(a, schemas):
         s.close()
     emit("released", adopted=ready["adopted"], added=ready["added"], retired=ready["retired"],
          max_draining=ready.get("max_draining"))
+    if a.give_conns:
+        give_conns(conn, ready)
     linger(conn, a.then, a.hold, lambda m: chain_message(conn, m, CHAIN in extensions))
     return 1 if conn.bad else 0
 
@@ -642,6 +693,10 @@ def parse_args():
                    help="take ready and never answer released (then --then)")
     i.add_argument("--refuse-ready", action="store_true",
                    help="answer ready with error timeout (then --then)")
+    i.add_argument("--give-conns", action="store_true",
+                   help="after released, give five connections of our own as a broken "
+                        "incumbent would (one socket twice, a wrong inode, addresses "
+                        "only, a wrong peer) and print the successor's conns_taken")
     r = sub.choices["raw"]
     r.set_defaults(ops=[])
     r.add_argument("--send", action=Op, metavar="TEXT", help="send TEXT (e.g. JSON) as one message")

@@ -41,6 +41,10 @@
 /* A datagram's bytes at most, and how many are answered a turn. */
 #define UDP_MAX		65536
 #define UDP_BATCH	64
+/* Idle connections given to the successor a turn of the loop: one
+ * message's worth, so that its answers and room on the socket are seen
+ * between them and both sides work at once. */
+#define GIVE_BATCH	252
 
 struct httpd {
 	struct event_base	*base;
@@ -55,6 +59,8 @@ struct httpd {
 	int			 migrating;	/* idle ones go to the successor */
 	unsigned long		 accepted;	/* connections, by us */
 	unsigned long		 given;		/* to our successor */
+	struct event		*give_ev;	/* gives the next batch */
+	struct evbuffer		*rest;		/* a given one's bytes */
 	unsigned long		 taken;		/* from our predecessor */
 	int			 paused;	/* HANDOFF_PAUSE until RESUME */
 	int			 accept_err;	/* accept failed: paused */
@@ -254,13 +260,12 @@ static void
 give_conn(struct hs_conn *c, void *arg)
 {
 	struct httpd	*d = arg;
-	struct evbuffer	*rest;
+	struct evbuffer	*rest = d->rest;
 	struct hs_conn	*back;
 	const char	*name = hs_conn_tag(c);
 	int		 fd;
 
-	if (!d->migrating || hs_conn_pending(c) > HANDOFF_CONN_DATA_MAX ||
-	    (rest = evbuffer_new()) == NULL)
+	if (!d->migrating || hs_conn_pending(c) > HANDOFF_CONN_DATA_MAX)
 		return;
 	if (hs_detach_idle(c, &fd, rest) == -1)
 		;	/* not idle after all: it goes when it is */
@@ -277,7 +282,21 @@ give_conn(struct hs_conn *c, void *arg)
 		} else
 			hs_conn_set_tag(back, name);
 	}
-	evbuffer_free(rest);
+	evbuffer_drain(rest, evbuffer_get_length(rest));
+}
+
+/* The idle connections at the release, GIVE_BATCH a turn. */
+static void
+give_some(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd		*d = arg;
+	const struct timeval	 now = { 0, 0 };
+
+	if (d->migrating && hs_foreach_idle(d->hs, give_conn, d,
+	    GIVE_BATCH) == GIVE_BATCH)
+		evtimer_add(d->give_ev, &now);
+	else
+		maybe_drained(d);
 }
 
 /*
@@ -597,8 +616,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		update_accepting(d);
 		d->migrating = d->migrate;
 		set_draining(d, 1);
-		hs_foreach_idle(d->hs, give_conn, d);
-		maybe_drained(d);
+		give_some(-1, 0, d);
 		break;
 	case HANDOFF_RESUME:
 		set_draining(d, 0);
@@ -911,11 +929,13 @@ httpd_serve(struct httpd *d)
 	size_t	i;
 
 	d->accept_ev = evtimer_new(d->base, accept_retry, d);
+	d->give_ev = evtimer_new(d->base, give_some, d);
+	d->rest = evbuffer_new();
 	d->hs = hs_new(d->base, route, d);
 	d->lev = calloc(handoff_listener_count(d->h), sizeof(*d->lev));
 	d->udp = calloc(handoff_listener_count(d->h), sizeof(*d->udp));
-	if (d->accept_ev == NULL || d->hs == NULL || d->lev == NULL ||
-	    d->udp == NULL) {
+	if (d->accept_ev == NULL || d->give_ev == NULL || d->rest == NULL ||
+	    d->hs == NULL || d->lev == NULL || d->udp == NULL) {
 		fprintf(stderr, "handoff-httpd: out of memory\n");
 		return -1;
 	}
@@ -1039,6 +1059,10 @@ httpd_free(struct httpd *d)
 	sess_free(d->sess);
 	if (d->accept_ev != NULL)
 		event_free(d->accept_ev);
+	if (d->give_ev != NULL)
+		event_free(d->give_ev);
+	if (d->rest != NULL)
+		evbuffer_free(d->rest);
 	if (d->sigterm != NULL)
 		event_free(d->sigterm);
 	if (d->sigint != NULL)

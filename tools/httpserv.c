@@ -304,17 +304,21 @@ hs_detach_idle(struct hs_conn *c, int *fd, struct evbuffer *unconsumed)
 	return 0;
 }
 
-void
+size_t
 hs_foreach_idle(struct hs_server *srv, void (*cb)(struct hs_conn *, void *),
-    void *arg)
+    void *arg, size_t max)
 {
 	struct hs_conn	*c, *next;
+	size_t		 n = 0;
 
-	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL && n < max; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (hs_conn_idle(c))
+		if (hs_conn_idle(c)) {
 			cb(c, arg);
+			n++;
+		}
 	}
+	return n;
 }
 
 /* ---------------------------------------------------------- parsing */

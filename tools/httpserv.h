@@ -121,10 +121,10 @@ size_t			 hs_conn_pending(const struct hs_conn *);
  */
 int			 hs_detach_idle(struct hs_conn *, int *,
 			    struct evbuffer *);
-/* Calls back for each idle connection, which the callback may detach
- * (that one only). */
-void			 hs_foreach_idle(struct hs_server *,
-			    void (*)(struct hs_conn *, void *), void *);
+/* Calls back for each idle connection, at most max of them, oldest
+ * first; the callback may detach that one (only). The number of calls. */
+size_t			 hs_foreach_idle(struct hs_server *,
+			    void (*)(struct hs_conn *, void *), void *, size_t);
 
 /* The path of the request target, and its query (NULL without '?'),
  * as sent (not percent-decoded). */

@@ -18,6 +18,10 @@
 # 5. A successor with room for few fds (ulimit -n 150): v4 gives it no
 #    more than its hello said it could take, keeps the rest and serves
 #    them; nothing is lost, nobody rolls back, and v5 serves.
+# 6. A broken incumbent (tests/peer.py --give-conns) gives connkeeper v6
+#    one socket twice, one with another's inode, one by addresses only
+#    and one with a wrong peer: v6 takes the first and the fourth, and
+#    serves them; the rest it refuses and closes.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -130,4 +134,38 @@ is_serving "$v5" || fail "status does not name v5"
 reap_ok 30 "$v4" "v4, drained"
 kill -TERM "$v5"
 reap_ok 30 "$v5" "v5, stopped"
+
+# ---- 6. a broken incumbent's entries
+rm -f "$CONTROL"	# peer.py binds it afresh
+port=$(free_port)
+listen="tcp=tcp://127.0.0.1:$port"
+$PEER incumbent --control "$CONTROL" --listen "$listen" --give-conns \
+    --then stay --hold 60 >"$T/peer6.out" 2>&1 &
+peer=$!
+PIDS="$PIDS $peer"
+wait_for 30 grep -q '"event":"listening"' "$T/peer6.out" ||
+    fail "the peer incumbent did not listen: $(cat "$T/peer6.out")"
+keeper v6
+v6=$LAST_PID
+wait_for 30 grep -q '"event":"conn-client","n":4' "$T/peer6.out" ||
+    fail "the peer's clients did not finish: $(tail -n 3 "$T/peer6.out")"
+grep -q '"event":"conns-answered","taken":\[1,4\],"refused":\[2,3,5\]' "$T/peer6.out" ||
+    fail "v6 did not take 1 and 4 and refuse the rest: $(grep conns-answered "$T/peer6.out")"
+# Entries 1 and 4 are clients 1 and 3; clients 2 and 4 were refused.
+for n in 1 3; do
+	grep "\"event\":\"conn-client\",\"n\":$n," "$T/peer6.out" |
+	    grep -q "pid=$v6 tag=v6 n=1 line$n" ||
+	    fail "v6 did not serve connection $n: $(grep conn-client "$T/peer6.out")"
+done
+for n in 2 4; do
+	grep "\"event\":\"conn-client\",\"n\":$n," "$T/peer6.out" |
+	    grep -q '"got":"closed' ||
+	    fail "connection $n was not closed: $(grep conn-client "$T/peer6.out")"
+done
+logged v6 "refused 3 of 5 connections from predecessor pid $peer" ||
+    fail "v6 did not say what it refused: $(tail -n 3 "$T/v6.log")"
+kill "$peer" 2>/dev/null
+wait_exit "$peer"
+kill -TERM "$v6"
+reap_ok 30 "$v6" "v6, stopped"
 pass

@@ -653,7 +653,7 @@ test_move(void)
 	if (client_open(&c, &a) == 0) {
 		client_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n");
 		CHECK_INT(run_until(pending_is, &a, &c, NULL), 0);
-		hs_foreach_idle(a.hs, detach_one, &b);
+		CHECK_INT(hs_foreach_idle(a.hs, detach_one, &b, 5), 1);
 		CHECK_INT(hs_conn_count(a.hs), 0);
 		CHECK_INT(hs_conn_count(b.hs), 1);
 		client_send(&c, "\r\n" GET("/2"));
