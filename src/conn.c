@@ -273,13 +273,16 @@ conn_flush(struct handoff *h)
 		}
 		if (n == 0)
 			continue;
-		if ((buf = msg_encode_conns((long)getpid(), text, tlen, n,
-		    &len)) == NULL) {
+		if ((buf = h->conn_msg) == NULL &&
+		    (buf = h->conn_msg = malloc(WIRE_MAX_MSG + 1)) == NULL) {
 			conn_schedule(h, CONN_RETRY_MS);
 			return;
 		}
+		/* Measured as they were given, the entries fit. */
+		if ((len = msg_encode_conns(buf, (long)getpid(), text, tlen,
+		    n)) == 0)
+			return;
 		r = wire_send(p->fd, buf, len, fds, n);
-		free(buf);
 		if (r == -1) {
 			/* Full: when it has room. Gone: its end brings them
 			 * back. */
@@ -479,6 +482,8 @@ conn_free(struct handoff *h)
 	h->conn_first = 0;
 	h->conn_blocked = 0;
 	free(h->conns);
+	free(h->conn_msg);
+	h->conn_msg = NULL;
 	h->conns = NULL;
 	h->capconns = 0;
 	if (h->conn_ev != NULL)

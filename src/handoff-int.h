@@ -152,6 +152,7 @@ struct handoff {
 	size_t			 conn_room;	/* fds our successor said it had */
 	size_t			 conn_sent;	/* connections given it, all told */
 	struct event		*conn_ev;	/* sends what was given */
+	char			*conn_msg;	/* where "conns" is written */
 
 	json_t			*state;		/* ours, offered */
 	char			*pred_state;	/* the predecessor's, as text */

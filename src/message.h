@@ -75,8 +75,8 @@ int		 msg_send_text(int, const char *, size_t, int);
 char		*msg_conn_entry(long long, long long, const char *,
 		    const char *, const char *, const void *, size_t,
 		    const char *, size_t *);
-char		*msg_encode_conns(long, const char *const *, const size_t *,
-		    size_t, size_t *);
+size_t		 msg_encode_conns(char *, long, const char *const *,
+		    const size_t *, size_t);
 char		*msg_encode_conns_taken(long, const long long *, size_t,
 		    const long long *, size_t, size_t *);
 /* cells[i * MSG_NCOLUMNS + k] is row i's value in column k (NULL for
