@@ -122,48 +122,46 @@ conn_writable(struct peer *p)
 	conn_flush(h);
 }
 
-/* The entry as text, or NULL with the reason in h->err. */
-static char *
-conn_entry(struct handoff *h, long id, int fd, const char *listener,
-    const void *data, size_t len, const char *state, size_t *elen)
+/* Connection id's row of "conns" in *c: 0, or -1 with the reason in
+ * h->err. */
+static int
+conn_row(struct handoff *h, struct msg_conn *c, long id, int fd,
+    const char *listener, const void *data, size_t len, const char *state)
 {
 	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
-	char		*st = NULL, *e = NULL;
+	char		*st = NULL;
 	json_t		*o = NULL;
 	json_error_t	 jerr;
 	struct stat	 sb;
+	int		 r;
 
-	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1) {
-		herr(h, "fd %d is not a connected stream socket (%s): only "
-		    "connections can be given", fd, strerror(errno));
-		return NULL;
-	}
+	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1)
+		return herr(h, "fd %d is not a connected stream socket (%s): "
+		    "only connections can be given", fd, strerror(errno));
 	if (state != NULL && ((o = json_loads(state, JSON_REJECT_DUPLICATES,
 	    &jerr)) == NULL || !json_is_object(o))) {
 		herr(h, "connection state is not a JSON object: %s",
 		    o == NULL ? jerr.text : "another value");
 		json_decref(o);
-		return NULL;
+		return -1;
 	}
 	if (o != NULL && (st = json_dumps(o, JSON_COMPACT)) == NULL) {
 		json_decref(o);
-		herr(h, "cannot give a connection: out of memory");
-		return NULL;
+		return herr(h, "cannot give a connection: out of memory");
 	}
 	json_decref(o);
-	if ((e = msg_conn_entry(id, (long long)sb.st_ino, listener, peer,
-	    local, data, len, st, elen)) == NULL)
+	if ((r = msg_conn_cells(c, id, (long long)sb.st_ino, listener, peer,
+	    local, data, len, st)) == -1)
 		herr(h, "cannot give a connection: %s", errno == EINVAL ?
 		    "an address is not UTF-8" : "out of memory");
-	else if (*elen > CONN_ENTRY_MAX) {
-		herr(h, "a connection's state and data take more than %d "
+	else if (msg_conn_row_len(c) > CONN_ENTRY_MAX) {
+		r = herr(h, "a connection's state and data take more than %d "
 		    "bytes in a message: keep the state smaller",
 		    CONN_ENTRY_MAX);
-		free(e);
-		e = NULL;
+		free(c->block);
 	}
 	free(st);
-	return e;
+	return r;
 }
 
 int
@@ -172,8 +170,8 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 {
 	struct peer	*p = h->successor;
 	struct hconn	*c;
-	char		*e;
-	size_t		 cap, elen;
+	struct msg_conn	 row;
+	size_t		 cap;
 
 	if (h->hstate != HS_DRAINING || p == NULL || p->state !=
 	    PEER_RELEASED || h->conn_cb == NULL || !h->succ_conns)
@@ -211,16 +209,15 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 		h->conns = c;
 		h->capconns = cap;
 	}
-	if ((e = conn_entry(h, h->conn_next + 1, fd, listener, data, len,
-	    state, &elen)) == NULL)
+	if (conn_row(h, &row, h->conn_next + 1, fd, listener, data, len,
+	    state) == -1)
 		return -1;
 	c = &h->conns[h->nconns++];
 	h->conn_sent++;
 	h->nlive++;
 	c->id = ++h->conn_next;
 	c->fd = fd;
-	c->text = e;
-	c->len = elen;
+	c->row = row;
 	c->sent = 0;
 	/* A whole message's worth goes at once; the rest at the next
 	 * turn of the loop, with what else is given in this one. */
@@ -243,8 +240,8 @@ conn_flush(struct handoff *h)
 {
 	struct peer	*p = h->successor;
 	int		 fds[WIRE_MAX_FDS];
-	const char	*text[WIRE_MAX_FDS];
-	size_t		 tlen[WIRE_MAX_FDS], idx[WIRE_MAX_FDS], i, n, size, len;
+	const struct msg_conn *row[WIRE_MAX_FDS];
+	size_t		 idx[WIRE_MAX_FDS], i, n, size, len;
 	char		*buf;
 	int		 r;
 
@@ -260,14 +257,13 @@ conn_flush(struct handoff *h)
 	for (i = h->conn_first; i < h->nconns; h->conn_first = i) {
 		for (n = 0, size = CONN_MSG_HEAD; i < h->nconns &&
 		    n < WIRE_MAX_FDS; i++) {
-			if (h->conns[i].sent || h->conns[i].text == NULL)
+			if (h->conns[i].sent || h->conns[i].row.block == NULL)
 				continue;
-			len = h->conns[i].len + 1;	/* and a comma */
+			len = msg_conn_row_len(&h->conns[i].row);
 			if (size + len > WIRE_MAX_MSG)
 				break;
 			size += len;
-			text[n] = h->conns[i].text;
-			tlen[n] = h->conns[i].len;
+			row[n] = &h->conns[i].row;
 			fds[n] = h->conns[i].fd;
 			idx[n++] = i;
 		}
@@ -279,8 +275,8 @@ conn_flush(struct handoff *h)
 			return;
 		}
 		/* Measured as they were given, the entries fit. */
-		if ((len = msg_encode_conns(buf, (long)getpid(), text, tlen,
-		    n)) == 0)
+		if ((len = msg_encode_conns(buf, (long)getpid(), row, n)) ==
+		    0)
 			return;
 		r = wire_send(p->fd, buf, len, fds, n);
 		if (r == -1) {
@@ -313,7 +309,7 @@ conn_find(const struct handoff *h, json_int_t id)
 			hi = mid;
 	}
 	if (lo < h->nconns && h->conns[lo].id == id &&
-	    h->conns[lo].text != NULL)
+	    h->conns[lo].row.block != NULL)
 		return (ssize_t)lo;
 	return -1;
 }
@@ -324,8 +320,8 @@ conn_remove(struct handoff *h, size_t i)
 {
 	if (!h->conns[i].sent)
 		h->nunsent--;
-	free(h->conns[i].text);
-	h->conns[i].text = NULL;
+	free(h->conns[i].row.block);
+	h->conns[i].row.block = NULL;
 	h->conns[i].fd = -1;
 	h->nlive--;
 }
@@ -342,7 +338,7 @@ conn_compact(struct handoff *h)
 	for (i = 0; i < h->nconns; i++) {
 		if (i == first)
 			h->conn_first = n;	/* where that entry goes */
-		if (h->conns[i].text != NULL)
+		if (h->conns[i].row.block != NULL)
 			h->conns[n++] = h->conns[i];
 	}
 	if (first >= h->nconns)
@@ -350,54 +346,69 @@ conn_compact(struct handoff *h)
 	h->nconns = n;
 }
 
-/* Hands the connection with bytes and state to the callback, which owns
- * the fd if it returns 0; closed otherwise. */
+/* Hands the connection with bytes (base64) and state (JSON text or
+ * NULL) to the callback, which owns the fd if it returns 0; closed
+ * otherwise. */
 static int
-conn_offer(struct handoff *h, int fd, const json_t *e)
+conn_offer(struct handoff *h, int fd, const char *listener,
+    const char *b64, const char *state)
 {
-	const char	*b64 = json_string_value(json_object_get(e, "data"));
 	unsigned char	*buf = NULL;
-	char		*state = NULL;
 	ssize_t		 n = 0;
 	int		 r = -1;
 
 	/* An idle connection, the usual one, brought no bytes. */
-	if (b64 != NULL && *b64 != '\0' && ((buf = malloc(
-	    HANDOFF_CONN_DATA_MAX)) == NULL || (n = b64_decode(b64, buf,
-	    HANDOFF_CONN_DATA_MAX)) < 0))
-		goto out;
-	if (json_object_get(e, "state") != NULL &&
-	    (state = json_dumps(json_object_get(e, "state"), JSON_COMPACT)) ==
-	    NULL)
+	if (*b64 != '\0' && ((buf = malloc(HANDOFF_CONN_DATA_MAX)) == NULL ||
+	    (n = b64_decode(b64, buf, HANDOFF_CONN_DATA_MAX)) < 0))
 		goto out;
 	if (h->conn_cb != NULL)
-		r = h->conn_cb(h, fd, json_string_value(json_object_get(e,
-		    "listener")), buf != NULL ? buf : (unsigned char *)"",
-		    (size_t)n, state, h->conn_arg);
+		r = h->conn_cb(h, fd, listener, buf != NULL ? buf :
+		    (unsigned char *)"", (size_t)n, state, h->conn_arg);
 out:
-	free(state);
 	free(buf);
 	return r;
 }
 
-/* Connection i comes back: the application serves it again. Its entry
- * is read again here, on this path only. */
+/* Row cell k without its quotes (a string that needs no escapes: a
+ * name, base64), or NULL. */
+static char *
+conn_unquote(const struct msg_conn *c, enum msg_conn_column k)
+{
+	return c->len[k] >= 2 ? strndup(c->cell[k] + 1, c->len[k] - 2) :
+	    NULL;
+}
+
+/* Connection i comes back: the application serves it again. Its row is
+ * read again here, on this path only, and settled before the callback
+ * (which may give more, moving the rows). */
 static void
 conn_back(struct handoff *h, size_t i)
 {
-	int		 fd = h->conns[i].fd;
-	json_t		*e;
-	json_error_t	 jerr;
+	struct msg_conn	*c = &h->conns[i].row;
+	int		 fd = h->conns[i].fd, r = -1, ok;
+	char		*listener, *data, *peer, *state = NULL;
 
-	e = json_loadb(h->conns[i].text, h->conns[i].len, 0, &jerr);
+	listener = conn_unquote(c, MSG_CC_LISTENER);
+	data = conn_unquote(c, MSG_CC_DATA);
+	peer = conn_unquote(c, MSG_CC_PEER);
+	ok = c->len[MSG_CC_STATE] == 4 && memcmp(c->cell[MSG_CC_STATE],
+	    "null", 4) == 0;
+	if (!ok)
+		ok = (state = strndup(c->cell[MSG_CC_STATE],
+		    c->len[MSG_CC_STATE])) != NULL;
 	conn_remove(h, i);
-	if (e == NULL || conn_offer(h, fd, e) == -1) {
+	if (ok && listener != NULL && data != NULL)
+		r = conn_offer(h, fd, listener, data, state);
+	if (r == -1) {
 		hlog(h, "connection from %s came back and the application "
-		    "did not take it: closed", e != NULL ? json_string_value(
-		    json_object_get(e, "peer")) : "(out of memory)");
+		    "did not take it: closed", peer != NULL ? peer :
+		    "(out of memory)");
 		close(fd);
 	}
-	json_decref(e);
+	free(listener);
+	free(data);
+	free(peer);
+	free(state);
 }
 
 static void
@@ -462,7 +473,7 @@ conn_all_back(struct handoff *h, const char *why)
 	/* The callback may give again, appending: only those here now. */
 	h->conn_busy = 1;
 	for (n = h->nconns, i = 0; i < n; i++)
-		if (h->conns[i].text != NULL)
+		if (h->conns[i].row.block != NULL)
 			conn_back(h, i);
 	h->conn_busy = 0;
 	conn_settled(h);
@@ -474,7 +485,7 @@ conn_free(struct handoff *h)
 	size_t	i;
 
 	for (i = 0; i < h->nconns; i++)
-		if (h->conns[i].text != NULL) {
+		if (h->conns[i].row.block != NULL) {
 			close(h->conns[i].fd);
 			conn_remove(h, i);
 		}
@@ -491,32 +502,80 @@ conn_free(struct handoff *h)
 	h->conn_ev = NULL;
 }
 
+/* Row i of column k of a "conns" table: its value there, or the
+ * column's one value; NULL if the column is left out. */
+static const json_t *
+conn_cell(const json_t *const col[], enum msg_conn_column k, size_t i)
+{
+	return json_is_array(col[k]) ? json_array_get(col[k], i) : col[k];
+}
+
 /*
- * Is fd the connection the entry describes, as the kernel sees it? With
- * an inode, one fstat says it is that very socket (and not one given
- * earlier in the message: the same socket twice under two ids would be
- * served twice); without, its type and two addresses.
+ * Is fd connection i of the table, as the kernel sees it? With an inode,
+ * one fstat says it is that very socket; without, its type and two
+ * addresses. A socket already given in the message under another id
+ * (seen) is not: it would be served twice.
  */
 static int
-conn_matches(int fd, const json_t *e, ino_t *seen, size_t *nseen)
+conn_matches(int fd, const json_t *const col[], size_t i, ino_t *seen,
+    size_t *nseen)
 {
-	char		peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
-	json_t		*ino = json_object_get(e, "inode");
-	struct stat	sb;
-	size_t		i;
+	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
+	const json_t	*ino = conn_cell(col, MSG_CC_INODE, i);
+	struct stat	 sb;
+	size_t		 k;
 
 	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode))
 		return 0;
-	for (i = 0; i < *nseen; i++)
-		if (seen[i] == sb.st_ino)
+	for (k = 0; k < *nseen; k++)
+		if (seen[k] == sb.st_ino)
 			return 0;
 	seen[(*nseen)++] = sb.st_ino;
 	if (ino != NULL)
 		return (json_int_t)sb.st_ino == json_integer_value(ino);
 	return conn_addresses(fd, peer, local) == 0 && strcmp(peer,
-	    json_string_value(json_object_get(e, "peer"))) == 0 &&
-	    strcmp(local, json_string_value(json_object_get(e, "local"))) ==
-	    0;
+	    json_string_value(conn_cell(col, MSG_CC_PEER, i))) == 0 &&
+	    strcmp(local, json_string_value(conn_cell(col, MSG_CC_LOCAL,
+	    i))) == 0;
+}
+
+/* Offers connection i of the table to the application. */
+static int
+conn_offer_row(struct handoff *h, int fd, const json_t *const col[],
+    size_t i)
+{
+	const json_t	*st = conn_cell(col, MSG_CC_STATE, i);
+	char		*state = NULL;
+	int		 r;
+
+	if (st != NULL && !json_is_null(st) &&
+	    (state = json_dumps(st, JSON_COMPACT)) == NULL)
+		return -1;
+	r = conn_offer(h, fd, json_string_value(conn_cell(col,
+	    MSG_CC_LISTENER, i)), json_string_value(conn_cell(col,
+	    MSG_CC_DATA, i)), state);
+	free(state);
+	return r;
+}
+
+/* The first ids of a list, for a log line: "2, 3, 5" or "2, 3, ...". */
+static const char *
+conn_ids(char *buf, size_t size, const long long *id, size_t n)
+{
+	size_t	i, at = 0;
+	int	k;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		k = snprintf(buf + at, size - at, "%s%lld", i > 0 ? ", " : "",
+		    id[i]);
+		if (k < 0 || (size_t)k >= size - at - 5) {
+			snprintf(buf + at, size - at, ", ...");
+			break;
+		}
+		at += (size_t)k;
+	}
+	return buf;
 }
 
 /*
@@ -527,34 +586,36 @@ conn_matches(int fd, const json_t *e, ino_t *seen, size_t *nseen)
 void
 conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds)
 {
-	const json_t	*list = json_object_get(msg, "conns"), *e;
-	long long	 taken[WIRE_MAX_FDS], refused[WIRE_MAX_FDS];
+	const json_t	*tab = json_object_get(msg, "conns");
+	const json_t	*col[MSG_NCONNCOLS];
+	long long	 taken[WIRE_MAX_FDS], refused[WIRE_MAX_FDS], id;
 	ino_t		 seen[WIRE_MAX_FDS];
-	size_t		 i, n = json_array_size(list), nt = 0, nr = 0, ns = 0;
-	size_t		 len;
-	char		*buf;
+	size_t		 i, n, nt = 0, nr = 0, ns = 0, len;
+	char		*buf, ids[96];
 
-	if (n != nfds || n > WIRE_MAX_FDS)
+	for (i = 0; i < MSG_NCONNCOLS; i++)
+		col[i] = json_object_get(tab, msg_conn_column(i));
+	/* The schema allows no more than WIRE_MAX_FDS. */
+	n = json_array_size(col[MSG_CC_ID]);
+	if (n != nfds)
 		hlog(h, "predecessor pid %ld gave %zu connection%s with %zu "
 		    "fds: refused", (long)h->predecessor, n, n == 1 ? "" : "s",
 		    nfds);
-	json_array_foreach(list, i, e) {
-		if (i >= WIRE_MAX_FDS)
-			break;		/* the schema allows no more */
-		if (n == nfds && conn_matches(fds[i], e, seen, &ns) &&
-		    conn_offer(h, fds[i], e) == 0) {
+	for (i = 0; i < n && i < WIRE_MAX_FDS; i++) {
+		id = json_integer_value(conn_cell(col, MSG_CC_ID, i));
+		if (n == nfds && conn_matches(fds[i], col, i, seen, &ns) &&
+		    conn_offer_row(h, fds[i], col, i) == 0) {
 			fds[i] = -1;
-			taken[nt++] = json_integer_value(json_object_get(e,
-			    "id"));
+			taken[nt++] = id;
 		} else
-			refused[nr++] = json_integer_value(json_object_get(e,
-			    "id"));
+			refused[nr++] = id;
 	}
 	wire_close_fds(fds, nfds);
 	if (nr > 0 && n == nfds)
 		hlog(h, "refused %zu of %zu connections from predecessor pid "
-		    "%ld: not what it said, or the application did not take "
-		    "them", nr, n, (long)h->predecessor);
+		    "%ld (ids %s): not what it said, or the application did "
+		    "not take them", nr, n, (long)h->predecessor,
+		    conn_ids(ids, sizeof(ids), refused, nr));
 	if ((buf = msg_encode_conns_taken((long)getpid(), taken, nt, refused,
 	    nr, &len)) == NULL || msg_send_text(h->pred_fd, buf, len,
 	    SEND_WAIT_MS) == -1)

@@ -73,9 +73,8 @@ struct outmsg;		/* peer.c's queue */
 struct hconn {
 	long			 id;
 	int			 fd;
-	char			*text;		/* its entry in "conns"; NULL
+	struct msg_conn		 row;		/* in "conns"; its block NULL
 						 * once settled */
-	size_t			 len;		/* of text */
 	int			 sent;
 };
 

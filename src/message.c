@@ -317,67 +317,124 @@ msg_send_text(int sock, const char *buf, size_t len, int wait_ms)
  * connections.
  */
 
-/* One entry of "conns": a new string of *len bytes, or NULL with errno
- * (EINVAL: a string that is not UTF-8; ENOMEM). inode is the fd's
- * st_ino; data is written in base64; state is the compact text of an
- * object, or NULL. */
-char *
-msg_conn_entry(long long id, long long inode, const char *listener,
-    const char *peer, const char *local, const void *data, size_t dlen,
-    const char *state, size_t *len)
+/*
+ * One connection's values as JSON text (its row of a "conns" message), in
+ * one new block: 0, or -1 with errno (EINVAL: a string that is not UTF-8;
+ * ENOMEM). inode is the fd's st_ino; data is written in base64; state is
+ * the compact text of an object, or NULL.
+ */
+int
+msg_conn_cells(struct msg_conn *c, long long id, long long inode,
+    const char *listener, const char *peer, const char *local,
+    const void *data, size_t dlen, const char *state)
 {
 	struct out	o;
-	char		head[80];
+	size_t		at[MSG_NCONNCOLS + 1], k;
+	char		num[48];
 	int		n;
 
-	n = snprintf(head, sizeof(head), "{\"id\":%lld,\"inode\":%lld,"
-	    "\"listener\":", id, inode);
 	/* Every byte of a string escaped as \u00XX at most. */
-	if (out_begin(&o, (size_t)n + 6 * (strlen(listener) + strlen(peer) +
+	if (out_begin(&o, sizeof(num) + 6 * (strlen(listener) + strlen(peer) +
 	    strlen(local)) + B64_LEN(dlen) + (state != NULL ? strlen(state) :
-	    0) + 64) == -1)
-		return NULL;
-	put(&o, head, (size_t)n);
+	    4) + 8) == -1)
+		return -1;
+	at[MSG_CC_ID] = 0;
+	n = snprintf(num, sizeof(num), "%lld", id);
+	put(&o, num, (size_t)n);
+	at[MSG_CC_INODE] = o.len;
+	n = snprintf(num, sizeof(num), "%lld", inode);
+	put(&o, num, (size_t)n);
+	at[MSG_CC_LISTENER] = o.len;
 	put_string(&o, listener);
-	put(&o, ",\"peer\":", 8);
+	at[MSG_CC_PEER] = o.len;
 	put_string(&o, peer);
-	put(&o, ",\"local\":", 9);
+	at[MSG_CC_LOCAL] = o.len;
 	put_string(&o, local);
-	put(&o, ",\"data\":\"", 9);
+	at[MSG_CC_DATA] = o.len;
+	put(&o, "\"", 1);
 	if (o.bad == 0 && B64_LEN(dlen) <= o.cap - o.len)
 		o.len += b64_write(data, dlen, o.p + o.len);
 	put(&o, "\"", 1);
-	if (state != NULL) {
-		put(&o, ",\"state\":", 9);
+	at[MSG_CC_STATE] = o.len;
+	if (state != NULL)
 		put(&o, state, strlen(state));
+	else
+		put(&o, "null", 4);
+	at[MSG_NCONNCOLS] = o.len;
+	if (o.bad != 0) {
+		free(o.p);
+		errno = o.bad;
+		return -1;
 	}
-	put(&o, "}", 1);
-	return out_end(&o, len);
+	c->block = o.p;
+	for (k = 0; k < MSG_NCONNCOLS; k++) {
+		c->cell[k] = o.p + at[k];
+		c->len[k] = at[k + 1] - at[k];
+	}
+	return 0;
 }
 
-/* A "conns" message from pid around n entries of msg_conn_entry, in
- * buf (WIRE_MAX_MSG bytes and a NUL, the caller's: a sender keeps one):
- * its length, or 0 with errno EMSGSIZE past WIRE_MAX_MSG. */
+/* At most the bytes a connection adds to a "conns" message: a value and
+ * a comma in every column (a column with one value for all takes less). */
 size_t
-msg_encode_conns(char *buf, long pid, const char *const *entry,
-    const size_t *elen, size_t n)
+msg_conn_row_len(const struct msg_conn *c)
+{
+	size_t	k, n = 0;
+
+	for (k = 0; k < MSG_NCONNCOLS; k++)
+		n += c->len[k] + 1;
+	return n;
+}
+
+static int
+same_conn_cell(const struct msg_conn *a, const struct msg_conn *b, size_t k)
+{
+	return a->len[k] == b->len[k] && memcmp(a->cell[k], b->cell[k],
+	    a->len[k]) == 0;
+}
+
+/*
+ * A "conns" message from pid with n connections, in buf (WIRE_MAX_MSG
+ * bytes and a NUL, the caller's: a sender keeps one): its length, or 0
+ * with errno EMSGSIZE past WIRE_MAX_MSG. A column with the same value in
+ * every row is that value, but "id"; "state" is left out when none has
+ * one.
+ */
+size_t
+msg_encode_conns(char *buf, long pid, const struct msg_conn *const *row,
+    size_t n)
 {
 	struct out	o = { buf, 0, WIRE_MAX_MSG, 0 };
 	char		head[96];
-	size_t		i;
+	size_t		i, k;
 	int		hl;
 
 	hl = snprintf(head, sizeof(head), "{\"type\":\"conns\",\"proto\":%d,"
-	    "\"pid\":%ld,\"conns\":[", MSG_PROTO, pid);
+	    "\"pid\":%ld,\"conns\":{", MSG_PROTO, pid);
 	put(&o, head, (size_t)hl);
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			put(&o, ",", 1);
-		put(&o, entry[i], elen[i]);
+	for (k = 0; k < MSG_NCONNCOLS && n > 0; k++) {
+		for (i = 1; i < n; i++)
+			if (!same_conn_cell(row[0], row[i], k))
+				break;
+		if (k == MSG_CC_STATE && i == n && row[0]->len[k] == 4 &&
+		    memcmp(row[0]->cell[k], "null", 4) == 0)
+			continue;
+		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
+		put(&o, msg_conn_column(k), strlen(msg_conn_column(k)));
+		put(&o, "\":", 2);
+		if (k != MSG_CC_ID && i == n) {
+			put(&o, row[0]->cell[k], row[0]->len[k]);
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			put(&o, i == 0 ? "[" : ",", 1);
+			put(&o, row[i]->cell[k], row[i]->len[k]);
+		}
+		put(&o, "]", 1);
 	}
-	put(&o, "]}", 2);
-	if (o.bad != 0) {
-		errno = o.bad;
+	put(&o, "}}", 2);
+	if (o.bad != 0 || n == 0) {
+		errno = o.bad != 0 ? o.bad : EINVAL;
 		return 0;
 	}
 	buf[o.len] = '\0';

@@ -40,6 +40,19 @@ enum msg_column {
 	MSG_COL_ADDRESS, MSG_COL_LISTENING, MSG_COL_SPEC, MSG_NCOLUMNS
 };
 
+/* The columns of a "conns" message (4.13), and one connection's values
+ * as JSON text, all in one block (msg_conn_cells). */
+enum msg_conn_column {
+	MSG_CC_ID, MSG_CC_INODE, MSG_CC_LISTENER, MSG_CC_PEER, MSG_CC_LOCAL,
+	MSG_CC_DATA, MSG_CC_STATE, MSG_NCONNCOLS
+};
+
+struct msg_conn {
+	char		*block;		/* NULL: none */
+	const char	*cell[MSG_NCONNCOLS];
+	size_t		 len[MSG_NCONNCOLS];
+};
+
 /* Why msg_recv or msg_expect returned no message. */
 struct msg_fail {
 	enum {
@@ -72,11 +85,13 @@ char		*msg_encode(const json_t *, size_t *);
 /* Takes the message; waits at most the ms given for room. */
 int		 msg_send(int, json_t *, int);
 int		 msg_send_text(int, const char *, size_t, int);
-char		*msg_conn_entry(long long, long long, const char *,
-		    const char *, const char *, const void *, size_t,
-		    const char *, size_t *);
-size_t		 msg_encode_conns(char *, long, const char *const *,
-		    const size_t *, size_t);
+const char	*msg_conn_column(enum msg_conn_column);
+int		 msg_conn_cells(struct msg_conn *, long long, long long,
+		    const char *, const char *, const char *, const void *,
+		    size_t, const char *);
+size_t		 msg_conn_row_len(const struct msg_conn *);
+size_t		 msg_encode_conns(char *, long, const struct msg_conn *const *,
+		    size_t);
 char		*msg_encode_conns_taken(long, const long long *, size_t,
 		    const long long *, size_t, size_t *);
 /* cells[i * MSG_NCOLUMNS + k] is row i's value in column k (NULL for

@@ -154,32 +154,56 @@ msg_entry_check(const json_t *e, char *err, size_t len)
 }
 
 /*
- * The listeners of an "fds" message are a table in columns, one per field
- * of the listener entry, each with one value per attached fd: one array
- * of 252 strings decodes much faster than 252 objects.
+ * The listeners of an "fds" message and the connections of "conns" are
+ * tables in columns, one per field of an entry, each with one value per
+ * attached fd: one array of 252 strings decodes much faster than 252
+ * objects.
  */
-static const struct column {
+struct column {
 	const char		*key;
 	const char *const	*values;	/* COL_ENUM */
-	size_t			 max;		/* COL_STRING */
-	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL } type;
+	size_t			 max;		/* COL_STRING, COL_B64 */
+	enum { COL_NAME, COL_ENUM, COL_STRING, COL_BOOL, COL_ID, COL_INODE,
+	    COL_B64, COL_OBJECT } type;
 	int			 nullable;
-} fds_columns[MSG_NCOLUMNS] = {
-	[MSG_COL_NAME] =	{ "name",	NULL,	   0, COL_NAME,	  0 },
-	[MSG_COL_KIND] =	{ "kind",	kinds,	   0, COL_ENUM,	  0 },
-	[MSG_COL_FAMILY] =	{ "family",	families,  0, COL_ENUM,	  0 },
-	[MSG_COL_SOCKTYPE] =	{ "socktype",	socktypes, 0, COL_ENUM,	  0 },
+	int			 optional;	/* the column may be left out */
+};
+
+static const struct column fds_columns[MSG_NCOLUMNS] = {
+	[MSG_COL_NAME] =	{ "name",	NULL,	   0, COL_NAME,	  0, 0 },
+	[MSG_COL_KIND] =	{ "kind",	kinds,	   0, COL_ENUM,	  0, 0 },
+	[MSG_COL_FAMILY] =	{ "family",	families,  0, COL_ENUM,	  0, 0 },
+	[MSG_COL_SOCKTYPE] =	{ "socktype",	socktypes, 0, COL_ENUM,	  0, 0 },
 	[MSG_COL_ADDRESS] =	{ "address",	NULL,	   MSG_ADDR_MAX,
-	    COL_STRING, 0 },
-	[MSG_COL_LISTENING] =	{ "listening",	NULL,	   0, COL_BOOL,	  0 },
+	    COL_STRING, 0, 0 },
+	[MSG_COL_LISTENING] =	{ "listening",	NULL,	   0, COL_BOOL,	  0, 0 },
 	[MSG_COL_SPEC] =	{ "spec",	NULL,	   MSG_ADDR_MAX + 16,
-	    COL_STRING, 1 },
+	    COL_STRING, 1, 0 },
+};
+
+static const struct column conns_columns[MSG_NCONNCOLS] = {
+	[MSG_CC_ID] =		{ "id",		NULL,	   0, COL_ID,	  0, 0 },
+	[MSG_CC_INODE] =	{ "inode",	NULL,	   0, COL_INODE,  0, 1 },
+	[MSG_CC_LISTENER] =	{ "listener",	NULL,	   0, COL_NAME,	  0, 0 },
+	[MSG_CC_PEER] =		{ "peer",	NULL,	   MSG_ADDR_MAX,
+	    COL_STRING, 0, 0 },
+	[MSG_CC_LOCAL] =	{ "local",	NULL,	   MSG_ADDR_MAX,
+	    COL_STRING, 0, 0 },
+	[MSG_CC_DATA] =		{ "data",	NULL,
+	    B64_LEN(MSG_CONN_DATA_MAX), COL_B64, 0, 0 },
+	[MSG_CC_STATE] =	{ "state",	NULL,	   0, COL_OBJECT, 1, 1 },
 };
 
 const char *
 msg_column(enum msg_column c)
 {
 	return fds_columns[c].key;
+}
+
+const char *
+msg_conn_column(enum msg_conn_column c)
+{
+	return conns_columns[c].key;
 }
 
 /* Is v a value of column c? */
@@ -198,14 +222,25 @@ cell_ok(const struct column *c, const json_t *v)
 	case COL_NAME:
 		return field_str_ok(v, MSG_NAME_MAX) &&
 		    msg_name_valid(json_string_value(v));
+	case COL_ID:
+		return json_is_integer(v) && json_integer_value(v) >= 1 &&
+		    json_integer_value(v) <= INT64_MAX / 2;
+	case COL_INODE:
+		return json_is_integer(v) && json_integer_value(v) >= 1;
+	case COL_B64:
+		return field_str_ok(v, c->max) && b64_decode(
+		    json_string_value(v), NULL, MSG_CONN_DATA_MAX) != -1;
+	case COL_OBJECT:
+		return json_is_object(v);
 	}
 	return 0;
 }
 
-/* A value of column c: row i, or the column's one value if i is -1. */
+/* A value of column c of table what: row i, or the column's one value if
+ * i is -1. */
 static int
-check_cell(const struct column *c, const json_t *v, long i, char *err,
-    size_t len)
+check_cell(const char *what, const struct column *c, const json_t *v,
+    long i, char *err, size_t len)
 {
 	char	at[32];
 
@@ -217,34 +252,82 @@ check_cell(const struct column *c, const json_t *v, long i, char *err,
 		at[0] = '\0';
 	switch (c->type) {
 	case COL_BOOL:
-		return field_fail(err, len, "fds: listeners: %s%s must be true or "
-		    "false", c->key, at);
+		return field_fail(err, len, "%s: %s%s must be true or false",
+		    what, c->key, at);
 	case COL_STRING:
-		return field_fail(err, len, "fds: listeners: %s%s must be a string "
-		    "of at most %zu bytes%s", c->key, at, c->max,
+		return field_fail(err, len, "%s: %s%s must be a string of at "
+		    "most %zu bytes%s", what, c->key, at, c->max,
 		    c->nullable ? " or null" : "");
 	case COL_ENUM:
 		/* Each enumeration has four values. */
-		return field_fail(err, len, "fds: listeners: %s%s must be one of %s "
-		    "%s %s %s", c->key, at, c->values[0], c->values[1],
+		return field_fail(err, len, "%s: %s%s must be one of %s %s %s "
+		    "%s", what, c->key, at, c->values[0], c->values[1],
 		    c->values[2], c->values[3]);
+	case COL_ID:
+		return field_fail(err, len, "%s: %s%s must be an integer from "
+		    "1 to %lld", what, c->key, at, (long long)(INT64_MAX / 2));
+	case COL_INODE:
+		return field_fail(err, len, "%s: %s%s must be a positive "
+		    "integer", what, c->key, at);
+	case COL_B64:
+		return field_fail(err, len, "%s: %s%s is not base64 of at most "
+		    "%d bytes", what, c->key, at, MSG_CONN_DATA_MAX);
+	case COL_OBJECT:
+		return field_fail(err, len, "%s: %s%s must be an object%s",
+		    what, c->key, at, c->nullable ? " or null" : "");
 	case COL_NAME:
 		break;
 	}
-	return field_fail(err, len, "fds: listeners: %s%s is not 1 to %d of A-Z "
-	    "a-z 0-9 _ . : @ -", c->key, at, MSG_NAME_MAX);
+	return field_fail(err, len, "%s: %s%s is not 1 to %d of A-Z a-z 0-9 _ "
+	    ". : @ -", what, c->key, at, MSG_NAME_MAX);
 }
 
 /*
- * Each column is an array of one value per fd, or, but for "name", one
- * value (not an array) that holds for every fd of the batch.
+ * A table of columns (tab, named what in errors): each column an array
+ * of one value per row, the first (which counts the rows) of at most
+ * WIRE_MAX_FDS, or, but for the first, one value (not an array) that
+ * holds for every row; an optional column may be left out.
  */
+static int
+check_columns(const json_t *tab, const char *what,
+    const struct column *cols, size_t ncols, char *err, size_t len)
+{
+	const struct column	*c;
+	json_t			*col, *v;
+	size_t			 i, k, n = 0;
+
+	for (k = 0; k < ncols; k++) {
+		c = &cols[k];
+		col = json_object_get(tab, c->key);
+		if (col == NULL && c->optional)
+			continue;
+		if (col != NULL && !json_is_array(col) && k > 0) {
+			if (check_cell(what, c, col, -1, err, len) == -1)
+				return -1;
+			continue;
+		}
+		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
+			return field_fail(err, len, "%s: column \"%s\" must be "
+			    "an array of at most %d values%s", what, c->key,
+			    WIRE_MAX_FDS, k > 0 ? ", or one value" : "");
+		if (k == 0)
+			n = json_array_size(col);
+		else if (json_array_size(col) != n)
+			return field_fail(err, len, "%s: column \"%s\" has %zu "
+			    "values, column \"%s\" %zu", what, c->key,
+			    json_array_size(col), cols[0].key, n);
+		json_array_foreach(col, i, v) {
+			if (check_cell(what, c, v, (long)i, err, len) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 check_fds(const json_t *o, const char *t, char *err, size_t len)
 {
-	const struct column	*c;
-	json_t			*list, *col, *v;
-	size_t			 i, k, n = 0;
+	json_t	*list;
 
 	if (field_int(o, t, "batch", 0, INT32_MAX, err, len) == -1)
 		return -1;
@@ -252,31 +335,8 @@ check_fds(const json_t *o, const char *t, char *err, size_t len)
 	if (!json_is_object(list))
 		return field_fail(err, len, "%s: field \"listeners\" must be an "
 		    "object of columns", t);
-	for (k = 0; k < MSG_NCOLUMNS; k++) {
-		c = &fds_columns[k];
-		col = json_object_get(list, c->key);
-		if (col != NULL && !json_is_array(col) && k != MSG_COL_NAME) {
-			if (check_cell(c, col, -1, err, len) == -1)
-				return -1;
-			continue;
-		}
-		if (!json_is_array(col) || json_array_size(col) > WIRE_MAX_FDS)
-			return field_fail(err, len, "%s: listeners: column \"%s\" "
-			    "must be an array of at most %d values%s", t, c->key,
-			    WIRE_MAX_FDS, k != MSG_COL_NAME ? ", or one value" :
-			    "");
-		if (k == MSG_COL_NAME)
-			n = json_array_size(col);
-		else if (json_array_size(col) != n)
-			return field_fail(err, len, "%s: listeners: column \"%s\" "
-			    "has %zu values, column \"name\" %zu", t, c->key,
-			    json_array_size(col), n);
-		json_array_foreach(col, i, v) {
-			if (check_cell(c, v, (long)i, err, len) == -1)
-				return -1;
-		}
-	}
-	return 0;
+	return check_columns(list, "fds: listeners", fds_columns,
+	    MSG_NCOLUMNS, err, len);
 }
 
 static int
@@ -506,41 +566,15 @@ check_datagram(const json_t *o, const char *t, char *err, size_t len)
 static int
 check_conns(const json_t *o, const char *t, char *err, size_t len)
 {
-	const json_t	*list = json_object_get(o, "conns"), *e, *v;
-	char		 where[32];
-	size_t		 i;
+	const json_t	*tab = json_object_get(o, "conns");
 
 	if (field_int(o, t, "pid", 1, INT32_MAX, err, len) == -1)
 		return -1;
-	if (!json_is_array(list) || json_array_size(list) > WIRE_MAX_FDS)
-		return field_fail(err, len, "%s: field \"conns\" must be an array "
-		    "of at most %d connections", t, WIRE_MAX_FDS);
-	json_array_foreach(list, i, e) {
-		snprintf(where, sizeof(where), "%s: conns[%zu]", t, i);
-		if (!json_is_object(e))
-			return field_fail(err, len, "%s must be an object", where);
-		if (field_int(e, where, "id", 1, INT64_MAX / 2, err, len) ==
-		    -1 || field_opt_int(e, where, "inode", 1, INT64_MAX, err,
-		    len) == -1 || field_str(e, where, "listener", MSG_NAME_MAX, 0, err,
-		    len) == -1 || field_str(e, where, "peer", MSG_ADDR_MAX, 0,
-		    err, len) == -1 || field_str(e, where, "local",
-		    MSG_ADDR_MAX, 0, err, len) == -1 || field_str(e, where,
-		    "data", B64_LEN(MSG_CONN_DATA_MAX), 0, err, len) == -1)
-			return -1;
-		if (!msg_name_valid(json_string_value(json_object_get(e,
-		    "listener"))))
-			return field_fail(err, len, "%s: field \"listener\" is not a "
-			    "valid listener name", where);
-		if (b64_decode(json_string_value(json_object_get(e, "data")),
-		    NULL, MSG_CONN_DATA_MAX) == -1)
-			return field_fail(err, len, "%s: field \"data\" is not base64 "
-			    "of at most %d bytes", where, MSG_CONN_DATA_MAX);
-		if ((v = json_object_get(e, "state")) != NULL &&
-		    !json_is_object(v))
-			return field_fail(err, len, "%s: field \"state\" must be an "
-			    "object", where);
-	}
-	return 0;
+	if (!json_is_object(tab))
+		return field_fail(err, len, "%s: field \"conns\" must be an "
+		    "object of columns", t);
+	return check_columns(tab, "conns: conns", conns_columns,
+	    MSG_NCONNCOLS, err, len);
 }
 
 /* An array of at most WIRE_MAX_FDS connection ids. */

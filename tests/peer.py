@@ -318,7 +318,8 @@ def answer_conns(conn, msg, how):
     fds already closed; with ignore, not answered at all."""
     if not isinstance(msg, dict) or msg.get("type") != "conns" or how == "ignore":
         return False
-    ids = [c.get("id") for c in msg.get("conns", []) if isinstance(c, dict)]
+    table = msg.get("conns")
+    ids = table.get("id", []) if isinstance(table, dict) else []
     conn.send({"type": "conns_taken", "proto": 1, "pid": os.getpid(),
                "taken": ids if how == "take" else [],
                "refused": ids if how == "refuse" else []})
@@ -442,11 +443,12 @@ def passed_fd(arg):
 
 
 def give_conns(conn, ready):
-    """Gives the successor five entries for four connections of our own
-    (PROTOCOL.md 6.9): 1 right (inode), 2 the same socket again, 3 a
-    socket with another's inode, 4 right (addresses, no inode), 5 a wrong
-    peer. Prints conns_taken, and each connection's client (line: sent,
-    then what came back, or "closed")."""
+    """Gives the successor five rows for four connections of our own
+    (PROTOCOL.md 6.9) in two messages: 1 right (inode), 2 the same socket
+    again, 3 a socket with another's inode; then, without inodes, 4 right
+    (addresses, and the state {"n": 5}) and 5 a wrong peer. Prints both conns_taken
+    as one, and each connection's client (line: sent, then what came
+    back, or "closed")."""
     if "conns" not in ready.get("extensions", []):
         emit("conns-not-announced")
         conn.bad = True
@@ -461,20 +463,28 @@ def give_conns(conn, ready):
         accepted.append(lst.accept()[0])
     lst.close()
 
-    def entry(i, s, inode=None, peer=None):
-        e = {"id": i, "listener": "http", "peer": peer or "%s:%d" % s.getpeername()[:2],
-             "local": "%s:%d" % s.getsockname()[:2], "data": ""}
-        if inode is not None:
-            e["inode"] = inode
-        return e
-
     ino = [os.fstat(s.fileno()).st_ino for s in accepted]
     a1, a2, a3, a4 = accepted
-    entries = [entry(1, a1, ino[0]), entry(2, a1, ino[0]), entry(3, a2, ino[2]),
-               entry(4, a3), entry(5, a4, peer="127.0.0.1:1")]
-    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": entries},
-              fds=[a1.fileno(), a1.fileno(), a2.fileno(), a3.fileno(), a4.fileno()])
-    taken, _ = conn.expect("conns_taken")
+    rows = [a1, a1, a2, a3, a4]
+    peers = ["%s:%d" % s.getpeername()[:2] for s in rows]
+    peers[4] = "127.0.0.1:1"
+    # Rows 4 and 5 carry no inode: the successor checks their addresses.
+    # A column left out must be left out for all, so row 4 and 5 come in
+    # a second message.
+    table = {"id": [1, 2, 3], "inode": [ino[0], ino[0], ino[2]], "listener": "http",
+             "peer": peers[:3], "local": ["%s:%d" % s.getsockname()[:2] for s in rows[:3]],
+             "data": ""}
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
+              fds=[s.fileno() for s in rows[:3]])
+    first, _ = conn.expect("conns_taken")
+    table = {"id": [4, 5], "listener": "http", "peer": peers[3:],
+             "local": ["%s:%d" % s.getsockname()[:2] for s in rows[3:]],
+             "data": ["", ""], "state": [{"n": 5}, None]}
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
+              fds=[s.fileno() for s in rows[3:]])
+    second, _ = conn.expect("conns_taken")
+    taken = {"taken": first.get("taken", []) + second.get("taken", []),
+             "refused": first.get("refused", []) + second.get("refused", [])}
     emit("conns-answered", taken=taken.get("taken"), refused=taken.get("refused"))
     # Ours go: the successor holds what it took.
     for s in accepted:

@@ -19,9 +19,10 @@
 #    more than its hello said it could take, keeps the rest and serves
 #    them; nothing is lost, nobody rolls back, and v5 serves.
 # 6. A broken incumbent (tests/peer.py --give-conns) gives connkeeper v6
-#    one socket twice, one with another's inode, one by addresses only
-#    and one with a wrong peer: v6 takes the first and the fourth, and
-#    serves them; the rest it refuses and closes.
+#    one socket twice, one with another's inode, then (without inodes)
+#    one by its addresses with a state and one with a wrong peer: v6
+#    takes the first and the fourth and serves them; the rest it refuses,
+#    closes and names.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -151,18 +152,21 @@ wait_for 30 grep -q '"event":"conn-client","n":4' "$T/peer6.out" ||
     fail "the peer's clients did not finish: $(tail -n 3 "$T/peer6.out")"
 grep -q '"event":"conns-answered","taken":\[1,4\],"refused":\[2,3,5\]' "$T/peer6.out" ||
     fail "v6 did not take 1 and 4 and refuse the rest: $(grep conns-answered "$T/peer6.out")"
-# Entries 1 and 4 are clients 1 and 3; clients 2 and 4 were refused.
-for n in 1 3; do
-	grep "\"event\":\"conn-client\",\"n\":$n," "$T/peer6.out" |
-	    grep -q "pid=$v6 tag=v6 n=1 line$n" ||
-	    fail "v6 did not serve connection $n: $(grep conn-client "$T/peer6.out")"
+# Rows 1 and 4 are clients 1 and 3 (row 4 with the state n=5); clients
+# 2 and 4 were refused.
+for n in "1 1" "3 6"; do
+	set -- $n
+	grep "\"event\":\"conn-client\",\"n\":$1," "$T/peer6.out" |
+	    grep -q "pid=$v6 tag=v6 n=$2 line$1" ||
+	    fail "v6 did not serve connection $1: $(grep conn-client "$T/peer6.out")"
 done
 for n in 2 4; do
 	grep "\"event\":\"conn-client\",\"n\":$n," "$T/peer6.out" |
 	    grep -q '"got":"closed' ||
 	    fail "connection $n was not closed: $(grep conn-client "$T/peer6.out")"
 done
-logged v6 "refused 3 of 5 connections from predecessor pid $peer" ||
+logged v6 "refused 2 of 3 connections from predecessor pid $peer (ids 2, 3)" &&
+    logged v6 "refused 1 of 2 connections from predecessor pid $peer (ids 5)" ||
     fail "v6 did not say what it refused: $(tail -n 3 "$T/v6.log")"
 kill "$peer" 2>/dev/null
 wait_exit "$peer"

@@ -865,6 +865,111 @@ test_base64(void)
 		CHECK_INT(b64_decode(bad[i], out, sizeof(out)), -1);
 }
 
+/* A "conns" table with two rows, changed in column key (value NULL: the
+ * column removed). */
+static const char *
+conns_err(const char *key, json_t *value)
+{
+	json_t	*o;
+
+	o = load("{'type':'conns','proto':1,'pid':1,'conns':{'id':[1,2],"
+	    "'inode':[7,8],'listener':'http','peer':['127.0.0.1:5',"
+	    "'127.0.0.1:6'],'local':'127.0.0.1:80','data':['','eA=='],"
+	    "'state':[null,{'n':1}]}}");
+	if (value == NULL)
+		json_object_del(json_object_get(o, "conns"), key);
+	else
+		json_object_set_new(json_object_get(o, "conns"), key, value);
+	return parse_obj_err(o);
+}
+
+/* The connections of "conns" in columns: written once a row, read back,
+ * and checked. */
+static void
+test_conns(void)
+{
+	/* A column changed to value (NULL: left out), and what is wrong. */
+	static const struct {
+		const char	*key, *value, *err;
+	} table[] = {
+		{ "state", NULL, "" },
+		{ "inode", NULL, "" },
+		{ "peer", "'127.0.0.1:5'", "" },
+		{ "id", "1", "column \"id\" must be an array of at most 252 "
+		    "values" },
+		{ "local", NULL, "column \"local\" must be an array of at most "
+		    "252 values, or one value" },
+		{ "peer", "['127.0.0.1:5']", "column \"peer\" has 1 values, "
+		    "column \"id\" 2" },
+		{ "id", "[1,0]", "id[1] must be an integer from 1 to "
+		    "4611686018427387903" },
+		{ "inode", "[1,'2']", "inode[1] must be a positive integer" },
+		{ "data", "'x'", "data is not base64 of at most 16384 bytes" },
+		{ "state", "[null,5]", "state[1] must be an object or null" },
+		{ "listener", "'a b'", "listener is not 1 to 64 of A-Z a-z 0-9 _ "
+		    ". : @ -" },
+	};
+	struct msg_conn	 c[3];
+	const struct msg_conn *row[3] = { &c[0], &c[1], &c[2] };
+	char		 err[256], *buf;
+	json_t		*m, *t;
+	size_t		 len, budget = 256;
+	int		 i;
+
+	CHECK_INT(msg_conn_cells(&c[0], 1, 70, "http", "127.0.0.1:5",
+	    "127.0.0.1:80", "", 0, NULL), 0);
+	CHECK_INT(msg_conn_cells(&c[1], 2, 71, "http", "/run/q\"b",
+	    "127.0.0.1:80", "GET", 3, NULL), 0);
+	CHECK_INT(msg_conn_cells(&c[2], 3, 72, "http", "127.0.0.1:7",
+	    "127.0.0.1:80", "", 0, "{\"n\":2}"), 0);
+	for (i = 0; i < 3; i++)
+		budget += msg_conn_row_len(&c[i]);
+	if ((buf = malloc(WIRE_MAX_MSG + 1)) == NULL) {
+		CHECK(!"memory");
+		return;
+	}
+	/* One row: every column but id is its value; no state, none. */
+	len = msg_encode_conns(buf, 9, row, 1);
+	CHECK_STR(buf, "{\"type\":\"conns\",\"proto\":1,\"pid\":9,"
+	    "\"conns\":{\"id\":[1],\"inode\":70,\"listener\":\"http\","
+	    "\"peer\":\"127.0.0.1:5\",\"local\":\"127.0.0.1:80\","
+	    "\"data\":\"\"}}");
+	CHECK_INT(len, strlen(buf));
+	len = msg_encode_conns(buf, 9, row, 3);
+	CHECK(len > 0 && len <= budget);
+	m = msg_parse(buf, len, err, sizeof(err));
+	CHECK(m != NULL);
+	t = json_object_get(m, "conns");
+	CHECK_STR(json_string_value(json_object_get(t, "listener")), "http");
+	CHECK_STR(json_string_value(json_array_get(json_object_get(t,
+	    "peer"), 1)), "/run/q\"b");
+	CHECK_STR(json_string_value(json_array_get(json_object_get(t,
+	    "data"), 1)), "R0VU");
+	CHECK(json_is_null(json_array_get(json_object_get(t, "state"), 0)));
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(
+	    json_object_get(t, "state"), 2), "n")), 2);
+	CHECK_INT(json_integer_value(json_array_get(json_object_get(t,
+	    "inode"), 2)), 72);
+	json_decref(m);
+	errno = 0;
+	CHECK_INT(msg_encode_conns(buf, 9, row, 0), 0);
+	CHECK_INT(errno, EINVAL);
+	for (i = 0; i < 3; i++)
+		free(c[i].block);
+	free(buf);
+	errno = 0;
+	CHECK_INT(msg_conn_cells(&c[0], 1, 1, "http", "\xff", "x", "", 0,
+	    NULL), -1);
+	CHECK_INT(errno, EINVAL);
+
+	for (i = 0; i < (int)(sizeof(table) / sizeof(table[0])); i++) {
+		snprintf(err, sizeof(err), "%s%s", *table[i].err != '\0' ?
+		    "conns: conns: " : "", table[i].err);
+		CHECK_STR(conns_err(table[i].key, table[i].value != NULL ?
+		    load(table[i].value) : NULL), err);
+	}
+}
+
 int
 main(void)
 {
@@ -879,6 +984,7 @@ main(void)
 	test_columns();
 	test_row_count();
 	test_encode_fds();
+	test_conns();
 	test_size_limit();
 	test_build();
 	test_names();
