@@ -81,14 +81,15 @@ typedef void	(*handoff_event_cb)(struct handoff *, enum handoff_event,
 		    void *);
 typedef void	(*handoff_log_cb)(const char *, void *);
 typedef unsigned (*handoff_count_cb)(void *);
-/* A connection arrives (handoff_set_conn_cb): on a successor, one its
- * predecessor gave; on a draining incumbent, one it gave that came back.
- * fd is the application's if it returns 0 (it serves the connection,
- * beginning with the data bytes, already read from it, then the socket);
- * the library closes it on -1. listener names where it was accepted;
- * state is the giver's JSON text or NULL. All but fd borrowed. */
-typedef int	(*handoff_conn_cb)(struct handoff *, int, const char *,
-		    const void *, size_t, const char *, void *);
+/* A connection arrives (handoff_set_conn_cb) from a neighbour: from
+ * HANDOFF_PREDECESSOR, one it gave us (even while we drain in our turn:
+ * its gift crossed our own takeover); from HANDOFF_SUCCESSOR, one we gave
+ * that came back. fd is the application's if it returns 0 (it serves the
+ * connection, beginning with the data bytes, already read from it, then
+ * the socket); the library closes it on -1. listener names where it was
+ * accepted; state is the giver's JSON text or NULL. All but fd borrowed. */
+typedef int	(*handoff_conn_cb)(struct handoff *, enum handoff_way, int,
+		    const char *, const void *, size_t, const char *, void *);
 /* A datagram from a neighbour (handoff_set_flow_cb): the listener it was
  * read on, by name, and our own fd of that socket, to answer on; the
  * peer's address; the bytes. All borrowed for the call. */

@@ -350,8 +350,8 @@ conn_compact(struct handoff *h)
  * NULL) to the callback, which owns the fd if it returns 0; closed
  * otherwise. */
 static int
-conn_offer(struct handoff *h, int fd, const char *listener,
-    const char *b64, const char *state)
+conn_offer(struct handoff *h, enum handoff_way from, int fd,
+    const char *listener, const char *b64, const char *state)
 {
 	unsigned char	*buf = NULL;
 	ssize_t		 n = 0;
@@ -362,7 +362,7 @@ conn_offer(struct handoff *h, int fd, const char *listener,
 	    (n = b64_decode(b64, buf, HANDOFF_CONN_DATA_MAX)) < 0))
 		goto out;
 	if (h->conn_cb != NULL)
-		r = h->conn_cb(h, fd, listener, buf != NULL ? buf :
+		r = h->conn_cb(h, from, fd, listener, buf != NULL ? buf :
 		    (unsigned char *)"", (size_t)n, state, h->conn_arg);
 out:
 	free(buf);
@@ -398,7 +398,8 @@ conn_back(struct handoff *h, size_t i)
 		    c->len[MSG_CC_STATE])) != NULL;
 	conn_remove(h, i);
 	if (ok && listener != NULL && data != NULL)
-		r = conn_offer(h, fd, listener, data, state);
+		r = conn_offer(h, HANDOFF_SUCCESSOR, fd, listener, data,
+		    state);
 	if (r == -1) {
 		hlog(h, "connection from %s came back and the application "
 		    "did not take it: closed", peer != NULL ? peer :
@@ -551,9 +552,9 @@ conn_offer_row(struct handoff *h, int fd, const json_t *const col[],
 	if (st != NULL && !json_is_null(st) &&
 	    (state = json_dumps(st, JSON_COMPACT)) == NULL)
 		return -1;
-	r = conn_offer(h, fd, json_string_value(conn_cell(col,
-	    MSG_CC_LISTENER, i)), json_string_value(conn_cell(col,
-	    MSG_CC_DATA, i)), state);
+	r = conn_offer(h, HANDOFF_PREDECESSOR, fd, json_string_value(
+	    conn_cell(col, MSG_CC_LISTENER, i)), json_string_value(
+	    conn_cell(col, MSG_CC_DATA, i)), state);
 	free(state);
 	return r;
 }

@@ -148,8 +148,14 @@ class Conn:
              msg=msg if msg is not None else data[:512].decode("utf-8", "replace"))
         return msg, fds
 
-    def expect(self, kind, timeout=None):
+    def expect(self, kind, timeout=None, skip=()):
+        """The next message, which must be of type kind; those of a type
+        in skip (printed as received) are passed over first."""
         msg, fds = self.recv(timeout)
+        while isinstance(msg, dict) and msg.get("type") in skip:
+            for fd in fds:
+                os.close(fd)
+            msg, fds = self.recv(timeout)
         if msg is None:
             raise PeerExit(1)
         if isinstance(msg, dict) and msg.get("type") == "error" and kind != "error":
@@ -500,6 +506,70 @@ def give_conns(conn, ready):
         c.close()
 
 
+def http_answer(sock):
+    """One HTTP/1.1 response read whole: status line, Connection header,
+    body; "closed" if the connection ended first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(4096)
+        if not data:
+            return "closed"
+        buf += data
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    fields = dict(l.split(":", 1) for l in lines[1:] if ":" in l)
+    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+    want = int(fields.get("content-length", "0"))
+    while len(body) < want:
+        data = sock.recv(4096)
+        if not data:
+            return "closed"
+        body += data
+    return "%s|connection=%s|%s" % (lines[0], fields.get("connection", "-"),
+                                     body.decode(errors="replace").strip())
+
+
+def give_http(conn, fifo, hold):
+    """Once told (a line on fifo), gives our successor one connection we
+    accepted, idle, as a predecessor whose gift crosses its successor's
+    own takeover would; then sends two requests on it and prints both
+    answers (http-answer), or what failed."""
+    # Read-write, so that its open never waits for the writer.
+    fd = os.open(fifo, os.O_RDWR)
+    try:
+        if not select.select([fd], [], [], hold)[0]:
+            emit("give-http-timeout")
+            conn.bad = True
+            return
+        os.read(fd, 64)
+    finally:
+        os.close(fd)
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    client = socket.create_connection(lst.getsockname())
+    ours = lst.accept()[0]
+    lst.close()
+    table = {"id": [1], "inode": [os.fstat(ours.fileno()).st_ino], "listener": "http",
+             "peer": "%s:%d" % ours.getpeername()[:2],
+             "local": "%s:%d" % ours.getsockname()[:2], "data": ""}
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
+              fds=[ours.fileno()])
+    # Our successor's own takeover brings takeover and superseded too.
+    answer, _ = conn.expect("conns_taken", skip=("takeover", "superseded"))
+    emit("conns-answered", taken=answer.get("taken"), refused=answer.get("refused"))
+    ours.close()
+    client.settimeout(10)
+    for i in range(2):
+        try:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = http_answer(client)
+        except OSError as e:
+            got = "closed (%s)" % e.strerror
+        emit("http-answer", n=i + 1, got=got)
+    client.close()
+
+
 def run_incumbent(a, schemas):
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -561,6 +631,8 @@ def run_incumbent(a, schemas):
          max_draining=ready.get("max_draining"))
     if a.give_conns:
         give_conns(conn, ready)
+    if a.give_http_when:
+        give_http(conn, a.give_http_when, a.hold)
     linger(conn, a.then, a.hold, lambda m: chain_message(conn, m, CHAIN in extensions))
     return 1 if conn.bad else 0
 
@@ -703,6 +775,10 @@ def parse_args():
                    help="take ready and never answer released (then --then)")
     i.add_argument("--refuse-ready", action="store_true",
                    help="answer ready with error timeout (then --then)")
+    i.add_argument("--give-http-when", metavar="FIFO",
+                   help="after released, once a line comes on FIFO (at most --hold seconds), "
+                        "give the successor one connection of ours and send two HTTP/1.1 "
+                        "requests on it, printing each answer")
     i.add_argument("--give-conns", action="store_true",
                    help="after released, give five connections of our own as a broken "
                         "incumbent would (one socket twice, a wrong inode, addresses "

@@ -320,27 +320,32 @@ conn_event(struct hs_conn *c, enum hs_conn_event ev, void *arg)
 }
 
 /*
- * A connection from the library: on a successor, one its predecessor
- * gave (beginning with the bytes it read); on a draining incumbent, one
- * the successor did not take, served here to the end of the drain.
+ * A connection from the library: from our predecessor, one it gave
+ * (beginning with the bytes it read), passed on to our successor once
+ * idle if we drain and migrate in our turn; from our successor, one it
+ * did not take, served here to the end of the drain.
  */
 static int
-on_conn(struct handoff *h, int fd, const char *listener, const void *data,
-    size_t len, const char *state, void *arg)
+on_conn(struct handoff *h, enum handoff_way from, int fd,
+    const char *listener, const void *data, size_t len, const char *state,
+    void *arg)
 {
-	struct httpd	*d = arg;
-	struct hs_conn	*c;
-	size_t		 i;
+	struct httpd		*d = arg;
+	struct hs_conn		*c;
+	const struct timeval	 now = { 0, 0 };
+	size_t			 i;
 
-	if (d->draining)
+	if (from == HANDOFF_SUCCESSOR)
 		stop_migrating(d, "our successor did not take one");
 	if ((c = hs_adopt(d->hs, fd, data, len)) == NULL)
 		return -1;
-	if (!d->draining)
+	if (from == HANDOFF_PREDECESSOR)
 		d->taken++;
 	for (i = 0; i < handoff_listener_count(h); i++)
 		if (strcmp(handoff_listener_name(h, i), listener) == 0)
 			hs_conn_set_tag(c, handoff_listener_name(h, i));
+	if (from == HANDOFF_PREDECESSOR && d->migrating)
+		evtimer_add(d->give_ev, &now);
 	return 0;
 }
 

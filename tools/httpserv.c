@@ -714,11 +714,14 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 	if ((c = conn_new(srv, fd)) == NULL)
 		return NULL;
 	/* The bufferevent alone appends to its input: it keeps the end
-	 * frozen otherwise. */
+	 * frozen otherwise. An idle connection brings nothing. */
 	in = bufferevent_get_input(c->bev);
-	evbuffer_unfreeze(in, 0);
-	rc = evbuffer_add(in, bytes, len);
-	evbuffer_freeze(in, 0);
+	rc = 0;
+	if (len > 0) {
+		evbuffer_unfreeze(in, 0);
+		rc = evbuffer_add(in, bytes, len);
+		evbuffer_freeze(in, 0);
+	}
 	if (rc == -1) {
 		c->fd = -1;		/* still the caller's */
 		conn_release(c);

@@ -7,7 +7,11 @@
 # by v2, on the same connection; none is closed. Then a successor that
 # is given them and killed before it answers for them: v2 serves them
 # all. With --no-migrate, v3's connections stay with it and are closed
-# after their next response (Connection: close), as before.
+# after their next response (Connection: close), as before. Last, a
+# predecessor's gift that crosses its successor's own takeover: an
+# incumbent (tests/peer.py) gives v4 a connection after v5 has taken over
+# from v4; v4 passes it on, and v5 answers both requests on it, keeping
+# it open.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -75,4 +79,51 @@ answered c3 "$v2" "$N"
 reap_ok 30 "$v2" "v2, drained"
 kill -TERM "$v3"
 reap_ok 30 "$v3" "v3, stopped"
+
+# A gift that crosses a takeover: passed on, not closed.
+rm -f "$CONTROL"	# peer.py binds it afresh
+port=$(free_port)
+listen="--listen http=tcp://127.0.0.1:$port"
+go_fifo give
+$PEER incumbent --control "$CONTROL" --listen "http=tcp://127.0.0.1:$port" \
+    --give-http-when "$T/give.go" --then stay --hold 60 >"$T/peer4.out" 2>&1 &
+peer=$!
+PIDS="$PIDS $peer"
+wait_for 30 grep -q '"event":"listening"' "$T/peer4.out" ||
+    fail "the peer incumbent did not listen: $(cat "$T/peer4.out")"
+# Not serve: the peer answers one conversation, and status would be it.
+# shellcheck disable=SC2086
+start_httpd v4 $listen --tag v4 --drain-timeout 60
+v4=$LAST_PID
+wait_for 30 logged v4 "released by pid $peer" ||
+    fail "the peer did not release v4: $(tail -n 3 "$T/peer4.out")"
+# A request in flight keeps v4 draining (idle ones would move to v5);
+# the test ends it by killing v4 once done.
+exec {slow}<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to $port"
+printf 'GET /slow?ms=60000 HTTP/1.1\r\nHost: held\r\n\r\n' >&"$slow"
+wait_for 30 has_connections 1 || fail "v4 does not count the held request"
+# shellcheck disable=SC2086
+serve v5 $listen --tag v5
+v5=$LAST_PID
+wait_for 30 logged v4 "released to pid $v5" || fail "v4 was not released to v5"
+go_on give
+wait_for 30 grep -q '"event":"http-answer","n":2' "$T/peer4.out" ||
+    fail "the peer's client got no second answer: $(tail -n 3 "$T/peer4.out")"
+grep -q '"event":"conns-answered","taken":\[1\],"refused":\[\]' "$T/peer4.out" ||
+    fail "v4 did not take the connection: $(grep conns-answered "$T/peer4.out")"
+for n in 1 2; do
+	grep "\"event\":\"http-answer\",\"n\":$n," "$T/peer4.out" |
+	    grep -q "200 OK|connection=-|pid=$v5 tag=v5 " ||
+	    fail "answer $n was not v5's, on an open connection: $(grep http-answer "$T/peer4.out")"
+done
+logged v4 "successor pid $v5 took 1 connection" ||
+    fail "v4 did not pass the connection on: $(tail -n 3 "$T/v4.log")"
+alive "$v4" || fail "v4 exited with a request in flight"
+kill "$peer" 2>/dev/null
+wait_exit "$peer"
+exec {slow}>&-
+kill -KILL "$v4"
+wait_exit "$v4"
+kill -TERM "$v5"
+reap_ok 30 "$v5" "v5, stopped"
 pass

@@ -162,8 +162,9 @@ conn_new(struct keeper *k, int fd, const char *listener, const void *data,
 }
 
 static int
-on_conn(struct handoff *h, int fd, const char *listener, const void *data,
-    size_t len, const char *state, void *arg)
+on_conn(struct handoff *h, enum handoff_way from, int fd,
+    const char *listener, const void *data, size_t len, const char *state,
+    void *arg)
 {
 	struct keeper	*k = arg;
 	const char	*p;
