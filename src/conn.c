@@ -27,18 +27,18 @@
 
 /* Given and not yet taken, at once: the fds the library holds. */
 #define CONN_HELD_MAX	65536
-/* One entry, state and all, once encoded. */
+/* One connection's row, state and all, once encoded. */
 #define CONN_ENTRY_MAX	(WIRE_MAX_MSG / 2)
-/* What a "conns" message holds besides its entries. */
+/* What a "conns" message holds besides its rows. */
 #define CONN_MSG_HEAD	256
-/* A full socket: how soon the rest is tried again. */
+/* Out of memory: how soon the rest is tried again. */
 #define CONN_RETRY_MS	20
 /* Of the fds our successor said it had room for, those left to it for
  * what it accepts and opens itself. */
 #define CONN_FDS_SPARE	64
 
 _Static_assert(B64_LEN(HANDOFF_CONN_DATA_MAX) + 1024 < CONN_ENTRY_MAX,
-    "an entry with the most data fits");
+    "a row with the most data fits");
 _Static_assert(HANDOFF_CONN_DATA_MAX == MSG_CONN_DATA_MAX,
     "the API's unread bytes are the protocol's");
 
@@ -133,33 +133,40 @@ conn_row(struct handoff *h, struct msg_conn *c, long id, int fd,
 	json_t		*o = NULL;
 	json_error_t	 jerr;
 	struct stat	 sb;
-	int		 r;
+	int		 r = -1;
 
-	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1)
-		return herr(h, "fd %d is not a connected stream socket (%s): "
-		    "only connections can be given", fd, strerror(errno));
+	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1) {
+		herr(h, "fd %d is not a connected stream socket (%s): only "
+		    "connections can be given", fd, strerror(errno));
+		goto out;
+	}
 	if (state != NULL && ((o = json_loads(state, JSON_REJECT_DUPLICATES,
 	    &jerr)) == NULL || !json_is_object(o))) {
 		herr(h, "connection state is not a JSON object: %s",
 		    o == NULL ? jerr.text : "another value");
-		json_decref(o);
-		return -1;
+		goto out;
 	}
 	if (o != NULL && (st = json_dumps(o, JSON_COMPACT)) == NULL) {
-		json_decref(o);
-		return herr(h, "cannot give a connection: out of memory");
+		herr(h, "cannot give a connection: out of memory");
+		goto out;
 	}
-	json_decref(o);
-	if ((r = msg_conn_cells(c, id, (long long)sb.st_ino, listener, peer,
-	    local, data, len, st)) == -1)
+	if (msg_conn_cells(c, id, (long long)sb.st_ino, listener, peer, local,
+	    data, len, st) == -1) {
 		herr(h, "cannot give a connection: %s", errno == EINVAL ?
 		    "an address is not UTF-8" : "out of memory");
-	else if (msg_conn_row_len(c) > CONN_ENTRY_MAX) {
-		r = herr(h, "a connection's state and data take more than %d "
+		goto out;
+	}
+	if (msg_conn_row_len(c) > CONN_ENTRY_MAX) {
+		herr(h, "a connection's state and data take more than %d "
 		    "bytes in a message: keep the state smaller",
 		    CONN_ENTRY_MAX);
 		free(c->block);
+		c->block = NULL;
+		goto out;
 	}
+	r = 0;
+out:
+	json_decref(o);
 	free(st);
 	return r;
 }
@@ -232,8 +239,8 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 
 /*
  * Sends what was given and not sent yet, in "conns" messages of at most
- * WIRE_MAX_FDS connections and WIRE_MAX_MSG bytes; a full socket is
- * tried again soon.
+ * WIRE_MAX_FDS connections and WIRE_MAX_MSG bytes, from the first not
+ * sent; a full socket is tried again once it has room (conn_writable).
  */
 void
 conn_flush(struct handoff *h)
@@ -274,7 +281,7 @@ conn_flush(struct handoff *h)
 			conn_schedule(h, CONN_RETRY_MS);
 			return;
 		}
-		/* Measured as they were given, the entries fit. */
+		/* Measured as they were given, the rows fit. */
 		if ((len = msg_encode_conns(buf, (long)getpid(), row, n)) ==
 		    0)
 			return;

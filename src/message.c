@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "jtext.h"
 #include "message.h"
 #include "wire.h"
 
@@ -72,126 +73,17 @@ msg_encode(const json_t *o, size_t *len)
  * dumping them cost an incumbent about 1.5 us a row, 15 ms at 10000
  * listeners, on every takeover.
  */
-struct out {
-	char	*p;
-	size_t	 len, cap;
-	int	 bad;		/* 0, or the errno to fail with */
-};
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	if (o->bad == 0 && n > o->cap - o->len)
-		o->bad = EMSGSIZE;
-	if (o->bad != 0)
-		return;
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-/* A buffer for cap bytes and a NUL: -1 if none. */
-static int
-out_begin(struct out *o, size_t cap)
-{
-	o->len = 0;
-	o->cap = cap;
-	o->bad = 0;
-	return (o->p = malloc(cap + 1)) == NULL ? -1 : 0;
-}
-
-/* The text written, of *len bytes, or NULL with errno. */
-static char *
-out_end(struct out *o, size_t *len)
-{
-	if (o->bad != 0) {
-		free(o->p);
-		errno = o->bad;
-		return NULL;
-	}
-	o->p[o->len] = '\0';
-	*len = o->len;
-	return o->p;
-}
-
-/* Bytes of the UTF-8 sequence at s, 0 if it is not one (overlong, a
- * surrogate, beyond U+10FFFF): jansson refuses what this refuses. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-	unsigned	cp, n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* A JSON string, escaped as jansson does (msg_escaped_len). */
-static void
-put_string(struct out *o, const char *s)
-{
-	const unsigned char	*p = (const unsigned char *)s, *run;
-	char			 esc[8];
-	size_t			 n;
-
-	put(o, "\"", 1);
-	while (*p != '\0' && !o->bad) {
-		for (run = p; *p >= 0x20 && *p != '"' && *p != '\\' &&
-		    *p < 0x80; p++)
-			;
-		put(o, (const char *)run, (size_t)(p - run));
-		if (*p == '\0')
-			break;
-		if (*p >= 0x80) {
-			if ((n = utf8_seq(p)) == 0)
-				o->bad = EINVAL;
-			put(o, (const char *)p, n);
-			p += n;
-			continue;
-		}
-		switch (*p) {
-		case '"':	put(o, "\\\"", 2); break;
-		case '\\':	put(o, "\\\\", 2); break;
-		case '\b':	put(o, "\\b", 2); break;
-		case '\f':	put(o, "\\f", 2); break;
-		case '\n':	put(o, "\\n", 2); break;
-		case '\r':	put(o, "\\r", 2); break;
-		case '\t':	put(o, "\\t", 2); break;
-		default:
-			snprintf(esc, sizeof(esc), "\\u%04X", *p);
-			put(o, esc, 6);
-		}
-		p++;
-	}
-	put(o, "\"", 1);
-}
-
 /* A value of column c: a string, NULL for null; "true" or "false" for
  * the boolean column. */
 static void
-put_cell(struct out *o, enum msg_column k, const char *v)
+put_cell(struct jtext *o, enum msg_column k, const char *v)
 {
 	if (v == NULL)
-		put(o, "null", 4);
+		jtext_put(o, "null", 4);
 	else if (k == MSG_COL_LISTENING)
-		put(o, v, strlen(v));
+		jtext_put(o, v, strlen(v));
 	else
-		put_string(o, v);
+		jtext_string(o, v);
 }
 
 static int
@@ -215,20 +107,20 @@ char *
 msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
     size_t *len)
 {
-	struct out	 o;
+	struct jtext	 o;
 	const char	*const *row0 = cells;
 	char		 head[96], *p;
 	size_t		 i, k;
 
-	if (out_begin(&o, WIRE_MAX_MSG) == -1)
+	if (jtext_begin(&o, WIRE_MAX_MSG) == -1)
 		return NULL;
 	if (rows == 0)
 		o.bad = EINVAL;
-	put(&o, head, fds_head(head, sizeof(head), batch));
+	jtext_put(&o, head, fds_head(head, sizeof(head), batch));
 	for (k = 0; k < MSG_NCOLUMNS; k++) {
-		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
-		put(&o, msg_column(k), strlen(msg_column(k)));
-		put(&o, "\":", 2);
+		jtext_put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
+		jtext_put(&o, msg_column(k), strlen(msg_column(k)));
+		jtext_put(&o, "\":", 2);
 		/* A column with the same value in every row is that value. */
 		for (i = 1; k != MSG_COL_NAME && i < rows; i++)
 			if (!same_cell(row0[k], cells[i * MSG_NCOLUMNS + k]))
@@ -238,13 +130,13 @@ msg_encode_fds(size_t batch, const char *const *cells, size_t rows,
 			continue;
 		}
 		for (i = 0; i < rows; i++) {
-			put(&o, i == 0 ? "[" : ",", 1);
+			jtext_put(&o, i == 0 ? "[" : ",", 1);
 			put_cell(&o, k, cells[i * MSG_NCOLUMNS + k]);
 		}
-		put(&o, "]", 1);
+		jtext_put(&o, "]", 1);
 	}
-	put(&o, "}}", 2);
-	if ((p = out_end(&o, len)) == NULL)
+	jtext_put(&o, "}}", 2);
+	if ((p = jtext_end(&o, len)) == NULL)
 		return NULL;
 	return realloc(p, *len + 1) ?: p;
 }
@@ -328,38 +220,38 @@ msg_conn_cells(struct msg_conn *c, long long id, long long inode,
     const char *listener, const char *peer, const char *local,
     const void *data, size_t dlen, const char *state)
 {
-	struct out	o;
+	struct jtext	o;
 	size_t		at[MSG_NCONNCOLS + 1], k;
 	char		num[48];
 	int		n;
 
 	/* Every byte of a string escaped as \u00XX at most. */
-	if (out_begin(&o, sizeof(num) + 6 * (strlen(listener) + strlen(peer) +
+	if (jtext_begin(&o, sizeof(num) + 6 * (strlen(listener) + strlen(peer) +
 	    strlen(local)) + B64_LEN(dlen) + (state != NULL ? strlen(state) :
 	    4) + 8) == -1)
 		return -1;
 	at[MSG_CC_ID] = 0;
 	n = snprintf(num, sizeof(num), "%lld", id);
-	put(&o, num, (size_t)n);
+	jtext_put(&o, num, (size_t)n);
 	at[MSG_CC_INODE] = o.len;
 	n = snprintf(num, sizeof(num), "%lld", inode);
-	put(&o, num, (size_t)n);
+	jtext_put(&o, num, (size_t)n);
 	at[MSG_CC_LISTENER] = o.len;
-	put_string(&o, listener);
+	jtext_string(&o, listener);
 	at[MSG_CC_PEER] = o.len;
-	put_string(&o, peer);
+	jtext_string(&o, peer);
 	at[MSG_CC_LOCAL] = o.len;
-	put_string(&o, local);
+	jtext_string(&o, local);
 	at[MSG_CC_DATA] = o.len;
-	put(&o, "\"", 1);
+	jtext_put(&o, "\"", 1);
 	if (o.bad == 0 && B64_LEN(dlen) <= o.cap - o.len)
 		o.len += b64_write(data, dlen, o.p + o.len);
-	put(&o, "\"", 1);
+	jtext_put(&o, "\"", 1);
 	at[MSG_CC_STATE] = o.len;
 	if (state != NULL)
-		put(&o, state, strlen(state));
+		jtext_put(&o, state, strlen(state));
 	else
-		put(&o, "null", 4);
+		jtext_put(&o, "null", 4);
 	at[MSG_NCONNCOLS] = o.len;
 	if (o.bad != 0) {
 		free(o.p);
@@ -404,14 +296,15 @@ size_t
 msg_encode_conns(char *buf, long pid, const struct msg_conn *const *row,
     size_t n)
 {
-	struct out	o = { buf, 0, WIRE_MAX_MSG, 0 };
+	struct jtext	o;
 	char		head[96];
 	size_t		i, k;
 	int		hl;
 
+	jtext_use(&o, buf, WIRE_MAX_MSG);
 	hl = snprintf(head, sizeof(head), "{\"type\":\"conns\",\"proto\":%d,"
 	    "\"pid\":%ld,\"conns\":{", MSG_PROTO, pid);
-	put(&o, head, (size_t)hl);
+	jtext_put(&o, head, (size_t)hl);
 	for (k = 0; k < MSG_NCONNCOLS && n > 0; k++) {
 		for (i = 1; i < n; i++)
 			if (!same_conn_cell(row[0], row[i], k))
@@ -419,20 +312,20 @@ msg_encode_conns(char *buf, long pid, const struct msg_conn *const *row,
 		if (k == MSG_CC_STATE && i == n && row[0]->len[k] == 4 &&
 		    memcmp(row[0]->cell[k], "null", 4) == 0)
 			continue;
-		put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
-		put(&o, msg_conn_column(k), strlen(msg_conn_column(k)));
-		put(&o, "\":", 2);
+		jtext_put(&o, k == 0 ? "\"" : ",\"", k == 0 ? 1 : 2);
+		jtext_put(&o, msg_conn_column(k), strlen(msg_conn_column(k)));
+		jtext_put(&o, "\":", 2);
 		if (k != MSG_CC_ID && i == n) {
-			put(&o, row[0]->cell[k], row[0]->len[k]);
+			jtext_put(&o, row[0]->cell[k], row[0]->len[k]);
 			continue;
 		}
 		for (i = 0; i < n; i++) {
-			put(&o, i == 0 ? "[" : ",", 1);
-			put(&o, row[i]->cell[k], row[i]->len[k]);
+			jtext_put(&o, i == 0 ? "[" : ",", 1);
+			jtext_put(&o, row[i]->cell[k], row[i]->len[k]);
 		}
-		put(&o, "]", 1);
+		jtext_put(&o, "]", 1);
 	}
-	put(&o, "}}", 2);
+	jtext_put(&o, "}}", 2);
 	if (o.bad != 0 || n == 0) {
 		errno = o.bad != 0 ? o.bad : EINVAL;
 		return 0;
@@ -442,19 +335,19 @@ msg_encode_conns(char *buf, long pid, const struct msg_conn *const *row,
 }
 
 static void
-put_ids(struct out *o, const char *key, const long long *id, size_t n)
+put_ids(struct jtext *o, const char *key, const long long *id, size_t n)
 {
 	char	num[32];
 	size_t	i;
 	int	k;
 
-	put(o, key, strlen(key));
+	jtext_put(o, key, strlen(key));
 	for (i = 0; i < n; i++) {
 		k = snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "",
 		    id[i]);
-		put(o, num, (size_t)k);
+		jtext_put(o, num, (size_t)k);
 	}
-	put(o, "]", 1);
+	jtext_put(o, "]", 1);
 }
 
 /* A "conns_taken" message from pid: a new string of *len bytes, or NULL
@@ -463,19 +356,19 @@ char *
 msg_encode_conns_taken(long pid, const long long *taken, size_t nt,
     const long long *refused, size_t nr, size_t *len)
 {
-	struct out	o;
+	struct jtext	o;
 	char		head[96];
 	int		hl;
 
 	hl = snprintf(head, sizeof(head), "{\"type\":\"conns_taken\","
 	    "\"proto\":%d,\"pid\":%ld", MSG_PROTO, pid);
-	if (out_begin(&o, (size_t)hl + 24 * (nt + nr) + 32) == -1)
+	if (jtext_begin(&o, (size_t)hl + 24 * (nt + nr) + 32) == -1)
 		return NULL;
-	put(&o, head, (size_t)hl);
+	jtext_put(&o, head, (size_t)hl);
 	put_ids(&o, ",\"taken\":[", taken, nt);
 	put_ids(&o, ",\"refused\":[", refused, nr);
-	put(&o, "}", 1);
-	return out_end(&o, len);
+	jtext_put(&o, "}", 1);
+	return jtext_end(&o, len);
 }
 
 /* Bytes of one value of column k once encoded (put_cell). */
