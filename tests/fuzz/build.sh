@@ -1,9 +1,9 @@
 #!/bin/sh
 # build.sh [OUTDIR]: builds the libFuzzer targets fuzz_message and fuzz_recv
 # with clang (ASan and UBSan) straight from src/message.c, src/schema.c,
-# src/field.c, src/b64.c and src/wire.c and the system jansson, into OUTDIR (default
-# tests/fuzz/build). A minimal config.h is written to OUTDIR; the tree's
-# own config.h is not used.
+# src/field.c, src/b64.c, src/jtext.c and src/wire.c and the system
+# jansson, into OUTDIR (default tests/fuzz/build). A minimal config.h is
+# written to OUTDIR; the tree's own config.h is not used.
 # CC, CFLAGS and FUZZ_SAN override the compiler, extra flags and sanitizers.
 set -eu
 
@@ -36,7 +36,7 @@ for t in fuzz_message fuzz_recv; do
 	    ${CFLAGS:-} $(pkg-config --cflags jansson) \
 	    -o "$out/$t" "$here/$t.c" "$top/src/message.c" \
 	    "$top/src/schema.c" "$top/src/wire.c" "$top/src/b64.c" \
-	    "$top/src/field.c" \
+	    "$top/src/field.c" "$top/src/jtext.c" \
 	    $(pkg-config --libs jansson)
 	echo "built $out/$t"
 done
