@@ -27,11 +27,8 @@
 /* Takeover notices unread by the predecessor before we hold back more:
  * a few dozen, far from what fills its socket. */
 #define CHAIN_UNREAD_MAX	16384
-/* How long an exit waits for room to hand its links on. */
-#define CHAIN_PASS_MS		1000
 
 static void	check_step(evutil_socket_t, short, void *);
-static void	tell_links(struct handoff *, pid_t, unsigned, unsigned);
 
 static void
 chain_retry(evutil_socket_t fd, short what, void *arg)
@@ -98,141 +95,6 @@ chain_post(struct handoff *h, int kind, json_t *m)
 	chain_flush(h, 0);
 }
 
-/* A new superseded message, or NULL. */
-static json_t *
-superseded_msg(pid_t by, unsigned keep, unsigned max)
-{
-	json_t	*m;
-
-	m = msg_new("superseded");
-	if (m != NULL && (json_object_set_new(m, "pid",
-	    json_integer(getpid())) == -1 || json_object_set_new(m, "by",
-	    json_integer(by)) == -1 || json_object_set_new(m, "keep",
-	    json_integer(keep)) == -1 || json_object_set_new(m,
-	    "max_draining", json_integer(max)) == -1)) {
-		json_decref(m);
-		m = NULL;
-	}
-	return m;
-}
-
-/*
- * The older drainers we hold links to, beyond our predecessor, each one
- * generation further down: each gets a keep one less than the one before.
- * Best effort: a link whose generation has exited is closed.
- */
-static void
-tell_links(struct handoff *h, pid_t by, unsigned keep, unsigned max)
-{
-	size_t	 i, n = 0;
-
-	if (h->pred_fd >= 0 && keep > 0)
-		keep--;		/* our predecessor is the first of them */
-	for (i = 0; i < h->nlinks; i++) {
-		if (msg_send(h->links[i], superseded_msg(by, keep, max),
-		    0) == -1 && errno != EAGAIN) {
-			close(h->links[i]);
-			continue;
-		}
-		h->links[n++] = h->links[i];
-		if (keep > 0)
-			keep--;
-	}
-	h->nlinks = n;
-}
-
-/*
- * Our predecessor hands us, as it exits, its links to the generations
- * older than it that still drain (its own predecessor first): we speak
- * to them from now on, so the chain is not cut where a middle generation
- * has finished. Takes the fds it keeps (set to -1); the caller closes
- * the rest.
- */
-void
-chain_adopt_links(struct handoff *h, int *fds, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n && h->nlinks < CHAIN_LINKS_MAX; i++) {
-		h->links[h->nlinks++] = fds[i];
-		fds[i] = -1;
-	}
-	hlog(h, "predecessor pid %ld handed us %zu link%s to older draining "
-	    "generations", (long)h->predecessor, i, i == 1 ? "" : "s");
-}
-
-/*
- * Links our predecessor handed us that we have not read yet (it exited
- * just before us): taken now, so that they go on with ours. What else is
- * queued (progress) is dropped: we are exiting.
- */
-void
-chain_take_links(struct handoff *h)
-{
-	struct msg_fail	 f;
-	json_t		*msg;
-	int		 fds[WIRE_MAX_FDS];
-	size_t		 nfds, i;
-
-	if (h->pred_fd < 0)
-		return;
-	for (i = 0; i < CHAIN_LINKS_MAX; i++) {
-		if ((msg = msg_recv(h->pred_fd, fds, &nfds, &f)) == NULL) {
-			if (f.why == MSG_BAD)
-				continue;
-			break;		/* msg_recv closed any fds */
-		}
-		if (nfds > 0 && strcmp(msg_type(msg), "predecessors") == 0)
-			chain_adopt_links(h, fds, nfds);
-		wire_close_fds(fds, nfds);
-		json_decref(msg);
-	}
-}
-
-/*
- * As we exit: our links to older drainers (our predecessor first, if it
- * still drains) go to our successor, if it takes them, on its
- * connection. Closing them would cut them off from the chain.
- */
-void
-chain_pass_links(struct handoff *h, int sock)
-{
-	int	 fds[CHAIN_LINKS_MAX + 1];
-	size_t	 n = 0, i, len;
-	json_t	*m;
-	char	*buf;
-
-	if (sock < 0 || !h->succ_chain)
-		return;
-	chain_take_links(h);
-	if (h->pred_fd >= 0 && h->pred_chain)
-		fds[n++] = h->pred_fd;
-	for (i = 0; i < h->nlinks && n < CHAIN_LINKS_MAX; i++)
-		fds[n++] = h->links[i];
-	if (n == 0)
-		return;
-	m = msg_new("predecessors");
-	if (m == NULL || json_object_set_new(m, "pid",
-	    json_integer(getpid())) == -1 || (buf = msg_encode(m,
-	    &len)) == NULL) {
-		json_decref(m);
-		return;
-	}
-	json_decref(m);
-	/* Copies travel; ours are closed as we exit. */
-	while (wire_send(sock, buf, len, fds, n) == -1 && errno == EAGAIN &&
-	    wire_wait(sock, POLLOUT, CHAIN_PASS_MS) == 0)
-		;
-	free(buf);
-}
-
-void
-chain_close_links(struct handoff *h)
-{
-	while (h->nlinks > 0)
-		close(h->links[--h->nlinks]);
-}
-
 /*
  * Tells our draining predecessor, if it understands, that it is
  * superseded: pid `by` serves now (0: we are stopping), and `keep`
@@ -242,8 +104,8 @@ void
 chain_tell(struct handoff *h, pid_t by, unsigned keep, unsigned max)
 {
 	if (h->pred_fd >= 0 && h->pred_chain)
-		chain_post(h, CHAIN_SUPERSEDED, superseded_msg(by, keep, max));
-	tell_links(h, by, keep, max);
+		chain_post(h, CHAIN_SUPERSEDED, msg_superseded(by, keep, max));
+	links_tell(h, by, keep, max);
 }
 
 /*
@@ -266,6 +128,7 @@ chain_on_superseded(struct handoff *h, pid_t from, const json_t *msg)
 	else
 		hlog(h, "successor pid %ld is stopping: no rollback from now "
 		    "on", (long)from);
+	conn_keep_unsent(h);
 	chain_tell(h, (pid_t)by, keep > 0 ? (unsigned)keep - 1 : 0,
 	    (unsigned)max);
 	hevent(h, HANDOFF_SUPERSEDED);
@@ -358,8 +221,10 @@ check_end(struct handoff *h, int newer)
 	void	(*done)(struct handoff *, int) = h->check_done;
 
 	chain_check_cancel(h);
-	if (newer)
+	if (newer) {
 		h->superseded = 1;
+		conn_keep_unsent(h);
+	}
 	done(h, newer);
 }
 

@@ -5,9 +5,8 @@
  * library sends it, keeps its copy until the successor says it took it,
  * and hands back through the connection callback every one the
  * successor refused or did not answer for before it went: nothing is
- * lost on any path. On the successor, each connection is checked
- * against what the kernel says of its fd, offered to the application,
- * and answered for. Its public functions are here, beside what they do.
+ * lost on any path. The successor's half is conntake.c. Its public
+ * functions are here, beside what they do.
  */
 #include "config.h"
 
@@ -55,36 +54,6 @@ size_t
 handoff_conns_pending(const struct handoff *h)
 {
 	return h->nlive;
-}
-
-/*
- * A connected stream socket, with its two addresses; -1 with errno.
- * Three syscalls: a listener or an unconnected socket has no peer
- * (ENOTCONN), so SO_ACCEPTCONN would say nothing more.
- */
-static int
-conn_addresses(int fd, char *peer, char *local)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		len;
-	int			v;
-
-	len = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
-		return -1;
-	listener_format((struct sockaddr *)&ss, len, peer, LISTENER_ADDR_MAX);
-	len = sizeof(v);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == -1)
-		return -1;
-	if (v != SOCK_STREAM) {
-		errno = ESOCKTNOSUPPORT;
-		return -1;
-	}
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return -1;
-	listener_format((struct sockaddr *)&ss, len, local, LISTENER_ADDR_MAX);
-	return 0;
 }
 
 static void
@@ -252,7 +221,8 @@ conn_flush(struct handoff *h)
 	char		*buf;
 	int		 r;
 
-	if (p == NULL || p->state != PEER_RELEASED || h->conn_blocked)
+	if (p == NULL || p->state != PEER_RELEASED || h->conn_blocked ||
+	    h->superseded)
 		return;
 	/* After what the peer has queued, and only when there is room:
 	 * a send that cannot go still takes a reference on every fd. */
@@ -351,29 +321,6 @@ conn_compact(struct handoff *h)
 	if (first >= h->nconns)
 		h->conn_first = n;
 	h->nconns = n;
-}
-
-/* Hands the connection with bytes (base64) and state (JSON text or
- * NULL) to the callback, which owns the fd if it returns 0; closed
- * otherwise. */
-static int
-conn_offer(struct handoff *h, enum handoff_way from, int fd,
-    const char *listener, const char *b64, const char *state)
-{
-	unsigned char	*buf = NULL;
-	ssize_t		 n = 0;
-	int		 r = -1;
-
-	/* An idle connection, the usual one, brought no bytes. */
-	if (*b64 != '\0' && ((buf = malloc(HANDOFF_CONN_DATA_MAX)) == NULL ||
-	    (n = b64_decode(b64, buf, HANDOFF_CONN_DATA_MAX)) < 0))
-		goto out;
-	if (h->conn_cb != NULL)
-		r = h->conn_cb(h, from, fd, listener, buf != NULL ? buf :
-		    (unsigned char *)"", (size_t)n, state, h->conn_arg);
-out:
-	free(buf);
-	return r;
 }
 
 /* Row cell k without its quotes (a string that needs no escapes: a
@@ -487,6 +434,29 @@ conn_all_back(struct handoff *h, const char *why)
 	conn_settled(h);
 }
 
+/*
+ * We are superseded: our successor's link may soon be another's, which
+ * reads no connections from it. What was given and not sent yet is not
+ * sent now: the application serves it again.
+ */
+void
+conn_keep_unsent(struct handoff *h)
+{
+	size_t	n = h->nunsent, i;
+
+	if (n == 0)
+		return;
+	hlog(h, "%zu connection%s given and not sent yet stay here: our "
+	    "successor has handed over in its turn, or stops", n, n == 1 ?
+	    "" : "s");
+	h->conn_busy = 1;
+	for (n = h->nconns, i = 0; i < n; i++)
+		if (h->conns[i].row.block != NULL && !h->conns[i].sent)
+			conn_back(h, i);
+	h->conn_busy = 0;
+	conn_settled(h);
+}
+
 void
 conn_free(struct handoff *h)
 {
@@ -508,126 +478,4 @@ conn_free(struct handoff *h)
 	if (h->conn_ev != NULL)
 		event_free(h->conn_ev);
 	h->conn_ev = NULL;
-}
-
-/* Row i of column k of a "conns" table: its value there, or the
- * column's one value; NULL if the column is left out. */
-static const json_t *
-conn_cell(const json_t *const col[], enum msg_conn_column k, size_t i)
-{
-	return json_is_array(col[k]) ? json_array_get(col[k], i) : col[k];
-}
-
-/*
- * Is fd connection i of the table, as the kernel sees it? With an inode,
- * one fstat says it is that very socket; without, its type and two
- * addresses. A socket already given in the message under another id
- * (seen) is not: it would be served twice.
- */
-static int
-conn_matches(int fd, const json_t *const col[], size_t i, ino_t *seen,
-    size_t *nseen)
-{
-	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
-	const json_t	*ino = conn_cell(col, MSG_CC_INODE, i);
-	struct stat	 sb;
-	size_t		 k;
-
-	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode))
-		return 0;
-	for (k = 0; k < *nseen; k++)
-		if (seen[k] == sb.st_ino)
-			return 0;
-	seen[(*nseen)++] = sb.st_ino;
-	if (ino != NULL)
-		return (json_int_t)sb.st_ino == json_integer_value(ino);
-	return conn_addresses(fd, peer, local) == 0 && strcmp(peer,
-	    json_string_value(conn_cell(col, MSG_CC_PEER, i))) == 0 &&
-	    strcmp(local, json_string_value(conn_cell(col, MSG_CC_LOCAL,
-	    i))) == 0;
-}
-
-/* Offers connection i of the table to the application. */
-static int
-conn_offer_row(struct handoff *h, int fd, const json_t *const col[],
-    size_t i)
-{
-	const json_t	*st = conn_cell(col, MSG_CC_STATE, i);
-	char		*state = NULL;
-	int		 r;
-
-	if (st != NULL && !json_is_null(st) &&
-	    (state = json_dumps(st, JSON_COMPACT)) == NULL)
-		return -1;
-	r = conn_offer(h, HANDOFF_PREDECESSOR, fd, json_string_value(
-	    conn_cell(col, MSG_CC_LISTENER, i)), json_string_value(
-	    conn_cell(col, MSG_CC_DATA, i)), state);
-	free(state);
-	return r;
-}
-
-/* The first ids of a list, for a log line: "2, 3, 5" or "2, 3, ...". */
-static const char *
-conn_ids(char *buf, size_t size, const long long *id, size_t n)
-{
-	size_t	i, at = 0;
-	int	k;
-
-	buf[0] = '\0';
-	for (i = 0; i < n; i++) {
-		k = snprintf(buf + at, size - at, "%s%lld", i > 0 ? ", " : "",
-		    id[i]);
-		if (k < 0 || (size_t)k >= size - at - 5) {
-			snprintf(buf + at, size - at, ", ...");
-			break;
-		}
-		at += (size_t)k;
-	}
-	return buf;
-}
-
-/*
- * "conns" from our predecessor (schema-checked), with its fds: each
- * checked, offered to the application, and answered for in one
- * "conns_taken". Takes the fds: every one is adopted or closed.
- */
-void
-conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds)
-{
-	const json_t	*tab = json_object_get(msg, "conns");
-	const json_t	*col[MSG_NCONNCOLS];
-	long long	 taken[WIRE_MAX_FDS], refused[WIRE_MAX_FDS], id;
-	ino_t		 seen[WIRE_MAX_FDS];
-	size_t		 i, n, nt = 0, nr = 0, ns = 0, len;
-	char		*buf, ids[96];
-
-	for (i = 0; i < MSG_NCONNCOLS; i++)
-		col[i] = json_object_get(tab, msg_conn_column(i));
-	/* The schema allows no more than WIRE_MAX_FDS. */
-	n = json_array_size(col[MSG_CC_ID]);
-	if (n != nfds)
-		hlog(h, "predecessor pid %ld gave %zu connection%s with %zu "
-		    "fds: refused", (long)h->predecessor, n, n == 1 ? "" : "s",
-		    nfds);
-	for (i = 0; i < n && i < WIRE_MAX_FDS; i++) {
-		id = json_integer_value(conn_cell(col, MSG_CC_ID, i));
-		if (n == nfds && conn_matches(fds[i], col, i, seen, &ns) &&
-		    conn_offer_row(h, fds[i], col, i) == 0) {
-			fds[i] = -1;
-			taken[nt++] = id;
-		} else
-			refused[nr++] = id;
-	}
-	wire_close_fds(fds, nfds);
-	if (nr > 0 && n == nfds)
-		hlog(h, "refused %zu of %zu connections from predecessor pid "
-		    "%ld (ids %s): not what it said, or the application did "
-		    "not take them", nr, n, (long)h->predecessor,
-		    conn_ids(ids, sizeof(ids), refused, nr));
-	if ((buf = msg_encode_conns_taken((long)getpid(), taken, nt, refused,
-	    nr, &len)) == NULL || msg_send_text(h->pred_fd, buf, len,
-	    SEND_WAIT_MS) == -1)
-		hlog(h, "cannot tell predecessor pid %ld which connections we "
-		    "took: %s", (long)h->predecessor, strerror(errno));
-	free(buf);
 }

@@ -216,7 +216,10 @@ struct handoff {
 	struct timeval		 check_end;	/* of the wait for the lock */
 	json_t			*chain_out[2];	/* the latest word, unsent */
 	struct event		*chain_ev;	/* sends it when it can */
-	int			 links[CHAIN_LINKS_MAX]; /* older drainers */
+	struct hlink {
+		int		 fd;
+		struct event	*ev;		/* reads what it gives */
+	}			 links[CHAIN_LINKS_MAX]; /* older drainers */
 	size_t			 nlinks;	/* newest first, beyond pred */
 	int			 succ_chain;	/* our successor takes links */
 	unsigned		 hold_left;	/* drain ms left at the vanish */
@@ -253,7 +256,14 @@ void	 conn_flush(struct handoff *);
 void	 conn_writable(struct peer *);
 void	 conn_on_taken(struct handoff *, pid_t, const json_t *);
 void	 conn_all_back(struct handoff *, const char *);
-void	 conn_receive(struct handoff *, const json_t *, int *, size_t);
+void	 conn_keep_unsent(struct handoff *);
+
+/* conntake.c: the successor's half, and what conn.c shares of it. */
+int	 conn_addresses(int, char *, char *);
+int	 conn_offer(struct handoff *, enum handoff_way, int, const char *,
+	    const char *, const char *);
+void	 conn_receive(struct handoff *, const json_t *, int *, size_t,
+	    int, int);
 void	 conn_free(struct handoff *);
 
 /* flow.c: datagrams to and from the neighbours */
@@ -312,11 +322,15 @@ int	 peer_offer_sent(const struct peer *);
 #define CHAIN_NOUT		2
 void	 chain_tell(struct handoff *, pid_t, unsigned, unsigned);
 int	 chain_flush(struct handoff *, int);
-void	 chain_adopt_links(struct handoff *, int *, size_t);
-void	 chain_take_links(struct handoff *);
-void	 chain_pass_links(struct handoff *, int);
-void	 chain_close_links(struct handoff *);
 int	 chain_on_superseded(struct handoff *, pid_t, const json_t *);
+
+/* links.c: links to older drainers, handed over by an exiting middle
+ * generation. */
+void	 links_adopt(struct handoff *, int *, size_t);
+void	 links_take(struct handoff *);
+void	 links_pass(struct handoff *, int);
+void	 links_tell(struct handoff *, pid_t, unsigned, unsigned);
+void	 links_close(struct handoff *);
 void	 chain_tell_takeover(struct handoff *, pid_t);
 void	 chain_on_takeover(struct handoff *, pid_t, const json_t *);
 int	 chain_may_be_newer(const struct handoff *);

@@ -86,7 +86,7 @@ handoff_free(struct handoff *h)
 	/* Before our successor's connection closes with the others. */
 	if (h->successor != NULL && (h->hstate == HS_DRAINING ||
 	    incumbent_offer_sent(h)))
-		chain_pass_links(h, h->successor->fd);
+		links_pass(h, h->successor->fd);
 	peer_free_all(h);
 	conn_free(h);
 	chain_check_cancel(h);
@@ -100,7 +100,7 @@ handoff_free(struct handoff *h)
 		    EXIT_TELL_MS);
 	for (i = 0; i < CHAIN_NOUT; i++)
 		json_decref(h->chain_out[i]);
-	chain_close_links(h);
+	links_close(h);
 	if (h->chain_ev != NULL)
 		event_free(h->chain_ev);
 	if (h->control_ev != NULL)

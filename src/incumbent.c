@@ -478,6 +478,7 @@ incumbent_stop(struct handoff *h)
 			hlog(h, "stop requested while draining: no rollback "
 			    "from now on; draining on, %u ms left",
 			    drain_remaining(h));
+			conn_keep_unsent(h);
 			hevent(h, HANDOFF_SUPERSEDED);
 		}
 		return 0;

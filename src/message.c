@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "b64.h"
 #include "jtext.h"
@@ -47,6 +48,25 @@ msg_error(const char *code, const char *fmt, ...)
 		return NULL;
 	}
 	return o;
+}
+
+/* A new "superseded" from us (6.7): pid by serves now (0: we stop), keep
+ * older generations may drain on; NULL when out of memory. */
+json_t *
+msg_superseded(pid_t by, unsigned keep, unsigned max)
+{
+	json_t	*m;
+
+	m = msg_new("superseded");
+	if (m != NULL && (json_object_set_new(m, "pid",
+	    json_integer(getpid())) == -1 || json_object_set_new(m, "by",
+	    json_integer(by)) == -1 || json_object_set_new(m, "keep",
+	    json_integer(keep)) == -1 || json_object_set_new(m,
+	    "max_draining", json_integer(max)) == -1)) {
+		json_decref(m);
+		m = NULL;
+	}
+	return m;
 }
 
 char *
@@ -481,8 +501,8 @@ msg_recv_parse(const char *buf, ssize_t n, int *got, size_t ngot, int *fds,
 			snprintf(f->err, sizeof(f->err), "receive failed: "
 			    "message over %d bytes", WIRE_MAX_MSG);
 		else if (errno == ETOOMANYREFS)
-			snprintf(f->err, sizeof(f->err), "receive failed: "
-			    "more than %d fds attached", WIRE_MAX_FDS);
+			snprintf(f->err, sizeof(f->err), "receive failed: %s",
+			    MSG_FDS_LOST);
 		else
 			snprintf(f->err, sizeof(f->err), "receive failed: %s",
 			    errno == EBADMSG ? "empty message carrying fds" :
@@ -509,17 +529,19 @@ msg_recv_parse(const char *buf, ssize_t n, int *got, size_t ngot, int *fds,
 	return msg;
 }
 
-/* See message.h. The buffer is the thread's own (recv_buf): handles may
- * live in threads of their own. */
-json_t *
-msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+/* msg_recv and msg_recv_lossy. The buffer is the thread's own
+ * (recv_buf): handles may live in threads of their own. */
+static json_t *
+recv_one(int sock, int *fds, size_t *nfds, struct msg_fail *f, int lossy)
 {
-	int		 got[WIRE_MAX_FDS];
+	int		 got[WIRE_MAX_FDS], lost;
 	size_t		 ngot;
 	ssize_t		 n;
+	json_t		*msg;
 	char		*buf;
 
 	f->why = MSG_BAD;
+	f->fds_lost = 0;
 	f->error = 0;
 	f->err[0] = '\0';
 	snprintf(f->code, sizeof(f->code), "%s", MSG_E_MALFORMED);
@@ -532,8 +554,29 @@ msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
 		    strerror(ENOMEM));
 		return NULL;
 	}
-	n = wire_recv(sock, buf, WIRE_MAX_MSG, got, WIRE_MAX_FDS, &ngot);
-	return msg_recv_parse(buf, n, got, ngot, fds, nfds, f);
+	n = wire_recv_lossy(sock, buf, WIRE_MAX_MSG, got, WIRE_MAX_FDS, &ngot,
+	    &lost);
+	if (lost && !lossy) {
+		n = -1;
+		errno = ETOOMANYREFS;
+	}
+	if ((msg = msg_recv_parse(buf, n, got, ngot, fds, nfds, f)) != NULL)
+		f->fds_lost = lost;
+	return msg;
+}
+
+/* See message.h. */
+json_t *
+msg_recv(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+{
+	return recv_one(sock, fds, nfds, f, 0);
+}
+
+/* See message.h. */
+json_t *
+msg_recv_lossy(int sock, int *fds, size_t *nfds, struct msg_fail *f)
+{
+	return recv_one(sock, fds, nfds, f, 1);
 }
 
 /* See message.h. */
@@ -556,6 +599,7 @@ msg_expect(int sock, const char *want, int wait_ms, int *fds, size_t *nfds,
 	msg = msg_recv(sock, fds, nfds, f);
 	if (msg == NULL && f->why == MSG_CLOSED && f->error == ECONNRESET)
 		msg = msg_recv(sock, fds, nfds, f);
+
 	if (msg == NULL && f->why == MSG_NONE) {
 		/* Readable, yet nothing queued: as a reset. */
 		f->why = MSG_CLOSED;

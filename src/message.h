@@ -9,6 +9,8 @@
 #ifndef HANDOFF_MESSAGE_H
 #define HANDOFF_MESSAGE_H
 
+#include <sys/types.h>
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -19,6 +21,10 @@
 #define MSG_DRAINERS_MAX	64	/* generations listed as draining */
 #define MSG_DATAGRAM_MAX	32768	/* bytes of a datagram, before base64 */
 #define MSG_CONN_DATA_MAX	16384	/* a connection's unread bytes, before base64 */
+/* Why fds attached to a message are missing (MSG_CTRUNC). */
+#define MSG_FDS_LOST	"the fds attached did not all arrive (more than " \
+			"252, or our fd table is full: raise RLIMIT_NOFILE); " \
+			"those that did were closed"
 
 /* Error codes carried by "error" messages. */
 #define MSG_E_FORBIDDEN		"forbidden"
@@ -65,6 +71,9 @@ struct msg_fail {
 		MSG_UNEXPECTED,	/* another type came: err names it */
 	}		 why;
 	int		 error;		/* MSG_CLOSED: errno, 0 if orderly */
+	int		 fds_lost;	/* MSG_OK from msg_recv_lossy: the
+					 * fds attached did not all arrive;
+					 * none is given */
 	char		 code[MSG_NAME_MAX + 1];
 	char		 err[MSG_TEXT_MAX];
 };
@@ -79,6 +88,7 @@ const char	*msg_column(enum msg_column);
 
 /* message.c */
 json_t		*msg_new(const char *);
+json_t		*msg_superseded(pid_t, unsigned, unsigned);
 json_t		*msg_error(const char *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 char		*msg_encode(const json_t *, size_t *);
@@ -118,6 +128,9 @@ size_t		 msg_entry_len(const char *const [MSG_NCOLUMNS]);
  * (error 0) or reset (ECONNRESET); MSG_BAD, f->code is the error code to
  * answer with and f->err the reason, f->error the errno when the receive
  * itself failed (0 when what came was not a valid message).
+ * msg_recv_lossy is msg_recv but for a message whose fds did not all
+ * arrive (more than WIRE_MAX_FDS, or our fd table full): returned without
+ * any, f->fds_lost 1, so that its sender can be answered.
  *
  * msg_expect waits at most wait_ms for a message of type want and
  * receives it as msg_recv does. Besides msg_recv's failures: MSG_TIMEOUT,
@@ -128,6 +141,7 @@ size_t		 msg_entry_len(const char *const [MSG_NCOLUMNS]);
  * (PROTOCOL.md 2.8).
  */
 json_t		*msg_recv(int, int *, size_t *, struct msg_fail *);
+json_t		*msg_recv_lossy(int, int *, size_t *, struct msg_fail *);
 json_t		*msg_expect(int, const char *, int, int *, size_t *,
 		    struct msg_fail *);
 /* Does msg's "extensions" array name ext? */

@@ -229,7 +229,7 @@ static void
 wait_failed(struct handoff *h, const char *why)
 {
 	if (predecessor_dies(h, EXIT_WAIT_MS)) {
-		chain_take_links(h);
+		links_take(h);
 		predecessor_closed(h, "died before releasing us: serving");
 		become_incumbent(h);
 		told_we_serve(h);
@@ -288,7 +288,7 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		wait_failed(h, err);
 		return;
 	}
-	if ((msg = msg_recv(fd, fds, &nfds, &f)) == NULL) {
+	if ((msg = msg_recv_lossy(fd, fds, &nfds, &f)) == NULL) {
 		/* A bad message is logged; a failed receive ends it. */
 		/* Only its end ends it: a message we could not take (our fd
 		 * table full, say) is logged, and the link stays. */
@@ -304,11 +304,15 @@ predecessor_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	type = msg_type(msg);
+	/* Connections whose fds are lost are refused: it serves them. */
+	if (f.fds_lost)
+		hlog(h, "predecessor pid %ld: \"%s\": %s", (long)h->predecessor,
+		    type, MSG_FDS_LOST);
 	/* Links to older drainers, handed to us as it exits: ours then. */
 	if (nfds > 0 && strcmp(type, "predecessors") == 0)
-		chain_adopt_links(h, fds, nfds);
+		links_adopt(h, fds, nfds);
 	else if (strcmp(type, "conns") == 0 && h->hstate != HS_WAITING) {
-		conn_receive(h, msg, fds, nfds);	/* takes the fds */
+		conn_receive(h, msg, fds, nfds, h->pred_fd, 1);	/* takes the fds */
 		nfds = 0;
 	}
 	wire_close_fds(fds, nfds);
@@ -414,7 +418,7 @@ successor_ready(struct handoff *h)
 			    strerror(save_errno));
 		hlog(h, "predecessor pid %ld died before ready: serving",
 		    (long)h->predecessor);
-		chain_take_links(h);
+		links_take(h);
 		event_free(h->pred_ev);
 		h->pred_ev = NULL;
 		close(h->pred_fd);

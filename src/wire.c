@@ -122,6 +122,26 @@ wire_collect_fds(struct msghdr *msg, int *fds, size_t max, size_t *nfds)
 ssize_t
 wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max, size_t *nfds)
 {
+	ssize_t	n;
+	int	lost;
+
+	n = wire_recv_lossy(sock, buf, cap, fds, max, nfds, &lost);
+	if (lost) {
+		errno = ETOOMANYREFS;
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * The same, but a message whose fds did not all arrive (more than max, or
+ * control data truncated: our fd table is full) is still returned, its
+ * fds closed, *nfds 0 and *lost 1: its sender can be answered.
+ */
+ssize_t
+wire_recv_lossy(int sock, void *buf, size_t cap, int *fds, size_t max,
+    size_t *nfds, int *lost)
+{
 	union {
 		struct cmsghdr	hdr;
 		char		buf[WIRE_CMSG_SPACE];
@@ -131,6 +151,7 @@ wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max, size_t *nfds)
 	ssize_t		n;
 
 	*nfds = 0;
+	*lost = 0;
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = buf;
 	iov.iov_len = cap;
@@ -147,8 +168,7 @@ wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max, size_t *nfds)
 	    (msg.msg_flags & MSG_CTRUNC)) {
 		wire_close_fds(fds, *nfds);
 		*nfds = 0;
-		errno = ETOOMANYREFS;
-		return -1;
+		*lost = 1;
 	}
 	if (msg.msg_flags & MSG_TRUNC) {
 		wire_close_fds(fds, *nfds);
@@ -156,7 +176,7 @@ wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max, size_t *nfds)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (n == 0 && *nfds > 0) {
+	if (n == 0 && (*nfds > 0 || *lost)) {
 		/* An empty datagram carrying fds is not a message. */
 		wire_close_fds(fds, *nfds);
 		*nfds = 0;

@@ -16,6 +16,7 @@
 
 int	wire_send(int, const void *, size_t, const int *, size_t);
 ssize_t	wire_recv(int, void *, size_t, int *, size_t, size_t *);
+ssize_t	wire_recv_lossy(int, void *, size_t, int *, size_t, size_t *, int *);
 void	wire_close_fds(int *, size_t);
 int	wire_wait(int, short, int);
 /* Bytes sent on the socket that its peer has not read yet (0 if unknown). */

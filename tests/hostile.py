@@ -180,7 +180,9 @@ def run_fds(a):
     if a.forbidden:
         want = FORBIDDEN
     elif a.count > MAX_FDS:
-        want = "malformed", r"receive failed: more than 252 fds attached"
+        want = "malformed", (r"receive failed: the fds attached did not all arrive "
+                             r"\(more than 252, or our fd table is full: raise "
+                             r"RLIMIT_NOFILE\); those that did were closed")
     else:
         want = "malformed", r"%d unsolicited fds? closed" % a.count
     ok = True

@@ -449,12 +449,13 @@ def passed_fd(arg):
 
 
 def give_conns(conn, ready):
-    """Gives the successor five rows for four connections of our own
-    (PROTOCOL.md 6.9) in two messages: 1 right (inode), 2 the same socket
-    again, 3 a socket with another's inode; then, without inodes, 4 right
-    (addresses, and the state {"n": 5}) and 5 a wrong peer. Prints both conns_taken
-    as one, and each connection's client (line: sent, then what came
-    back, or "closed")."""
+    """Gives the successor rows as a broken incumbent would (PROTOCOL.md
+    6.9), in three messages: 1 right (inode), 2 the same socket again, 3 a
+    socket with another's inode; then, without inodes, 4 right
+    (addresses, and the state {"n": 5}) and 5 a wrong peer; then 6 a
+    listener and 7 a connected UDP socket, with their true inodes.
+    Prints the three conns_taken as one, and what each of the four
+    connections' clients got (a line sent, then the answer or "closed")."""
     if "conns" not in ready.get("extensions", []):
         emit("conns-not-announced")
         conn.bad = True
@@ -489,8 +490,25 @@ def give_conns(conn, ready):
     conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
               fds=[s.fileno() for s in rows[3:]])
     second, _ = conn.expect("conns_taken")
-    taken = {"taken": first.get("taken", []) + second.get("taken", []),
-             "refused": first.get("refused", []) + second.get("refused", [])}
+    # Not connections, with their true inodes: a listener, a connected
+    # UDP socket.
+    lst2 = socket.socket()
+    lst2.bind(("127.0.0.1", 0))
+    lst2.listen(1)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.connect(lst2.getsockname())
+    odd = [lst2, udp]
+    table = {"id": [6, 7], "inode": [os.fstat(s.fileno()).st_ino for s in odd],
+             "listener": "http", "peer": "127.0.0.1:1", "local": "127.0.0.1:2", "data": ""}
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
+              fds=[s.fileno() for s in odd])
+    third, _ = conn.expect("conns_taken")
+    for s in odd:
+        s.close()
+    taken = {"taken": [], "refused": []}
+    for m in (first, second, third):
+        taken["taken"] += m.get("taken", [])
+        taken["refused"] += m.get("refused", [])
     emit("conns-answered", taken=taken.get("taken"), refused=taken.get("refused"))
     # Ours go: the successor holds what it took.
     for s in accepted:
@@ -527,6 +545,29 @@ def http_answer(sock):
         body += data
     return "%s|connection=%s|%s" % (lines[0], fields.get("connection", "-"),
                                      body.decode(errors="replace").strip())
+
+
+def give_many(conn, n):
+    """Gives n idle connections of ours in one message; prints the answer
+    (conns-answered, with counts) and keeps them open until we exit."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(n)
+    clients, ours = [], []
+    for _ in range(n):
+        clients.append(socket.create_connection(lst.getsockname()))
+        ours.append(lst.accept()[0])
+    lst.close()
+    table = {"id": list(range(1, n + 1)),
+             "inode": [os.fstat(s.fileno()).st_ino for s in ours], "listener": "http",
+             "peer": ["%s:%d" % s.getpeername()[:2] for s in ours],
+             "local": "%s:%d" % ours[0].getsockname()[:2], "data": ""}
+    conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
+              fds=[s.fileno() for s in ours])
+    answer, _ = conn.expect("conns_taken", skip=("takeover", "superseded"))
+    emit("conns-answered", taken=len(answer.get("taken", [])),
+         refused=len(answer.get("refused", [])))
+    give_many.keep = clients + ours
 
 
 def give_http(conn, fifo, hold):
@@ -633,6 +674,8 @@ def run_incumbent(a, schemas):
         give_conns(conn, ready)
     if a.give_http_when:
         give_http(conn, a.give_http_when, a.hold)
+    if a.give_many:
+        give_many(conn, a.give_many)
     linger(conn, a.then, a.hold, lambda m: chain_message(conn, m, CHAIN in extensions))
     return 1 if conn.bad else 0
 
@@ -779,10 +822,14 @@ def parse_args():
                    help="after released, once a line comes on FIFO (at most --hold seconds), "
                         "give the successor one connection of ours and send two HTTP/1.1 "
                         "requests on it, printing each answer")
+    i.add_argument("--give-many", type=int, metavar="N",
+                   help="after released, give N idle connections of ours in one conns "
+                        "message and print the successor's answer")
     i.add_argument("--give-conns", action="store_true",
-                   help="after released, give five connections of our own as a broken "
+                   help="after released, give connections of our own as a broken "
                         "incumbent would (one socket twice, a wrong inode, addresses "
-                        "only, a wrong peer) and print the successor's conns_taken")
+                        "only, a wrong peer, a listener, a UDP socket) and print the "
+                        "successor's conns_taken")
     r = sub.choices["raw"]
     r.set_defaults(ops=[])
     r.add_argument("--send", action=Op, metavar="TEXT", help="send TEXT (e.g. JSON) as one message")

@@ -335,8 +335,12 @@ on_conn(struct handoff *h, enum handoff_way from, int fd,
 	const struct timeval	 now = { 0, 0 };
 	size_t			 i;
 
+	/* Drained, we exit at the end of this turn: a gift now would be
+	 * closed with us. Refused, it is served by its giver again. */
+	if (from == HANDOFF_PREDECESSOR && d->exiting)
+		return -1;
 	if (from == HANDOFF_SUCCESSOR)
-		stop_migrating(d, "our successor did not take one");
+		stop_migrating(d, "one came back from our successor");
 	if ((c = hs_adopt(d->hs, fd, data, len)) == NULL)
 		return -1;
 	if (from == HANDOFF_PREDECESSOR)

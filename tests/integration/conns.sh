@@ -20,9 +20,14 @@
 #    them; nothing is lost, nobody rolls back, and v5 serves.
 # 6. A broken incumbent (tests/peer.py --give-conns) gives connkeeper v6
 #    one socket twice, one with another's inode, then (without inodes)
-#    one by its addresses with a state and one with a wrong peer: v6
-#    takes the first and the fourth and serves them; the rest it refuses,
+#    one by its addresses with a state and one with a wrong peer, then a
+#    listener and a connected UDP socket with their true inodes: v6 takes
+#    the first and the fourth and serves them; the rest it refuses,
 #    closes and names.
+# 7. A broken incumbent gives 252 connections in one message to a
+#    successor whose fd table cannot hold them (ulimit -n 100): the
+#    message is read without its fds, and every connection is refused,
+#    so that the incumbent serves them again at once.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
@@ -150,7 +155,7 @@ keeper v6
 v6=$LAST_PID
 wait_for 30 grep -q '"event":"conn-client","n":4' "$T/peer6.out" ||
     fail "the peer's clients did not finish: $(tail -n 3 "$T/peer6.out")"
-grep -q '"event":"conns-answered","taken":\[1,4\],"refused":\[2,3,5\]' "$T/peer6.out" ||
+grep -q '"event":"conns-answered","taken":\[1,4\],"refused":\[2,3,5,6,7\]' "$T/peer6.out" ||
     fail "v6 did not take 1 and 4 and refuse the rest: $(grep conns-answered "$T/peer6.out")"
 # Rows 1 and 4 are clients 1 and 3 (row 4 with the state n=5); clients
 # 2 and 4 were refused.
@@ -166,10 +171,36 @@ for n in 2 4; do
 	    fail "connection $n was not closed: $(grep conn-client "$T/peer6.out")"
 done
 logged v6 "refused 2 of 3 connections from predecessor pid $peer (ids 2, 3)" &&
-    logged v6 "refused 1 of 2 connections from predecessor pid $peer (ids 5)" ||
+    logged v6 "refused 1 of 2 connections from predecessor pid $peer (ids 5)" &&
+    logged v6 "refused 2 of 2 connections from predecessor pid $peer (ids 6, 7)" ||
     fail "v6 did not say what it refused: $(tail -n 3 "$T/v6.log")"
 kill "$peer" 2>/dev/null
 wait_exit "$peer"
 kill -TERM "$v6"
 reap_ok 30 "$v6" "v6, stopped"
+
+# ---- 7. more fds than the successor can hold
+rm -f "$CONTROL"
+port=$(free_port)
+listen="tcp=tcp://127.0.0.1:$port"
+$PEER incumbent --control "$CONTROL" --listen "$listen" --give-many 252 \
+    --then stay --hold 60 >"$T/peer7.out" 2>&1 &
+peer=$!
+PIDS="$PIDS $peer"
+wait_for 30 grep -q '"event":"listening"' "$T/peer7.out" ||
+    fail "the peer incumbent did not listen: $(cat "$T/peer7.out")"
+(ulimit -n 100 && exec "$KEEPER" "$CONTROL" v7 "$listen") >"$T/v7.log" 2>&1 &
+v7=$!
+PIDS="$PIDS $v7"
+wait_for 30 grep -q '"event":"conns-answered"' "$T/peer7.out" ||
+    fail "v7 did not answer: $(tail -n 3 "$T/peer7.out"; tail -n 3 "$T/v7.log")"
+grep -q '"event":"conns-answered","taken":0,"refused":252' "$T/peer7.out" ||
+    fail "v7 did not refuse all 252: $(grep conns-answered "$T/peer7.out")"
+logged v7 'predecessor pid [0-9]*: "conns": the fds attached did not all arrive' ||
+    fail "v7 did not say its fds were lost: $(tail -n 3 "$T/v7.log")"
+alive "$v7" || fail "v7 died of the lost fds"
+kill "$peer" 2>/dev/null
+wait_exit "$peer"
+kill -TERM "$v7"
+reap_ok 30 "$v7" "v7, stopped"
 pass
