@@ -84,6 +84,17 @@ wait_for() {
 	return 0
 }
 
+# nap SECONDS: a sleep without a fork (a read with a timeout on a FIFO
+# of our own that nobody writes to).
+nap() {
+	if [ -z "${NAP_FD:-}" ]; then
+		mkfifo "$T/nap.fifo" && exec {NAP_FD}<>"$T/nap.fifo" ||
+		    die "cannot make $T/nap.fifo"
+	fi
+	read -r -t "$1" -u "$NAP_FD" _ 2>/dev/null
+	return 0
+}
+
 gone() {
 	local _s
 	{ read -r _s <"/proc/$1/stat"; } 2>/dev/null || return 0
