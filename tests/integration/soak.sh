@@ -42,7 +42,16 @@ sample() {
 	    fail "$2 (pid $1) never logged its predecessor's exit"
 	wait_for 60 has_all_of_wrk "$1" ||
 	    fail "pid $1 does not get wrk's 64 connections"
+	# The status connection just answered may not be closed yet: the
+	# count once two readings 50 ms apart agree (5 s at most).
+	_n=0
 	FDS=$(fd_count "$1")
+	while [ "$_n" -lt 100 ]; do
+		poll_pause 0.05
+		_again=$(fd_count "$1")
+		[ "$_again" = "$FDS" ] && break
+		FDS=$_again _n=$((_n + 1))
+	done
 	RSS=$(vm_rss "$1")
 }
 
