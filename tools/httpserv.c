@@ -68,6 +68,8 @@ struct hs_conn {
 	int			 busy;		/* calling back: free later */
 	int			 gone;		/* closed or detached */
 	const char		*tag;		/* the caller's, borrowed */
+	struct event		*park;		/* adopted idle: no bufferevent
+						 * until the client sends */
 };
 
 struct hs_listener {
@@ -191,10 +193,15 @@ conn_release(struct hs_conn *c)
 		c->req->conn = NULL;	/* answered later into the void */
 		c->req = NULL;
 	}
+	if (c->park != NULL)
+		event_free(c->park);
+	c->park = NULL;
 	/* Disabled first: its events leave the loop now, before the fd
 	 * may be closed or go to another owner. */
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_free(c->bev);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_free(c->bev);
+	}
 	c->bev = NULL;
 	if (c->fd != -1)
 		close(c->fd);
@@ -243,6 +250,41 @@ conn_close(struct hs_conn *c)
 	conn_put(c);
 }
 
+/* A connection on fd, in the list, without its bufferevent yet: NULL if
+ * out of memory. */
+static struct hs_conn *
+conn_alloc(struct hs_server *srv, int fd)
+{
+	struct hs_conn	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->srv = srv;
+	c->fd = fd;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->nconns++;
+	return c;
+}
+
+/* Its bufferevent, reading: 0, or -1 if out of memory. */
+static int
+conn_attach(struct hs_conn *c)
+{
+	struct hs_server	*srv = c->srv;
+
+	/* Not BEV_OPT_CLOSE_ON_FREE: a detached fd must stay open. */
+	if ((c->bev = bufferevent_socket_new(srv->base, c->fd, 0)) == NULL)
+		return -1;
+	bufferevent_setcb(c->bev, conn_read, conn_written, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, HS_INPUT_MAX);
+	bufferevent_set_timeouts(c->bev, timerisset(&srv->read_timeout) ?
+	    &srv->read_timeout : NULL, timerisset(&srv->write_timeout) ?
+	    &srv->write_timeout : NULL);
+	return 0;
+}
+
 /* A connection on fd, which it owns from here on: NULL with fd still
  * the caller's if it cannot be made. */
 static struct hs_conn *
@@ -250,39 +292,45 @@ conn_new(struct hs_server *srv, int fd)
 {
 	struct hs_conn	*c;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = conn_alloc(srv, fd)) == NULL)
 		return NULL;
-	/* Not BEV_OPT_CLOSE_ON_FREE: a detached fd must stay open. */
-	c->bev = bufferevent_socket_new(srv->base, fd, 0);
-	if (c->bev == NULL) {
-		free(c);
+	if (conn_attach(c) == -1) {
+		c->fd = -1;		/* still the caller's */
+		conn_release(c);
+		conn_put(c);
 		return NULL;
 	}
-	c->srv = srv;
-	c->fd = fd;
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
-	bufferevent_setcb(c->bev, conn_read, conn_written, conn_event, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, HS_INPUT_MAX);
-	bufferevent_set_timeouts(c->bev, timerisset(&srv->read_timeout) ?
-	    &srv->read_timeout : NULL, timerisset(&srv->write_timeout) ?
-	    &srv->write_timeout : NULL);
-	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
-	srv->nconns++;
 	return c;
+}
+
+/* A parked connection's client sent, or closed, or was silent too long:
+ * now a whole one, which reads what is there. */
+static void
+conn_unpark(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn	*c = arg;
+
+	event_free(c->park);
+	c->park = NULL;
+	if ((what & EV_TIMEOUT) || conn_attach(c) == -1) {
+		conn_close(c);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
 }
 
 int
 hs_conn_idle(const struct hs_conn *c)
 {
-	return !c->gone && c->req == NULL && !c->closing &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	return !c->gone && c->req == NULL && !c->closing && (c->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0);
 }
 
 size_t
 hs_conn_pending(const struct hs_conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_input(c->bev));
+	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_input(
+	    c->bev)) : 0;
 }
 
 int
@@ -292,7 +340,7 @@ hs_detach_idle(struct hs_conn *c, int *fd, struct evbuffer *unconsumed)
 		errno = EBUSY;
 		return -1;
 	}
-	if (evbuffer_add_buffer(unconsumed,
+	if (c->bev != NULL && evbuffer_add_buffer(unconsumed,
 	    bufferevent_get_input(c->bev)) == -1) {
 		errno = ENOMEM;
 		return -1;
@@ -703,25 +751,40 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 struct hs_conn *
 hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 {
-	struct hs_conn	*c;
-	struct evbuffer	*in;
-	int		 flags, rc;
+	const struct timeval	*tmo = timerisset(&srv->read_timeout) ?
+				    &srv->read_timeout : NULL;
+	struct hs_conn		*c;
+	struct evbuffer		*in;
+	int			 flags, rc;
 
 	flags = fcntl(fd, F_GETFL);
 	if (flags == -1 || (!(flags & O_NONBLOCK) &&
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1))
 		return NULL;
+	/* Idle, it is parked: a read event, and the rest of it (a
+	 * bufferevent, its buffers) only once the client sends. Ten
+	 * thousand come at once in a takeover. */
+	if (len == 0) {
+		if ((c = conn_alloc(srv, fd)) == NULL)
+			return NULL;
+		if ((c->park = event_new(srv->base, fd, EV_READ, conn_unpark,
+		    c)) == NULL || event_add(c->park, tmo) == -1) {
+			c->fd = -1;	/* still the caller's */
+			conn_release(c);
+			conn_put(c);
+			errno = ENOMEM;
+			return NULL;
+		}
+		return c;
+	}
 	if ((c = conn_new(srv, fd)) == NULL)
 		return NULL;
 	/* The bufferevent alone appends to its input: it keeps the end
-	 * frozen otherwise. An idle connection brings nothing. */
+	 * frozen otherwise. */
 	in = bufferevent_get_input(c->bev);
-	rc = 0;
-	if (len > 0) {
-		evbuffer_unfreeze(in, 0);
-		rc = evbuffer_add(in, bytes, len);
-		evbuffer_freeze(in, 0);
-	}
+	evbuffer_unfreeze(in, 0);
+	rc = evbuffer_add(in, bytes, len);
+	evbuffer_freeze(in, 0);
 	if (rc == -1) {
 		c->fd = -1;		/* still the caller's */
 		conn_release(c);
@@ -731,9 +794,8 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 	}
 	bufferevent_enable(c->bev, EV_READ);
 	/* Parsed from the loop, like what the socket brings. */
-	if (len > 0)
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
+	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
 	return c;
 }
 

@@ -613,6 +613,86 @@ test_adopt(void)
 	server_stop(&other);
 }
 
+/* An fd of other's, accepted by hand, for s to adopt; -1 on failure. */
+static int
+hand_accept(struct server *other)
+{
+	int	fd;
+
+	hs_listener_enable(other->lis, 0);
+	fd = accept4(hs_listener_fd(other->lis), NULL, NULL, SOCK_CLOEXEC);
+	CHECK(fd != -1);
+	return fd;
+}
+
+static int
+closed_one(void *arg)
+{
+	return ((struct server *)arg)->closed == 1;
+}
+
+/*
+ * Adopted idle, a connection is parked (no bufferevent until its client
+ * sends): it counts, is idle with nothing pending, is answered once its
+ * client sends, closes (calling back) when its client does, detaches
+ * with no bytes, and hs_free closes it.
+ */
+static void
+test_parked(void)
+{
+	struct server	s, other;
+	struct client	c, d, e;
+	struct hs_conn	*pc;
+	struct evbuffer	*un;
+	int		fd;
+
+	if (server_start(&s, "A") == -1 || server_start(&other, "X") == -1 ||
+	    (un = evbuffer_new()) == NULL) {
+		CHECK(!"servers");
+		return;
+	}
+	if (client_open(&c, &other) == 0 && (fd = hand_accept(&other)) != -1) {
+		if ((pc = hs_adopt(s.hs, fd, "", 0)) == NULL) {
+			CHECK(!"hs_adopt");
+			close(fd);
+		} else {
+			CHECK(hs_conn_idle(pc));
+			CHECK_INT(hs_conn_pending(pc), 0);
+		}
+		CHECK_INT(hs_conn_count(s.hs), 1);
+		client_send(&c, GET("/p"));
+		expect_stream(&c, ok("A", "/p", 0));
+		client_close(&c);
+		CHECK_INT(run_until(closed_one, &s, NULL, NULL), 0);
+		CHECK_INT(hs_conn_count(s.hs), 0);
+	}
+	if (client_open(&d, &other) == 0 && (fd = hand_accept(&other)) != -1) {
+		if ((pc = hs_adopt(s.hs, fd, "", 0)) == NULL) {
+			CHECK(!"hs_adopt");
+			close(fd);
+		} else if (hs_detach_idle(pc, &fd, un) == 0) {
+			CHECK_INT(evbuffer_get_length(un), 0);
+			CHECK_INT(hs_conn_count(s.hs), 0);
+			close(fd);
+		} else
+			CHECK(!"hs_detach_idle");
+		CHECK_INT(run_until(has_eof, &d, &d, NULL), 0);
+		client_close(&d);
+	}
+	if (client_open(&e, &other) == 0 && (fd = hand_accept(&other)) != -1) {
+		if (hs_adopt(s.hs, fd, "", 0) == NULL) {
+			CHECK(!"hs_adopt");
+			close(fd);
+		}
+		server_stop(&s);	/* closes it, calling nobody */
+		CHECK_INT(run_until(has_eof, &e, &e, NULL), 0);
+		client_close(&e);
+	} else
+		server_stop(&s);
+	evbuffer_free(un);
+	server_stop(&other);
+}
+
 static int
 pending_is(void *arg)
 {
@@ -737,6 +817,7 @@ main(void)
 	test_limits();
 	test_timeout();
 	test_adopt();
+	test_parked();
 	test_move();
 	test_free_open();
 	CHECK_INT(unit_count_fds(), fds);
