@@ -99,28 +99,42 @@ conn_is_stream(int fd)
 	    conn_addresses(fd, peer, local) == 0;
 }
 
+/* Keys of one message seen so far (ids, inodes: never 0), open
+ * addressing: a check per row, not a scan of the rows before it. */
+#define SEEN_SLOTS	512	/* a power of two, over 2 * WIRE_MAX_FDS */
+_Static_assert(SEEN_SLOTS > 2 * WIRE_MAX_FDS, "the set stays half empty");
+
+/* 1 if key was in set already; else adds it and says 0. */
+static int
+seen_add(unsigned long long *set, unsigned long long key)
+{
+	size_t	i = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 55);
+
+	for (; set[i] != 0; i = (i + 1) & (SEEN_SLOTS - 1))
+		if (set[i] == key)
+			return 1;
+	set[i] = key;
+	return 0;
+}
+
 /*
  * Is fd connection i of the table, as the kernel sees it? With an inode,
  * fstat says it is that very socket, and TCP_INFO that it is a
  * connection; without, its type and two addresses. A socket already
- * given in the message under another id (seen) is not: it would be
+ * given in the message under another id (in seen) is not: it would be
  * served twice.
  */
 static int
-conn_matches(int fd, const json_t *const col[], size_t i, ino_t *seen,
-    size_t *nseen)
+conn_matches(int fd, const json_t *const col[], size_t i,
+    unsigned long long *seen)
 {
 	char		 peer[LISTENER_ADDR_MAX], local[LISTENER_ADDR_MAX];
 	const json_t	*ino = conn_cell(col, MSG_CC_INODE, i);
 	struct stat	 sb;
-	size_t		 k;
 
-	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode))
+	if (fstat(fd, &sb) == -1 || !S_ISSOCK(sb.st_mode) || sb.st_ino == 0 ||
+	    seen_add(seen, sb.st_ino))
 		return 0;
-	for (k = 0; k < *nseen; k++)
-		if (seen[k] == sb.st_ino)
-			return 0;
-	seen[(*nseen)++] = sb.st_ino;
 	if (ino != NULL)
 		return (json_int_t)sb.st_ino == json_integer_value(ino) &&
 		    conn_is_stream(fd);
@@ -149,14 +163,6 @@ conn_offer_row(struct handoff *h, int fd, const json_t *const col[],
 	return r;
 }
 
-static int
-conn_id_seen(long long id, const long long *list, size_t n)
-{
-	while (n > 0)
-		if (list[--n] == id)
-			return 1;
-	return 0;
-}
 
 /* The first ids of a list, for a log line: "2, 3, 5" or "2, 3, ...". */
 static const char *
@@ -191,8 +197,9 @@ conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds,
 	const json_t	*tab = json_object_get(msg, "conns");
 	const json_t	*col[MSG_NCONNCOLS];
 	long long	 taken[WIRE_MAX_FDS], refused[WIRE_MAX_FDS], id;
-	ino_t		 seen[WIRE_MAX_FDS];
-	size_t		 i, n, nt = 0, nr = 0, ns = 0, len;
+	unsigned long long ids_seen[SEEN_SLOTS] = { 0 };
+	unsigned long long inodes_seen[SEEN_SLOTS] = { 0 };
+	size_t		 i, n, nt = 0, nr = 0, len;
 	char		*buf, ids[96];
 	const char	*who = answer == h->pred_fd ? "predecessor" :
 			    "older generation";
@@ -209,11 +216,10 @@ conn_receive(struct handoff *h, const json_t *msg, int *fds, size_t nfds,
 	for (i = 0; i < n && i < WIRE_MAX_FDS; i++) {
 		id = json_integer_value(conn_cell(col, MSG_CC_ID, i));
 		/* An id given twice is answered once, for its first. */
-		if (conn_id_seen(id, taken, nt) || conn_id_seen(id, refused,
-		    nr))
+		if (seen_add(ids_seen, (unsigned long long)id))
 			continue;
-		if (take && n == nfds && conn_matches(fds[i], col, i, seen,
-		    &ns) && conn_offer_row(h, fds[i], col, i) == 0) {
+		if (take && n == nfds && conn_matches(fds[i], col, i,
+		    inodes_seen) && conn_offer_row(h, fds[i], col, i) == 0) {
 			fds[i] = -1;
 			taken[nt++] = id;
 		} else

@@ -354,6 +354,21 @@ finish_clients() {
 	    fail "the clients did not finish: $(cat "$T/$1.err")"
 }
 
+# peer_incumbent NAME ARGS...: tests/peer.py as the incumbent on a fresh
+# $CONTROL (ARGS: its options), staying until the other side closes;
+# its events in $T/NAME.out, its pid in PEER_PID, once it listens.
+peer_incumbent() {
+	_pn=$1
+	shift
+	rm -f "$CONTROL"	# it binds the path afresh
+	$PEER incumbent --control "$CONTROL" "$@" --then stay --hold 60 \
+	    >"$T/$_pn.out" 2>&1 &
+	PEER_PID=$!
+	PIDS="$PIDS $PEER_PID"
+	wait_for 30 grep -q '"event":"listening"' "$T/$_pn.out" ||
+	    fail "the peer incumbent did not listen: $(cat "$T/$_pn.out")"
+}
+
 # conns_peer NAME [ARGS...]: tests/peer.py as a successor that announces
 # the conns extension and stays (ARGS: --conns take|refuse), logging to
 # $T/NAME.out; returns once it was given connections; its pid in $PEER_PID.

@@ -448,27 +448,34 @@ def passed_fd(arg):
     return name, None, PassedFd(fd)
 
 
+def connections(n):
+    """n connections of our own on loopback: their client ends, and the
+    ends we accepted, to give away."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(n)
+    clients, accepted = [], []
+    for _ in range(n):
+        clients.append(socket.create_connection(lst.getsockname()))
+        accepted.append(lst.accept()[0])
+    lst.close()
+    return clients, accepted
+
+
 def give_conns(conn, ready):
     """Gives the successor rows as a broken incumbent would (PROTOCOL.md
     6.9), in three messages: 1 right (inode), 2 the same socket again, 3 a
     socket with another's inode; then, without inodes, 4 right
     (addresses, and the state {"n": 5}) and 5 a wrong peer; then 6 a
-    listener and 7 a connected UDP socket, with their true inodes.
+    listener and 7 a connected UDP socket, with their true inodes, and
+    7 again.
     Prints the three conns_taken as one, and what each of the four
     connections' clients got (a line sent, then the answer or "closed")."""
     if "conns" not in ready.get("extensions", []):
         emit("conns-not-announced")
         conn.bad = True
         return
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(8)
-    clients, accepted = [], []
-    for _ in range(4):
-        c = socket.create_connection(lst.getsockname())
-        clients.append(c)
-        accepted.append(lst.accept()[0])
-    lst.close()
+    clients, accepted = connections(4)
 
     ino = [os.fstat(s.fileno()).st_ino for s in accepted]
     a1, a2, a3, a4 = accepted
@@ -491,19 +498,19 @@ def give_conns(conn, ready):
               fds=[s.fileno() for s in rows[3:]])
     second, _ = conn.expect("conns_taken")
     # Not connections, with their true inodes: a listener, a connected
-    # UDP socket.
+    # UDP socket; and id 7 once more, which is answered once.
     lst2 = socket.socket()
     lst2.bind(("127.0.0.1", 0))
     lst2.listen(1)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.connect(lst2.getsockname())
-    odd = [lst2, udp]
-    table = {"id": [6, 7], "inode": [os.fstat(s.fileno()).st_ino for s in odd],
+    odd = [lst2, udp, udp]
+    table = {"id": [6, 7, 7], "inode": [os.fstat(s.fileno()).st_ino for s in odd],
              "listener": "http", "peer": "127.0.0.1:1", "local": "127.0.0.1:2", "data": ""}
     conn.send({"type": "conns", "proto": 1, "pid": os.getpid(), "conns": table},
               fds=[s.fileno() for s in odd])
     third, _ = conn.expect("conns_taken")
-    for s in odd:
+    for s in odd[:2]:
         s.close()
     taken = {"taken": [], "refused": []}
     for m in (first, second, third):
@@ -550,14 +557,7 @@ def http_answer(sock):
 def give_many(conn, n):
     """Gives n idle connections of ours in one message; prints the answer
     (conns-answered, with counts) and keeps them open until we exit."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(n)
-    clients, ours = [], []
-    for _ in range(n):
-        clients.append(socket.create_connection(lst.getsockname()))
-        ours.append(lst.accept()[0])
-    lst.close()
+    clients, ours = connections(n)
     table = {"id": list(range(1, n + 1)),
              "inode": [os.fstat(s.fileno()).st_ino for s in ours], "listener": "http",
              "peer": ["%s:%d" % s.getpeername()[:2] for s in ours],
@@ -585,12 +585,7 @@ def give_http(conn, fifo, hold):
         os.read(fd, 64)
     finally:
         os.close(fd)
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(1)
-    client = socket.create_connection(lst.getsockname())
-    ours = lst.accept()[0]
-    lst.close()
+    (client,), (ours,) = connections(1)
     table = {"id": [1], "inode": [os.fstat(ours.fileno()).st_ino], "listener": "http",
              "peer": "%s:%d" % ours.getpeername()[:2],
              "local": "%s:%d" % ours.getsockname()[:2], "data": ""}

@@ -218,6 +218,16 @@ conn_put(struct hs_conn *c)
 		free(c);
 }
 
+/* Undoes a connection that is not serving yet: its fd stays the
+ * caller's. */
+static void
+conn_unmake(struct hs_conn *c)
+{
+	c->fd = -1;
+	conn_release(c);
+	conn_put(c);
+}
+
 /* Calls the connection callback: 0, or -1 if the connection is gone
  * since (detached, or closed), and freed. */
 static int
@@ -295,9 +305,7 @@ conn_new(struct hs_server *srv, int fd)
 	if ((c = conn_alloc(srv, fd)) == NULL)
 		return NULL;
 	if (conn_attach(c) == -1) {
-		c->fd = -1;		/* still the caller's */
-		conn_release(c);
-		conn_put(c);
+		conn_unmake(c);
 		return NULL;
 	}
 	return c;
@@ -769,9 +777,7 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 			return NULL;
 		if ((c->park = event_new(srv->base, fd, EV_READ, conn_unpark,
 		    c)) == NULL || event_add(c->park, tmo) == -1) {
-			c->fd = -1;	/* still the caller's */
-			conn_release(c);
-			conn_put(c);
+			conn_unmake(c);
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -786,9 +792,7 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 	rc = evbuffer_add(in, bytes, len);
 	evbuffer_freeze(in, 0);
 	if (rc == -1) {
-		c->fd = -1;		/* still the caller's */
-		conn_release(c);
-		conn_put(c);
+		conn_unmake(c);
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -81,16 +81,12 @@ kill -TERM "$v3"
 reap_ok 30 "$v3" "v3, stopped"
 
 # A gift that crosses a takeover: passed on, not closed.
-rm -f "$CONTROL"	# peer.py binds it afresh
 port=$(free_port)
 listen="--listen http=tcp://127.0.0.1:$port"
 go_fifo give
-$PEER incumbent --control "$CONTROL" --listen "http=tcp://127.0.0.1:$port" \
-    --give-http-when "$T/give.go" --then stay --hold 60 >"$T/peer4.out" 2>&1 &
-peer=$!
-PIDS="$PIDS $peer"
-wait_for 30 grep -q '"event":"listening"' "$T/peer4.out" ||
-    fail "the peer incumbent did not listen: $(cat "$T/peer4.out")"
+peer_incumbent peer4 --listen "http=tcp://127.0.0.1:$port" \
+    --give-http-when "$T/give.go"
+peer=$PEER_PID
 # Not serve: the peer answers one conversation, and status would be it.
 # shellcheck disable=SC2086
 start_httpd v4 $listen --tag v4 --drain-timeout 60
