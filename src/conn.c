@@ -105,7 +105,7 @@ conn_row(struct handoff *h, struct msg_conn *c, long id, int fd,
 	int		 r = -1;
 
 	if (conn_addresses(fd, peer, local) == -1 || fstat(fd, &sb) == -1) {
-		herr(h, "fd %d is not a connected stream socket (%s): only "
+		herr(h, "fd %d is not a connected socket (%s): only "
 		    "connections can be given", fd, strerror(errno));
 		goto out;
 	}

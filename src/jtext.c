@@ -36,6 +36,22 @@ jtext_put(struct jtext *o, const char *s, size_t n)
 	o->len += n;
 }
 
+/* A decimal integer, without printf: a message has hundreds. */
+void
+jtext_int(struct jtext *o, long long v)
+{
+	char			 num[24], *p = num + sizeof(num);
+	unsigned long long	 u = v < 0 ? 0ULL - (unsigned long long)v :
+				    (unsigned long long)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	jtext_put(o, p, (size_t)(num + sizeof(num) - p));
+}
+
 /* A buffer for cap bytes and a NUL: -1 if none. */
 int
 jtext_begin(struct jtext *o, size_t cap)

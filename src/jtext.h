@@ -18,6 +18,7 @@ int	 jtext_begin(struct jtext *, size_t);
 void	 jtext_use(struct jtext *, char *, size_t);
 void	 jtext_put(struct jtext *, const char *, size_t);
 void	 jtext_string(struct jtext *, const char *);
+void	 jtext_int(struct jtext *, long long);
 /* jtext_begin's buffer with what was written, NUL-terminated, of *len
  * bytes; or NULL with errno, the buffer freed. */
 char	*jtext_end(struct jtext *, size_t *);

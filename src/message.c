@@ -242,20 +242,17 @@ msg_conn_cells(struct msg_conn *c, long long id, long long inode,
 {
 	struct jtext	o;
 	size_t		at[MSG_NCONNCOLS + 1], k;
-	char		num[48];
-	int		n;
 
-	/* Every byte of a string escaped as \u00XX at most. */
-	if (jtext_begin(&o, sizeof(num) + 6 * (strlen(listener) + strlen(peer) +
+	/* Two integers of 20 bytes at most; every byte of a string
+	 * escaped as \u00XX at most. */
+	if (jtext_begin(&o, 48 + 6 * (strlen(listener) + strlen(peer) +
 	    strlen(local)) + B64_LEN(dlen) + (state != NULL ? strlen(state) :
 	    4) + 8) == -1)
 		return -1;
 	at[MSG_CC_ID] = 0;
-	n = snprintf(num, sizeof(num), "%lld", id);
-	jtext_put(&o, num, (size_t)n);
+	jtext_int(&o, id);
 	at[MSG_CC_INODE] = o.len;
-	n = snprintf(num, sizeof(num), "%lld", inode);
-	jtext_put(&o, num, (size_t)n);
+	jtext_int(&o, inode);
 	at[MSG_CC_LISTENER] = o.len;
 	jtext_string(&o, listener);
 	at[MSG_CC_PEER] = o.len;
@@ -357,15 +354,13 @@ msg_encode_conns(char *buf, long pid, const struct msg_conn *const *row,
 static void
 put_ids(struct jtext *o, const char *key, const long long *id, size_t n)
 {
-	char	num[32];
 	size_t	i;
-	int	k;
 
 	jtext_put(o, key, strlen(key));
 	for (i = 0; i < n; i++) {
-		k = snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "",
-		    id[i]);
-		jtext_put(o, num, (size_t)k);
+		if (i > 0)
+			jtext_put(o, ",", 1);
+		jtext_int(o, id[i]);
 	}
 	jtext_put(o, "]", 1);
 }

@@ -278,6 +278,18 @@ conn_alloc(struct hs_server *srv, int fd)
 	return c;
 }
 
+/* An adopted fd may come blocking: 0, or -1 with errno. */
+static int
+conn_nonblock(int fd)
+{
+	int	flags;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	return (flags & O_NONBLOCK) || fcntl(fd, F_SETFL, flags |
+	    O_NONBLOCK) != -1 ? 0 : -1;
+}
+
 /* Its bufferevent, reading: 0, or -1 if out of memory. */
 static int
 conn_attach(struct hs_conn *c)
@@ -320,7 +332,8 @@ conn_unpark(evutil_socket_t fd, short what, void *arg)
 
 	event_free(c->park);
 	c->park = NULL;
-	if ((what & EV_TIMEOUT) || conn_attach(c) == -1) {
+	if ((what & EV_TIMEOUT) || conn_nonblock(c->fd) == -1 ||
+	    conn_attach(c) == -1) {
 		conn_close(c);
 		return;
 	}
@@ -763,15 +776,11 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 				    &srv->read_timeout : NULL;
 	struct hs_conn		*c;
 	struct evbuffer		*in;
-	int			 flags, rc;
+	int			 rc;
 
-	flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || (!(flags & O_NONBLOCK) &&
-	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1))
-		return NULL;
 	/* Idle, it is parked: a read event, and the rest of it (a
-	 * bufferevent, its buffers) only once the client sends. Ten
-	 * thousand come at once in a takeover. */
+	 * bufferevent, its buffers, non-blocking mode) only once the
+	 * client sends. Ten thousand come at once in a takeover. */
 	if (len == 0) {
 		if ((c = conn_alloc(srv, fd)) == NULL)
 			return NULL;
@@ -783,7 +792,7 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 		}
 		return c;
 	}
-	if ((c = conn_new(srv, fd)) == NULL)
+	if (conn_nonblock(fd) == -1 || (c = conn_new(srv, fd)) == NULL)
 		return NULL;
 	/* The bufferevent alone appends to its input: it keeps the end
 	 * frozen otherwise. */

@@ -658,10 +658,14 @@ test_parked(void)
 		} else {
 			CHECK(hs_conn_idle(pc));
 			CHECK_INT(hs_conn_pending(pc), 0);
+			/* Accepted blocking: made non-blocking once the
+			 * client sends, not while parked. */
+			CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
 		}
 		CHECK_INT(hs_conn_count(s.hs), 1);
 		client_send(&c, GET("/p"));
 		expect_stream(&c, ok("A", "/p", 0));
+		CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
 		client_close(&c);
 		CHECK_INT(run_until(closed_one, &s, NULL, NULL), 0);
 		CHECK_INT(hs_conn_count(s.hs), 0);

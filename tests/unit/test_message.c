@@ -9,9 +9,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "b64.h"
+#include "jtext.h"
 #include "message.h"
 #include "wire.h"
 #include "unit.h"
@@ -865,6 +868,48 @@ test_base64(void)
 		CHECK_INT(b64_decode(bad[i], out, sizeof(out)), -1);
 }
 
+/* Integers as the messages write them, without printf, and the answer
+ * that lists ids. */
+static void
+test_ints(void)
+{
+	static const struct {
+		long long	 v;
+		const char	*text;
+	} table[] = {
+		{ 0, "0" }, { 7, "7" }, { -42, "-42" }, { 1000, "1000" },
+		{ 4611686018427387903LL, "4611686018427387903" },
+		{ LLONG_MAX, "9223372036854775807" },
+		{ LLONG_MIN, "-9223372036854775808" },
+	};
+	const long long	 taken[] = { 1, 20, 300 }, refused[] = { 4000 };
+	struct jtext	 o;
+	char		 buf[32], *text;
+	size_t		 i, len;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		jtext_use(&o, buf, sizeof(buf) - 1);
+		jtext_int(&o, table[i].v);
+		buf[o.len] = '\0';
+		CHECK_STR(buf, table[i].text);
+	}
+	/* Past the buffer: the failure sticks. */
+	jtext_use(&o, buf, 3);
+	jtext_int(&o, 1234);
+	CHECK_INT(o.bad, EMSGSIZE);
+	CHECK_INT(o.len, 0);
+
+	text = msg_encode_conns_taken(9, taken, 3, refused, 1, &len);
+	CHECK_STR(text, "{\"type\":\"conns_taken\",\"proto\":1,\"pid\":9,"
+	    "\"taken\":[1,20,300],\"refused\":[4000]}");
+	CHECK_INT(len, text != NULL ? strlen(text) : 0);
+	free(text);
+	text = msg_encode_conns_taken(9, taken, 0, refused, 0, &len);
+	CHECK_STR(text, "{\"type\":\"conns_taken\",\"proto\":1,\"pid\":9,"
+	    "\"taken\":[],\"refused\":[]}");
+	free(text);
+}
+
 /* A "conns" table with two rows, changed in column key (value NULL: the
  * column removed). */
 static const char *
@@ -985,6 +1030,7 @@ main(void)
 	test_row_count();
 	test_encode_fds();
 	test_conns();
+	test_ints();
 	test_size_limit();
 	test_build();
 	test_names();
