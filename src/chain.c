@@ -128,7 +128,10 @@ chain_on_superseded(struct handoff *h, pid_t from, const json_t *msg)
 	else
 		hlog(h, "successor pid %ld is stopping: no rollback from now "
 		    "on", (long)from);
-	conn_keep_unsent(h);
+	/* Handed over, it still takes what we give (or its successor will,
+	 * on the link it is handed); stopping, it serves nobody next. */
+	if (by == 0)
+		conn_keep_unsent(h);
 	chain_tell(h, (pid_t)by, keep > 0 ? (unsigned)keep - 1 : 0,
 	    (unsigned)max);
 	hevent(h, HANDOFF_SUPERSEDED);

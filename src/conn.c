@@ -168,13 +168,11 @@ handoff_conn_give(struct handoff *h, int fd, const char *listener,
 	 * receive: we keep the rest. */
 	if (h->conn_sent + CONN_FDS_SPARE >= h->conn_room)
 		return herr(h, "successor pid %ld said it had room for %zu "
-		    "more fds: connections stay here from now on (raise its "
-		    "RLIMIT_NOFILE)", (long)p->pid, h->conn_room);
-	/* Superseded, our successor's link may be another's now, which
-	 * reads no connections from it. */
-	if (h->superseded)
-		return herr(h, "our successor has handed over in its turn, or "
-		    "stops: connections stay here");
+		    "more fds, and has them all (raise its RLIMIT_NOFILE)",
+		    (long)p->pid, h->conn_room);
+	if (h->conn_kept)
+		return herr(h, "our successor stops, or has gone and a newer "
+		    "generation serves");
 	if (h->nconns == h->capconns)
 		conn_compact(h);
 	if (h->nconns == h->capconns) {
@@ -222,7 +220,7 @@ conn_flush(struct handoff *h)
 	int		 r;
 
 	if (p == NULL || p->state != PEER_RELEASED || h->conn_blocked ||
-	    h->superseded)
+	    h->conn_kept)
 		return;
 	/* After what the peer has queued, and only when there is room:
 	 * a send that cannot go still takes a reference on every fd. */
@@ -383,6 +381,8 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 	json_t		*v;
 	size_t		 k, nt = 0, nr = 0;
 	ssize_t		 i;
+	long		 by;
+	char		 who[80];
 
 	h->conn_busy = 1;
 	json_array_foreach(json_object_get(msg, "taken"), k, v) {
@@ -401,14 +401,23 @@ conn_on_taken(struct handoff *h, pid_t pid, const json_t *msg)
 		nr++;
 	}
 	h->conn_busy = 0;
+	/* Once our successor has exited, a newer generation holds its end
+	 * and answers (it says so in pid: SO_PEERCRED stays our
+	 * successor's). */
+	by = (long)json_integer_value(json_object_get(msg, "pid"));
+	if (by != (long)pid)
+		snprintf(who, sizeof(who), " (answered by pid %ld, which holds "
+		    "its connection now)", by);
+	else
+		who[0] = '\0';
 	if (nr > 0)
 		hlog(h, "successor pid %ld took %zu connection%s and refused "
-		    "%zu: serving those again", (long)pid, nt, nt == 1 ? "" :
-		    "s", nr);
+		    "%zu: serving those again%s", (long)pid, nt, nt == 1 ? "" :
+		    "s", nr, who);
 	else
 		hlog(h, "successor pid %ld took %zu connection%s; %zu given "
-		    "and not taken yet", (long)pid, nt, nt == 1 ? "" : "s",
-		    h->nlive);
+		    "and not taken yet%s", (long)pid, nt, nt == 1 ? "" : "s",
+		    h->nlive, who);
 	conn_settled(h);
 }
 
@@ -435,19 +444,23 @@ conn_all_back(struct handoff *h, const char *why)
 }
 
 /*
- * We are superseded: our successor's link may soon be another's, which
- * reads no connections from it. What was given and not sent yet is not
- * sent now: the application serves it again.
+ * We give no more: our successor stops, and serves nobody next, or it
+ * has gone and a newer generation serves (or we are told to stop).
+ * What was given and not sent yet is not sent now: the application
+ * serves it again. A successor that hands over to a newer generation
+ * still takes what we give, and once it exits the newer one does, on
+ * the link it is handed (PROTOCOL.md 6.9 item 7).
  */
 void
 conn_keep_unsent(struct handoff *h)
 {
 	size_t	n = h->nunsent, i;
 
+	h->conn_kept = 1;
 	if (n == 0)
 		return;
 	hlog(h, "%zu connection%s given and not sent yet stay here: our "
-	    "successor has handed over in its turn, or stops", n, n == 1 ?
+	    "successor stops, or a newer generation serves", n, n == 1 ?
 	    "" : "s");
 	h->conn_busy = 1;
 	for (n = h->nconns, i = 0; i < n; i++)

@@ -147,6 +147,8 @@ struct handoff {
 	int			 conn_blocked;	/* the successor's socket is
 						 * full: it says when not */
 	int			 conn_busy;	/* settling: indices hold */
+	int			 conn_kept;	/* we give no more: our
+						 * successor stops, or is gone */
 	long			 conn_next;	/* the last id given */
 	size_t			 conn_room;	/* fds our successor said it had */
 	size_t			 conn_sent;	/* connections given it, all told */

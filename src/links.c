@@ -1,11 +1,12 @@
 /*
  * links: a middle generation that exits while older ones still drain
- * hands us its connections to them ("predecessors", PROTOCOL.md 6.7):
- * from then on we tell them that they are superseded, and we read what
- * they still send on them, connections given to the generation that has
- * gone among it (6.9): those we take, or refuse, and answer for, as
- * their successor would have, so that none waits for an answer to its
- * drain deadline.
+ * hands us its connections to them ("predecessors", PROTOCOL.md 6.7),
+ * with what it had not read still queued: from then on we tell them that
+ * they are superseded, and we read what they send on them: connections
+ * given to the generation that has gone, or to us through it (6.9),
+ * which we take, or refuse, and answer for, as their successor would
+ * have, so that none waits for an answer to its drain deadline; and the
+ * links an older generation hands on as it exits in its turn.
  */
 #include "config.h"
 
@@ -35,9 +36,10 @@ link_drop(struct handoff *h, size_t i)
 	    sizeof(h->links[0]));
 }
 
-/* What an older generation sends on a link: connections it gave the
- * generation that has gone are answered here; the rest (progress,
- * datagrams) has nobody to read it, and its end closes the link. */
+/* What an older generation sends on a link: connections it gives are
+ * answered here, and the links it hands on as it exits are ours; the
+ * rest (progress, datagrams) has nobody to read it, and its end closes
+ * the link. */
 static void
 link_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -63,6 +65,11 @@ link_read(evutil_socket_t fd, short what, void *arg)
 		if (strcmp(msg_type(msg), "conns") == 0) {
 			conn_receive(h, msg, fds, nfds, fd, 1);
 			nfds = 0;	/* taken or closed */
+		} else if (nfds > 0 && strcmp(msg_type(msg), "predecessors") ==
+		    0) {
+			json_decref(msg);
+			links_adopt(h, fds, nfds);	/* may move the links */
+			return;
 		}
 		wire_close_fds(fds, nfds);
 		json_decref(msg);
@@ -98,10 +105,10 @@ links_adopt(struct handoff *h, int *fds, size_t n)
 }
 
 /*
- * Links our predecessor handed us that we have not read yet (it exited
- * just before us): taken now, so that they go on with ours. Connections
- * it gave us and we have not read are refused, so that it serves them
- * again; what else is queued (progress) is dropped: we are exiting.
+ * Links our predecessor handed us that we have not read yet, as it died
+ * before it released us: taken now, so that we tell them we serve. It
+ * gave us no connections (only after released); any that came are
+ * refused. What else is queued is dropped.
  */
 void
 links_take(struct handoff *h)
@@ -133,7 +140,9 @@ links_take(struct handoff *h)
 /*
  * As we exit: our links to older drainers (our predecessor first, if it
  * still drains) go to our successor, if it takes them, on its
- * connection. Closing them would cut them off from the chain.
+ * connection. Closing them would cut them off from the chain. What we
+ * have not read on them goes with them, unread: connections given us
+ * are its to take, links handed us its to keep.
  */
 void
 links_pass(struct handoff *h, int sock)
@@ -145,7 +154,6 @@ links_pass(struct handoff *h, int sock)
 
 	if (sock < 0 || !h->succ_chain)
 		return;
-	links_take(h);
 	if (h->pred_fd >= 0 && h->pred_chain)
 		fds[n++] = h->pred_fd;
 	for (i = 0; i < h->nlinks && n < CHAIN_LINKS_MAX; i++)

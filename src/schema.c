@@ -589,9 +589,11 @@ need_ids(const json_t *o, const char *t, const char *key, char *err,
 		return field_fail(err, len, "%s: field \"%s\" must be an array of at "
 		    "most %d connection ids", t, key, WIRE_MAX_FDS);
 	json_array_foreach(v, i, e)
-		if (!json_is_integer(e) || json_integer_value(e) < 1)
+		if (!json_is_integer(e) || json_integer_value(e) < 1 ||
+		    json_integer_value(e) > INT64_MAX / 2)
 			return field_fail(err, len, "%s: %s[%zu] is not a connection "
-			    "id", t, key, i);
+			    "id (an integer from 1 to %lld, as in conns)", t, key, i,
+			    (long long)(INT64_MAX / 2));
 	return 0;
 }
 

@@ -45,6 +45,9 @@
  * message's worth, so that its answers and room on the socket are seen
  * between them and both sides work at once. */
 #define GIVE_BATCH	252
+/* Hammered, how long the idle connections we give then may take to be
+ * answered for before we exit anyway. */
+#define HAMMER_GIVE_MS	1000
 
 struct httpd {
 	struct event_base	*base;
@@ -70,6 +73,7 @@ struct httpd {
 	struct event		*sigterm, *sigint, *sighup;
 	int			 aborted;	/* takeover failed after ready */
 	int			 exiting;
+	int			 hammered;	/* exit once what we gave settles */
 	char			*def_control;	/* the control path we chose */
 	LIST_HEAD(, slow)	 slows;		/* answers not yet due */
 	struct sess_set		*sess;		/* sessions first seen here */
@@ -297,6 +301,32 @@ give_some(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(d->give_ev, &now);
 	else
 		maybe_drained(d);
+}
+
+/*
+ * The hammer: requests in flight end now, but an idle connection still
+ * moves at once and loses nothing: every one goes to the successor
+ * (not GIVE_BATCH a turn), and we exit once all we gave are answered
+ * for, or HAMMER_GIVE_MS from now.
+ */
+static void
+hammer(struct httpd *d)
+{
+	const struct timeval	tv = { HAMMER_GIVE_MS / 1000,
+				    HAMMER_GIVE_MS % 1000 * 1000 };
+
+	d->exiting = 1;		/* gifts from our predecessor go back */
+	if (d->migrating)
+		hs_foreach_idle(d->hs, give_conn, d, SIZE_MAX);
+	if (!d->migrating || handoff_conns_pending(d->h) == 0) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	handoff_log(d->h, "hammered: %zu idle connection%s given to our "
+	    "successor first", handoff_conns_pending(d->h),
+	    handoff_conns_pending(d->h) == 1 ? "" : "s");
+	d->hammered = 1;
+	event_base_loopexit(d->base, &tv);
 }
 
 /*
@@ -638,7 +668,10 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		set_draining(d, 0);
 		break;
 	case HANDOFF_CONNS_SETTLED:
-		maybe_drained(d);
+		if (d->hammered)
+			event_base_loopexit(d->base, NULL);
+		else
+			maybe_drained(d);
 		break;
 	case HANDOFF_SUPERSEDED:
 		break;
@@ -648,7 +681,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		    (long)handoff_predecessor(h));
 		break;
 	case HANDOFF_HAMMER:
-		event_base_loopexit(d->base, NULL);
+		hammer(d);
 		break;
 	case HANDOFF_ABORT:
 		/* Drain what we accepted, then exit non-zero. */

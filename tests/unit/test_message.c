@@ -908,6 +908,19 @@ test_ints(void)
 	CHECK_STR(text, "{\"type\":\"conns_taken\",\"proto\":1,\"pid\":9,"
 	    "\"taken\":[],\"refused\":[]}");
 	free(text);
+	/* Ids in the answer have the bounds of ids in conns. */
+	CHECK_STR(parse_obj_err(load("{'type':'conns_taken','proto':1,'pid':9,"
+	    "'taken':[4611686018427387903],'refused':[4611686018427387904]}")),
+	    "conns_taken: refused[0] is not a connection id (an integer from 1 "
+	    "to 4611686018427387903, as in conns)");
+	CHECK_STR(parse_obj_err(load("{'type':'conns_taken','proto':1,'pid':9,"
+	    "'taken':[0],'refused':[]}")), "conns_taken: taken[0] is not a "
+	    "connection id (an integer from 1 to 4611686018427387903, as in "
+	    "conns)");
+	CHECK_STR(parse_obj_err(load("{'type':'conns_taken','proto':1,'pid':9,"
+	    "'taken':[9223372036854775807],'refused':[]}")), "conns_taken: "
+	    "taken[0] is not a connection id (an integer from 1 to "
+	    "4611686018427387903, as in conns)");
 }
 
 /* A "conns" table with two rows, changed in column key (value NULL: the
