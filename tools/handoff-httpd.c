@@ -217,7 +217,13 @@ accept_works(struct httpd *d)
 	timerclear(&d->accept_err_at);
 }
 
-/* Draining, with no connection of ours and none given and unsettled. */
+/*
+ * Draining, with no connection of ours and none given and unsettled: we
+ * exit, at once. Not at the end of this turn of the loop: a predecessor
+ * that still gives (our takeover crossed its) would have what it sent
+ * meanwhile read and refused, and stop giving; unread, it goes with its
+ * connection to our successor, who takes it.
+ */
 static void
 maybe_drained(struct httpd *d)
 {
@@ -225,7 +231,7 @@ maybe_drained(struct httpd *d)
 	    handoff_conns_pending(d->h) > 0 || d->exiting++)
 		return;
 	handoff_log(d->h, "drained: no connection left");
-	event_base_loopexit(d->base, NULL);
+	event_base_loopbreak(d->base);
 }
 
 /* While draining without migration, every response says Connection:
