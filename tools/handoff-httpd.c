@@ -321,11 +321,13 @@ hammer(struct httpd *d)
 	const struct timeval	tv = { HAMMER_GIVE_MS / 1000,
 				    HAMMER_GIVE_MS % 1000 * 1000 };
 
-	d->exiting = 1;		/* gifts from our predecessor go back */
+	d->exiting = 1;
 	if (d->migrating)
 		hs_foreach_idle(d->hs, give_conn, d, SIZE_MAX);
+	/* At once: a gift our predecessor sent meanwhile goes, unread, with
+	 * its connection to our successor. */
 	if (!d->migrating || handoff_conns_pending(d->h) == 0) {
-		event_base_loopexit(d->base, NULL);
+		event_base_loopbreak(d->base);
 		return;
 	}
 	handoff_log(d->h, "hammered: %zu idle connection%s given to our "
@@ -371,8 +373,12 @@ on_conn(struct handoff *h, enum handoff_way from, int fd,
 	const struct timeval	 now = { 0, 0 };
 	size_t			 i;
 
-	/* Drained, we exit at the end of this turn: a gift now would be
-	 * closed with us. Refused, it is served by its giver again. */
+	/* Hammered, we give what we hold and exit: a gift goes on to our
+	 * successor as it came, bytes and state. Exiting otherwise, it
+	 * would be closed with us: refused, its giver serves it again. */
+	if (from == HANDOFF_PREDECESSOR && d->hammered && d->migrating)
+		return handoff_conn_give(h, fd, listener, data, len, state) ==
+		    0 ? 0 : -1;
 	if (from == HANDOFF_PREDECESSOR && d->exiting)
 		return -1;
 	if (from == HANDOFF_SUCCESSOR)
@@ -675,7 +681,7 @@ on_event(struct handoff *h, enum handoff_event ev, void *arg)
 		break;
 	case HANDOFF_CONNS_SETTLED:
 		if (d->hammered)
-			event_base_loopexit(d->base, NULL);
+			event_base_loopbreak(d->base);
 		else
 			maybe_drained(d);
 		break;
