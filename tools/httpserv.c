@@ -12,7 +12,6 @@
 #include <sys/time.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,18 +277,6 @@ conn_alloc(struct hs_server *srv, int fd)
 	return c;
 }
 
-/* An adopted fd may come blocking: 0, or -1 with errno. */
-static int
-conn_nonblock(int fd)
-{
-	int	flags;
-
-	if ((flags = fcntl(fd, F_GETFL)) == -1)
-		return -1;
-	return (flags & O_NONBLOCK) || fcntl(fd, F_SETFL, flags |
-	    O_NONBLOCK) != -1 ? 0 : -1;
-}
-
 /* Its bufferevent, reading: 0, or -1 if out of memory. */
 static int
 conn_attach(struct hs_conn *c)
@@ -332,7 +319,7 @@ conn_unpark(evutil_socket_t fd, short what, void *arg)
 
 	event_free(c->park);
 	c->park = NULL;
-	if ((what & EV_TIMEOUT) || conn_nonblock(c->fd) == -1 ||
+	if ((what & EV_TIMEOUT) || evutil_make_socket_nonblocking(c->fd) == -1 ||
 	    conn_attach(c) == -1) {
 		conn_close(c);
 		return;
@@ -792,7 +779,7 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 		}
 		return c;
 	}
-	if (conn_nonblock(fd) == -1 || (c = conn_new(srv, fd)) == NULL)
+	if (evutil_make_socket_nonblocking(fd) == -1 || (c = conn_new(srv, fd)) == NULL)
 		return NULL;
 	/* The bufferevent alone appends to its input: it keeps the end
 	 * frozen otherwise. */
