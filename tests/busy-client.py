@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """busy-client.py PORT COUNT GO OUT: one HTTP/1.1 connection to
 handoff-httpd on 127.0.0.1:PORT, kept busy for as long as the test says.
-It sends COUNT pipelined "GET /" with a small receive buffer and reads
-nothing, so that the server's answers wait in its output: the connection
-is not idle, and does not move to a successor. Writes "busy" to OUT once
+It sends COUNT pipelined "GET /" and reads nothing, so that the server's
+answers wait in its output: the connection is not idle, and does not
+move to a successor. (No small SO_RCVBUF: a receive window below the
+sender's MSS makes Linux send only on its persist timer, and a read of
+them all stalls for minutes.) Writes "busy" to OUT once
 answers have begun to come.
 On a line on the FIFO GO it reads the COUNT answers and writes "read N
 PID" (how many it read, and the pid that gave the last); on the next
@@ -65,7 +67,6 @@ class Reader:
 
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.settimeout(60)
 s.connect(("127.0.0.1", port))
 # The server may stop reading while its answers wait: the requests go
