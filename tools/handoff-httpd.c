@@ -320,19 +320,21 @@ hammer(struct httpd *d)
 {
 	const struct timeval	tv = { HAMMER_GIVE_MS / 1000,
 				    HAMMER_GIVE_MS % 1000 * 1000 };
+	size_t			n = 0;
 
 	d->exiting = 1;
-	if (d->migrating)
+	if (d->migrating) {
 		hs_foreach_idle(d->hs, give_conn, d, SIZE_MAX);
+		n = handoff_conns_pending(d->h);
+	}
 	/* At once: a gift our predecessor sent meanwhile goes, unread, with
 	 * its connection to our successor. */
-	if (!d->migrating || handoff_conns_pending(d->h) == 0) {
+	if (!d->migrating || n == 0) {
 		event_base_loopbreak(d->base);
 		return;
 	}
 	handoff_log(d->h, "hammered: %zu idle connection%s given to our "
-	    "successor first", handoff_conns_pending(d->h),
-	    handoff_conns_pending(d->h) == 1 ? "" : "s");
+	    "successor first", n, n == 1 ? "" : "s");
 	d->hammered = 1;
 	event_base_loopexit(d->base, &tv);
 }

@@ -319,7 +319,8 @@ conn_unpark(evutil_socket_t fd, short what, void *arg)
 
 	event_free(c->park);
 	c->park = NULL;
-	if ((what & EV_TIMEOUT) || evutil_make_socket_nonblocking(c->fd) == -1 ||
+	if ((what & EV_TIMEOUT) ||
+	    evutil_make_socket_nonblocking(c->fd) == -1 ||
 	    conn_attach(c) == -1) {
 		conn_close(c);
 		return;
@@ -779,7 +780,8 @@ hs_adopt(struct hs_server *srv, int fd, const void *bytes, size_t len)
 		}
 		return c;
 	}
-	if (evutil_make_socket_nonblocking(fd) == -1 || (c = conn_new(srv, fd)) == NULL)
+	if (evutil_make_socket_nonblocking(fd) == -1 ||
+	    (c = conn_new(srv, fd)) == NULL)
 		return NULL;
 	/* The bufferevent alone appends to its input: it keeps the end
 	 * frozen otherwise. */
