@@ -283,13 +283,16 @@ ctl_upgrade() {
 }
 
 # exec_sleeper NAME PORT WINDOW: handoff-exec on $CONTROL with one listener,
-# http=tcp://127.0.0.1:PORT, running a child that only sleeps (ready after
-# a settle time of 0.2 s), with a rollback window of WINDOW seconds;
+# http=tcp://127.0.0.1:PORT, running a child that waits for a signal and
+# does nothing else (ready after a settle time of 0.2 s), with a rollback
+# window of WINDOW seconds;
 # logging to $T/NAME.log, its pid in $LAST_PID.
 exec_sleeper() {
 	"$top_builddir/tools/handoff-exec" --control "$CONTROL" \
 	    --listen "http=tcp://127.0.0.1:$2" --settle 0.2 \
-	    --rollback-window "$3" -- sleep 3600 >"$T/$1.log" 2>&1 &
+	    --rollback-window "$3" -- \
+	    /usr/bin/python3 -c 'import signal; signal.pause()' \
+	    >"$T/$1.log" 2>&1 &
 	LAST_PID=$!
 	PIDS="$PIDS $LAST_PID"
 }

@@ -9,7 +9,7 @@ JSON line on stdout, so shell tests can assert on it:
 Roles:
   successor  connect, hello, offer, fds batches (fds verified with
              getsockname/SO_DOMAIN/SO_TYPE/SO_ACCEPTCONN), ready (once
-             --ready-when FILE exists, if given), released;
+             a line comes on the FIFO --ready-when names, if given), released;
              --stop-after STEP; after released, the chain messages asked
              for (--takeover, --superseded, --send-after-released, e.g. a
              datagram) in command-line order, then --hammer; then --then
@@ -373,13 +373,15 @@ def run_successor(a, schemas):
             held.append(verify(e, fd) if a.verify else adopt_fd(fd))
             names.append(e["name"])
     if stop >= 4 and a.ready_when:
-        # The test decides when ready goes: once it has set the scene.
-        end = time.monotonic() + a.timeout
-        while not os.path.exists(a.ready_when):
-            if time.monotonic() >= end:
-                emit("timeout", seconds=a.timeout, waiting_for=a.ready_when)
-                raise PeerExit(6)
-            time.sleep(0.02)
+        # The test decides when ready goes: once it has set the scene,
+        # it writes a line to the FIFO. Opened read-write, the open does
+        # not wait for a writer.
+        go = os.open(a.ready_when, os.O_RDWR)
+        said, _, _ = select.select([go], [], [], a.timeout)
+        os.close(go)
+        if not said:
+            emit("timeout", seconds=a.timeout, waiting_for=a.ready_when)
+            raise PeerExit(6)
     if stop >= 4:
         offered = [n for n in names if n != "@control"]
         ready = {"type": "ready", "proto": 1, "pid": a.pid or os.getpid(),
@@ -769,8 +771,8 @@ def parse_args():
     s.add_argument("--no-verify", dest="verify", action="store_false", help="do not check fds")
     s.add_argument("--retire", action="append", default=[], help="name to list as retired")
     s.add_argument("--add", action="append", default=[], help="name to list as added")
-    s.add_argument("--ready-when", metavar="FILE",
-                   help="send ready only once FILE exists (at most --timeout seconds)")
+    s.add_argument("--ready-when", metavar="FIFO",
+                   help="send ready only once a line comes on FIFO (at most --timeout seconds)")
     s.set_defaults(ops=[])
     s.add_argument("--max-draining", type=int, metavar="N",
                    help="max_draining sent in ready, and in superseded (default: none)")

@@ -16,7 +16,8 @@ port=$(free_port)
 serve v1 --listen "http=tcp://127.0.0.1:$port" --tag v1
 v1=$LAST_PID
 
-$PEER successor --control "$CONTROL" --retire http --ready-when "$T/go" \
+go_fifo peer
+$PEER successor --control "$CONTROL" --retire http --ready-when "$T/peer.go" \
     --then stay --hold 60 >"$T/peer.out" 2>&1 &
 peer=$!
 PIDS="$PIDS $peer"
@@ -26,7 +27,7 @@ wait_for 10 grep -q '"event":"recv","type":"fds"' "$T/peer.out" ||
 stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status"; }
 kill -STOP "$v1"
 wait_for 10 stopped "$v1" || fail "v1 did not stop"
-touch "$T/go"
+go_on peer
 wait_for 10 grep -q '"event":"sent","type":"ready"' "$T/peer.out" ||
     fail "the peer never sent ready: $(tail -n 3 "$T/peer.out")"
 

@@ -6,9 +6,13 @@
 # Uses only what the packages and their dependencies installed, and bash,
 # coreutils, grep and sed of the minimal root: no curl (bash's /dev/tcp).
 #
-# v1 (handoff-httpd from /usr/bin) binds and serves; v2 takes over on the
-# same control socket; status names v2, GET / is answered by v2, v1 exits
-# 0; handoffctl stop stops v2, which exits 0. Waits by bounded polling.
+# handoffctl upgrade starts v1 (handoff-httpd from /usr/bin), which binds
+# and serves, then v2, which takes over on the same control socket: each
+# returns once the new generation answers there. Status names v2, GET / is
+# answered by v2, v1 exits 0; handoffctl stop stops v2 and returns once it
+# has exited, 0. Neither is this script's child (handoffctl starts each in
+# a session of its own; here, pid 1, it reaps them): an exit 0 is the
+# server's last log line, "exiting, ...", which it prints just before.
 set -u
 
 HTTPD=/usr/bin/handoff-httpd
@@ -30,14 +34,18 @@ fail() {
 	exit 1
 }
 
-# wait_until SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
-wait_until() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $(( $(date +%s%N) / 1000000 )) -lt "$end" ] || return 1
-		sleep 0.05
-	done
+# start TAG: handoffctl upgrade starts handoff-httpd tagged TAG and
+# returns once it answers on the control socket (10 s at most); its pid
+# in $STARTED.
+start() {
+	"$CTL" upgrade --control "$CONTROL" --timeout 10 --log "$D/$1.log" -- \
+	    "$HTTPD" --control "$CONTROL" --listen "http=tcp://127.0.0.1:$PORT" \
+	    --tag "$1" --drain-timeout 10 >"$D/upgrade-$1.out" 2>&1 ||
+	    fail "handoffctl upgrade starting $1 exited $?: $(cat "$D/upgrade-$1.out")"
+	# "started: pid P (generation 1)", "upgraded: pid O -> pid P (...)"
+	STARTED=$(sed -n 's/.*pid \([0-9]*\) (generation.*/\1/p' \
+	    "$D/upgrade-$1.out")
+	[ -n "$STARTED" ] || fail "handoffctl upgrade said: $(cat "$D/upgrade-$1.out")"
 }
 
 # serving PID GEN TAG: the first line of handoffctl status names them.
@@ -46,9 +54,14 @@ serving() {
 	    grep -q "^pid $1  generation $2  tag $3  state serving"
 }
 
-# A zombie has exited: this shell reaps it with wait.
-exited() { grep -q '^State:[[:space:]]*[ZX]' "/proc/$1/status" 2>/dev/null ||
-    [ ! -e "/proc/$1" ]; }
+# exited_0 NAME PID SECONDS: PID ends within SECONDS (tail --pid), and its
+# log's last line is the one handoff-httpd prints just before exit 0.
+exited_0() {
+	timeout "$3" tail -s 0.1 --pid="$2" -f /dev/null ||
+	    fail "$1 (pid $2) did not exit within $3 s"
+	tail -n 1 "$D/$1.log" | grep -q "^handoff-httpd\[$2\] gen [0-9]*: exiting, " ||
+	    fail "$1 (pid $2) did not exit 0: $(tail -n 1 "$D/$1.log")"
+}
 
 # http_get: the response to GET / on 127.0.0.1:$PORT, through bash's
 # /dev/tcp; the server closes the connection (Connection: close).
@@ -68,24 +81,18 @@ for p in "$HTTPD" "$CTL" "$EXEC"; do
 	log "$(head -n 1 "$D/version.out")"
 done
 
-"$HTTPD" --control "$CONTROL" --listen "http=tcp://127.0.0.1:$PORT" \
-    --tag v1 --drain-timeout 10 >"$D/v1.log" 2>&1 &
-v1=$!
-wait_until 10 serving "$v1" 1 v1 ||
-    fail "handoffctl status never named v1 (pid $v1) serving"
+start v1
+v1=$STARTED
+serving "$v1" 1 v1 || fail "handoffctl status does not name v1 (pid $v1) serving"
 http_get >"$D/get1.out" 2>&1 || fail "GET / from v1 failed"
 grep -q "pid=$v1 tag=v1 gen=1" "$D/get1.out" ||
     fail "v1 answered: $(tail -n 1 "$D/get1.out")"
 
-"$HTTPD" --control "$CONTROL" --listen "http=tcp://127.0.0.1:$PORT" \
-    --tag v2 --drain-timeout 10 >"$D/v2.log" 2>&1 &
-v2=$!
-wait_until 15 serving "$v2" 2 v2 ||
-    fail "handoffctl status never named v2 (pid $v2, generation 2) serving"
-wait_until 20 exited "$v1" || fail "v1 (pid $v1) did not exit after the takeover"
-wait "$v1"
-status=$?
-[ "$status" = 0 ] || fail "v1 exited $status after the takeover, want 0"
+start v2
+v2=$STARTED
+serving "$v2" 2 v2 ||
+    fail "handoffctl status does not name v2 (pid $v2, generation 2) serving"
+exited_0 v1 "$v1" 20
 grep -q "gen 1: released to pid $v2\$" "$D/v1.log" ||
     fail "v1 did not log 'released to pid $v2'"
 
@@ -96,12 +103,11 @@ grep -q "pid=$v2 tag=v2 gen=2" "$D/get2.out" ||
     fail "handoffctl status exited $?"
 sed 's/^/  /' "$D/status.out"
 
-"$CTL" stop --control "$CONTROL" --timeout 10 >"$D/stop.log" 2>&1 ||
-    fail "handoffctl stop exited $?"
-wait_until 10 exited "$v2" || fail "v2 (pid $v2) did not exit after stop"
-wait "$v2"
-status=$?
-[ "$status" = 0 ] || fail "v2 exited $status after handoffctl stop, want 0"
+"$CTL" stop --control "$CONTROL" --timeout 10 >"$D/stop.out" 2>&1 ||
+    fail "handoffctl stop exited $?: $(cat "$D/stop.out")"
+grep -q "^pid $v2 exited\$" "$D/stop.out" ||
+    fail "handoffctl stop said: $(cat "$D/stop.out")"
+exited_0 v2 "$v2" 5
 
 log "PASS: v2 (pid $v2) took over from v1 (pid $v1), which exited 0; v2 stopped with exit 0"
 rm -rf "$D"
