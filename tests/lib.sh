@@ -19,6 +19,12 @@ cleanup() {
 	for p in $PIDS; do
 		wait "$p" 2>/dev/null
 	done
+	if [ -f "$T/ports" ]; then
+		while read -r p; do
+			rm -f "$PORT_DIR/$p/owner"
+			rmdir "$PORT_DIR/$p"
+		done <"$T/ports"
+	fi
 	if [ "${KEEP_TMP:-0}" = 1 ]; then
 		echo "kept $T"
 	else
@@ -65,11 +71,17 @@ use_peer() {
 	    skip "/usr/bin/python3 has no jsonschema (python3-jsonschema)"
 }
 
-# free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N: N distinct ports, free for TCP and UDP on 127.0.0.1 (and
+# ::1), from below the kernel's ephemeral range and reserved for this test
+# until it exits, so that a port stopped and bound again later has not
+# been taken meanwhile by a client's connection or by another test
+# (tests/ports.py says how). free_port: one.
+PORT_DIR=${TMPDIR:-/tmp}/handoff-test-ports
+free_ports() {
+	python3 "$top_srcdir/tests/ports.py" --dir "$PORT_DIR" --owner $$ \
+	    --list "$T/ports" "$1"
 }
+free_port() { free_ports 1; }
 
 # go_fifo NAME: the FIFO $T/NAME.go that a process waits on, opened
 # read-write so its open never blocks, reading one line with a bound of

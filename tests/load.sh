@@ -8,15 +8,6 @@ gone() {
 	    [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]
 }
 
-# free_ports N: N distinct TCP ports on 127.0.0.1 that nobody listens on
-# now (free_port twice may well answer the same port).
-free_ports() {
-	python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
 # ppid_of PID: the parent pid, from /proc/PID/stat (after the comm field).
 ppid_of() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2; }
 
@@ -295,13 +286,6 @@ exec_sleeper() {
 	    >"$T/$1.log" 2>&1 &
 	LAST_PID=$!
 	PIDS="$PIDS $LAST_PID"
-}
-
-# free_udp_port: a UDP port on 127.0.0.1 that nobody has bound right now.
-free_udp_port() {
-	python3 -c 'import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # start_udpseq PORT WINDOW: tests/progs/udpseq to 127.0.0.1:PORT, 2000

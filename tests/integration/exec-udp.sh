@@ -18,7 +18,7 @@ ECHO="$top_builddir/tests/progs/udpecho"
 [ -x "$ECHO" ] && [ -x "$top_builddir/tests/progs/udpseq" ] ||
     fail "tests/progs/udpecho or udpseq is not built (make check builds them)"
 
-uport=$(free_udp_port)
+uport=$(free_port)
 
 # start_exec NAME: handoff-exec (--notify, no rollback window) running
 # udpecho on dns=udp://127.0.0.1:$uport; pid in $LAST_PID.

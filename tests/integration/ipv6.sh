@@ -4,10 +4,10 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../load.sh"
 
-port6=$(python3 -c 'import socket
-s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])' \
-    2>"$T/v6.err") || skip "::1 is not available: $(tail -n 1 "$T/v6.err")"
-port4=$(free_port)
+python3 -c 'import socket
+socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>"$T/v6.err" ||
+    skip "::1 is not available: $(tail -n 1 "$T/v6.err")"
+read -r port4 port6 <<<"$(free_ports 2)"
 url4="http://127.0.0.1:$port4/"
 url6="http://[::1]:$port6/"
 g6() { curl -fsS -g --max-time 5 "$url6" | grep -q "$1"; }

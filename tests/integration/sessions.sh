@@ -14,11 +14,8 @@
 # Held requests keep older generations draining here: no migration.
 no_migrate
 
-read -r port uport <<<"$(python3 -c 'import socket
-t = socket.socket(); t.bind(("127.0.0.1", 0))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(("127.0.0.1", t.getsockname()[1]))
-print(t.getsockname()[1], u.getsockname()[1])')"
+port=$(free_port)	# free for UDP too
+uport=$port
 url="http://127.0.0.1:$port"
 listen="--listen http=tcp://127.0.0.1:$port --listen dns=udp://127.0.0.1:$uport"
 
@@ -81,7 +78,7 @@ held2=$HELD
 
 # v3 also binds a UDP port of its own: no older generation has that
 # socket, so its sessions are v3's, never handed back (and lost).
-uport2=$(free_udp_port)
+uport2=$(free_port)
 listen="$listen --listen dns2=udp://127.0.0.1:$uport2"
 next v3 v2
 v3=$LAST_PID

@@ -22,7 +22,7 @@
     fail "tests/progs/udpseq is not built (make check builds it)"
 UPGRADES=10
 
-uport=$(free_udp_port)
+uport=$(free_port)
 LISTEN="--listen dns=udp://127.0.0.1:$uport --drain-timeout 30"
 
 # shellcheck disable=SC2086

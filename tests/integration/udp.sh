@@ -8,7 +8,7 @@
 . "$(dirname "$0")/../load.sh"
 
 port=$(free_port)
-uport=$(free_udp_port)
+uport=$(free_port)
 serve v1 --listen "http=tcp://127.0.0.1:$port" \
     --listen "dns=udp://127.0.0.1:$uport" --tag v1
 v1=$LAST_PID
