@@ -51,8 +51,10 @@ def bindable(port):
         for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             try:
                 s = socket.socket(family, kind)
-            except OSError:
-                break  # no IPv6 here
+            except OSError as e:
+                if family == socket.AF_INET6 and e.errno == errno.EAFNOSUPPORT:
+                    break  # no IPv6 here
+                raise
             try:
                 s.bind((host, port))
             except OSError as e:

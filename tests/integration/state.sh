@@ -77,6 +77,7 @@ for i in 2 3 4 5 6; do
 done
 logged v3 "(--state-mb 3 applies to a new state only)" ||
     fail "v3 did not say it kept 2 MiB: $(grep 'state:' "$T/v3.log")"
+# GET /slow with no delay (ms=0): a read of served= that does not count.
 get "$url/slow?ms=0" | grep -q "^pid=$old .* served=$TOTAL\$" ||
     fail "GET /slow does not show served=$TOTAL, or counted itself"
 served_is "$old" $((TOTAL + 1))
